@@ -1,0 +1,126 @@
+"""Run hunts locally with duckdb-kql over JSON-lines events, windowed exactly as in production.
+
+Used by ``huntwire eval``, the demo, the tests and offline replay of exported data. duckdb-kql is
+an optional dependency (``pip install huntwire[local]``) and is imported only here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..hunt import Hunt
+from ..schemas import Flavour, table_schemas
+from ..window import Window
+from .base import Column, QueryError, QueryResult
+
+DUCKDB_TYPES = {
+    "string": "VARCHAR", "long": "BIGINT", "int": "INTEGER", "real": "DOUBLE",
+    "double": "DOUBLE", "bool": "BOOLEAN", "boolean": "BOOLEAN", "datetime": "TIMESTAMPTZ",
+    "dynamic": "JSON", "guid": "VARCHAR", "timespan": "INTERVAL", "decimal": "DOUBLE",
+}
+KQL_TYPES = {"VARCHAR": "string", "BIGINT": "long", "INTEGER": "int", "DOUBLE": "real",
+             "BOOLEAN": "bool", "TIMESTAMP": "datetime", "TIMESTAMP WITH TIME ZONE": "datetime",
+             "JSON": "dynamic", "INTERVAL": "timespan", "HUGEINT": "long", "FLOAT": "real"}
+
+# duckdb-kql 1.1.2 decodes base64 through a BLOB->VARCHAR cast, which escapes bytes such as '"'
+# and NUL as text ("\x22"). decode() returns the bytes as a string, and TRY() gives KQL's empty
+# string for input that is not base64 or not UTF-8.
+_BASE64_DECODE_TEMPLATE = "coalesce(TRY(decode(from_base64({0}))), '')"
+
+
+def _patch_duckdb_kql() -> None:
+    from duckdb_kql.translate import functions
+
+    for name in ("base64_decode_tostring", "base64_decodestring"):
+        spec = functions.SCALAR_FUNCTIONS[name]
+        functions.SCALAR_FUNCTIONS[name] = functions.FunctionSpec(
+            spec.name, spec.kind, _BASE64_DECODE_TEMPLATE, spec.arities, spec.rules,
+            "huntwire: decode() instead of a BLOB cast that escapes bytes")
+
+
+class LocalSource:
+    """A QuerySource over JSON-lines files, one per table (``{"DeviceProcessEvents": path}``)."""
+
+    name = "local"
+
+    def __init__(self, events: Mapping[str, Path | str]):
+        import duckdb_kql
+
+        _patch_duckdb_kql()
+        self._duckdb_kql = duckdb_kql
+        self._events = {table: Path(path) for table, path in events.items()}
+        self._connections: dict[Flavour, Any] = {}
+        unknown = set(self._events) - set(table_schemas("defender"))
+        if unknown:
+            raise ValueError(f"no schema for table(s) {', '.join(sorted(unknown))}; known: "
+                             f"{', '.join(table_schemas('defender'))}")
+
+    def run(self, hunt: Hunt, window: Window) -> QueryResult:
+        con = self._connection(hunt.source)
+        self._apply_window(con, hunt.source, window)
+        try:
+            relation = self._duckdb_kql.query(con, hunt.query, query_now=window.end)
+            names = list(relation.columns)
+            types = [str(t) for t in relation.types]
+            records = relation.fetchall()
+        except Exception as exc:  # duckdb-kql and DuckDB raise many types; all mean "cannot run"
+            raise QueryError(hunt.id, f"local engine: {type(exc).__name__}: {exc}") from exc
+        columns = [Column(n, KQL_TYPES.get(t, "string")) for n, t in zip(names, types, strict=True)]
+        rows = [{c.name: _python_value(v, c.type) for c, v in zip(columns, r, strict=True)}
+                for r in records]
+        return QueryResult(columns=columns, rows=rows)
+
+    def _connection(self, flavour: Flavour) -> Any:
+        if flavour not in self._connections:
+            con = self._duckdb_kql.connect()
+            for table, columns in table_schemas(flavour).items():
+                self._load_table(con, table, columns, flavour)
+            self._connections[flavour] = con
+        return self._connections[flavour]
+
+    def _load_table(self, con: Any, table: str, columns: dict[str, str], flavour: Flavour) -> None:
+        stored = f"__all_{table}"
+        typed = {name: DUCKDB_TYPES.get(kql, "VARCHAR") for name, kql in columns.items()}
+        path = self._events.get(table)
+        if path is None or path.stat().st_size == 0:
+            definition = ", ".join(f'"{n}" {t}' for n, t in typed.items())
+            con.execute(f'CREATE TABLE "{stored}" ({definition})')
+        else:
+            spec = "{" + ", ".join(f"'{n}': '{t}'" for n, t in typed.items()) + "}"
+            con.execute(f"CREATE TABLE \"{stored}\" AS SELECT * FROM read_json(?, "  # noqa: S608
+                        f"format='newline_delimited', columns={spec})", [str(path)])
+        if flavour == "sentinel":
+            # Exported Defender events carry Timestamp only; Sentinel stamps TimeGenerated.
+            con.execute(f'UPDATE "{stored}" SET "TimeGenerated" = "Timestamp" '  # noqa: S608
+                        'WHERE "TimeGenerated" IS NULL')
+
+    def _apply_window(self, con: Any, flavour: Flavour, window: Window) -> None:
+        time_column = "Timestamp" if flavour == "defender" else "TimeGenerated"
+        for table, columns in table_schemas(flavour).items():
+            # The view keeps the schema's types; TIMESTAMPTZ read in UTC becomes KQL datetime.
+            projection = ", ".join(
+                f'CAST("{n}" AS TIMESTAMP) AS "{n}"' if t == "datetime" else f'"{n}"'
+                for n, t in columns.items())
+            start, end = (f"'{moment.isoformat()}'::TIMESTAMPTZ" for moment in
+                          (window.start, window.end))
+            con.execute(
+                f'CREATE OR REPLACE VIEW "{table}" AS SELECT {projection} '  # noqa: S608
+                f'FROM "__all_{table}" WHERE "{time_column}" >= {start} '
+                f'AND "{time_column}" < {end}')
+
+
+def _python_value(value: Any, kql_type: str) -> Any:
+    if value is None:
+        return None
+    if kql_type == "datetime" and isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if kql_type == "dynamic" and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
