@@ -1,0 +1,40 @@
+"""Shared fixtures: a real Azurite for the whole session, started and stopped by the test run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devtools.azurite import Azurite
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """Azurite's Table service on a free loopback port (in memory)."""
+    with Azurite() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def storage_connection_string(azurite: Azurite) -> str:
+    return azurite.connection_string
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_azure_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests set the settings they need; nothing leaks in from the developer's shell."""
+    for name in list(os.environ):
+        if name.startswith("HUNTWIRE_") or name in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER",
+                                                    "MSI_ENDPOINT", "MSI_SECRET",
+                                                    "AZURE_CLIENT_ID"):
+            monkeypatch.delenv(name, raising=False)
