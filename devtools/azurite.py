@@ -14,7 +14,8 @@ from types import TracebackType
 REPO = Path(__file__).resolve().parents[1]
 # The well-known Azurite development account (public, documented by Microsoft; not a secret).
 ACCOUNT = "devstoreaccount1"
-ACCOUNT_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==")  # noqa: S105
+ACCOUNT_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/"
+               "K1SZFPTOtr/KBHBeksoGMGw==")
 
 
 def free_port() -> int:

@@ -160,7 +160,8 @@ def to_json_value(value: Any) -> Any:
 def print_eval_table(report: list[dict[str, Any]], now: datetime) -> None:
     print(f"window end: {iso(now)}")
     for entry in report:
-        status = f"ERROR {entry['error']}" if entry["error"] else f"{len(entry['matches'])} match(es)"
+        count = len(entry["matches"])
+        status = f"ERROR {entry['error']}" if entry["error"] else f"{count} match(es)"
         print(f"\n== {entry['name']} [{entry['id']}]: {status}")
         for match in entry["matches"]:
             when = match.get("Timestamp") or match.get("TimeGenerated") or ""

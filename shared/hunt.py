@@ -1,4 +1,4 @@
-"""Hunt files: the YAML format, its typed model and a loader that never lets one bad file stop the rest.
+"""Hunt files: the YAML format, its typed model, and a loader where one bad file stops nothing.
 
 The format is a superset of Azure-Sentinel's hunting-query YAML, so a file from that repository's
 ``Hunting Queries/`` folder loads unchanged; huntwire's own keys are all optional.
@@ -23,7 +23,8 @@ DEFAULT_LOOKBACK = timedelta(hours=4)
 MAX_LOOKBACK = timedelta(days=30)
 DEFENDER_DEDUP = ("DeviceId", "ReportId")
 DEFENDER_REQUIRED_COLUMNS = ("Timestamp", "DeviceId", "ReportId")
-DEFENDER_CONNECTORS = frozenset({"MicrosoftThreatProtection", "MicrosoftDefenderAdvancedThreatProtection"})
+DEFENDER_CONNECTORS = frozenset({"MicrosoftThreatProtection", "Microsoft365Defender",
+                                 "MicrosoftDefenderAdvancedThreatProtection"})
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -83,7 +84,7 @@ HUNT_SCHEMA: dict[str, Any] = {
 
 
 class HuntError(Exception):
-    """A hunt file that cannot be used: names the file, the field (or KQL position) and the reason."""
+    """A hunt file that cannot be used: names the file, field (or KQL position) and reason."""
 
     def __init__(self, path: Path | str, reason: str, field_name: str | None = None,
                  line: int | None = None, column: int | None = None, code: str | None = None):
@@ -173,7 +174,7 @@ def infer_source(document: Mapping[str, Any]) -> Source:
 
 
 def load_hunts(directory: Path | str) -> LoadResult:
-    """Load every ``*.yaml``/``*.yml`` under *directory*; bad files become errors, not exceptions."""
+    """Load every ``*.yaml``/``*.yml`` in *directory*; bad files become errors, not exceptions."""
     hunts: list[Hunt] = []
     errors: list[HuntError] = []
     warnings: list[str] = []
@@ -189,8 +190,8 @@ def load_hunts(directory: Path | str) -> LoadResult:
             continue
         warnings.extend(file_warnings)
         if hunt.id in seen:
-            errors.append(HuntError(path, f"duplicate id {hunt.id}, already used by {seen[hunt.id]}",
-                                    "id"))
+            errors.append(HuntError(path, f"duplicate id {hunt.id}, already used by "
+                                    f"{seen[hunt.id]}", "id"))
             continue
         seen[hunt.id] = path
         hunts.append(hunt)

@@ -1,4 +1,4 @@
-"""Check hunt KQL with Microsoft's own parser (Kusto.Language, run in Node) against our table schemas."""
+"""Check hunt KQL with Microsoft's own parser (Kusto.Language, in Node) against our schemas."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class CheckedQuery:
 
 
 def analyse(queries: dict[str, str], flavour: str) -> dict[str, CheckedQuery]:
-    """Run Kusto.Language on each query (keyed by any id) and return diagnostics + result columns."""
+    """Run Kusto.Language on each query (keyed by any id): diagnostics and result columns."""
     node = shutil.which("node")
     if node is None:
         raise KqlCheckerUnavailable("node is not on PATH; run `make setup`")

@@ -1,0 +1,132 @@
+"""`huntwire validate`: YAML schema plus Microsoft's Kusto.Language parser against our schemas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.cli import main
+
+HEADER = """\
+id: {id}
+name: {name}
+source: {source}
+query: |
+"""
+GOOD_QUERY = """\
+  DeviceProcessEvents
+  | where FileName =~ "powershell.exe"
+  | project Timestamp, DeviceId, ReportId, ProcessCommandLine
+"""
+
+
+def hunt_file(folder: Path, name: str, query: str, *, number: int, source: str = "defender",
+              extra: str = "") -> Path:
+    path = folder / f"{name}.yaml"
+    hunt_id = f"00000000-0000-0000-0000-{number:012d}"
+    path.write_text(HEADER.format(id=hunt_id, name=name, source=source) + query + extra)
+    return path
+
+
+def run_validate(folder: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+    code = main(["validate", "--hunts", str(folder), "--format", "json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture(scope="module")
+def broken_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("broken")
+    hunt_file(folder, "good", GOOD_QUERY, number=1)
+    hunt_file(folder, "misspelled-column", GOOD_QUERY.replace(
+        "ProcessCommandLine", "ProcessComandLine"), number=2)
+    hunt_file(folder, "missing-paren", "  DeviceProcessEvents\n  | where (FileName == \"x\"\n"
+              "  | project Timestamp, DeviceId, ReportId\n", number=3)
+    hunt_file(folder, "unknown-table", "  DeviceProcesEvents\n  | take 10\n", number=4)
+    hunt_file(folder, "no-report-id", "  DeviceProcessEvents\n  | project Timestamp, DeviceId\n",
+              number=5)
+    hunt_file(folder, "sentinel-timestamp", "  DeviceProcessEvents\n"
+              "  | where TimeGenerated > ago(1h)\n  | project TimeGenerated, DeviceId\n",
+              number=6, source="sentinel", extra="dedupBy: [DeviceId]\n")
+    (folder / "not-a-mapping.yaml").write_text("- a\n- list\n")
+    (folder / "no-query.yaml").write_text("id: 00000000-0000-0000-0000-000000000099\nname: x\n")
+    hunt_file(folder, "zz-duplicate", GOOD_QUERY, number=1)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def broken_report(broken_folder: Path) -> tuple[int, dict[str, Any]]:
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["validate", "--hunts", str(broken_folder), "--format", "json"])
+    return code, json.loads(out.getvalue())
+
+
+def errors_for(report: dict[str, Any], file_name: str) -> list[dict[str, Any]]:
+    return [e for e in report["errors"] if Path(e["file"]).name == file_name]
+
+
+def test_exit_code_is_one_when_any_hunt_is_invalid(broken_report: tuple[int, dict[str, Any]]
+                                                   ) -> None:
+    code, report = broken_report
+    assert code == 1
+    assert report["valid"] is False
+    valid = {Path(h["file"]).name for h in report["hunts"] if h["valid"]}
+    assert valid == {"good.yaml", "sentinel-timestamp.yaml"}
+
+
+def test_misspelled_column_is_reported_at_its_position(
+        broken_report: tuple[int, dict[str, Any]]) -> None:
+    (error,) = errors_for(broken_report[1], "misspelled-column.yaml")
+    assert error["code"] == "KS142"
+    assert "ProcessComandLine" in error["message"]
+    # query starts on line 5, column 3; the column name is on the query's third line.
+    assert (error["line"], error["column"]) == (7, 44)
+
+
+def test_missing_paren_is_a_syntax_error(broken_report: tuple[int, dict[str, Any]]) -> None:
+    errors = errors_for(broken_report[1], "missing-paren.yaml")
+    assert any(e["code"] == "KS005" and "Expected: )" in e["message"] for e in errors)
+
+
+def test_unknown_table(broken_report: tuple[int, dict[str, Any]]) -> None:
+    (error,) = errors_for(broken_report[1], "unknown-table.yaml")
+    assert error["code"] == "KS204"
+    assert "DeviceProcesEvents" in error["message"]
+    assert (error["line"], error["column"]) == (5, 3)
+
+
+def test_defender_hunts_must_return_report_id(broken_report: tuple[int, dict[str, Any]]) -> None:
+    (error,) = errors_for(broken_report[1], "no-report-id.yaml")
+    assert error["code"] == "HW001"
+    assert "ReportId" in error["message"]
+
+
+def test_yaml_not_a_mapping_no_query_and_duplicate_id(
+        broken_report: tuple[int, dict[str, Any]]) -> None:
+    report = broken_report[1]
+    assert "must be a YAML mapping" in errors_for(report, "not-a-mapping.yaml")[0]["message"]
+    (no_query,) = errors_for(report, "no-query.yaml")
+    assert (no_query["field"], no_query["message"]) == ("query", "required field is missing")
+    (duplicate,) = errors_for(report, "zz-duplicate.yaml")
+    assert duplicate["field"] == "id"
+    assert "good.yaml" in duplicate["message"]
+
+
+def test_text_output_gives_file_line_column_code(broken_folder: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--hunts", str(broken_folder)]) == 1
+    err = capsys.readouterr().err
+    assert f"{broken_folder / 'misspelled-column.yaml'}:7:44: KS142" in err
+
+
+def test_repository_hunts_are_valid(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = run_validate(repo / "hunts", capsys)
+    assert report["errors"] == []
+    assert code == 0
+    assert len(report["hunts"]) >= 1
