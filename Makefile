@@ -1,21 +1,34 @@
-# huntwire developer commands. `make demo` and `make test` install what they need themselves.
+# huntwire developer commands. `make demo` and `make test` install what they need themselves;
+# every set-up step is skipped when its inputs have not changed.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
-PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
+INFRA_VENV := .venv-infra
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test lint validate pytest bench clean
+.PHONY: setup demo test lint validate infra-check pytest bench browser clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+$(INFRA_VENV)/.installed: requirements-infra.txt
+	test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# Headless Chromium (Debian package) renders the Teams card preview and its browser test.
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+		chromium fonts-dejavu-core >/dev/null; }
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -26,14 +39,22 @@ lint: setup
 validate: setup
 	$(BIN)/huntwire validate
 
-pytest: setup
+pytest: setup browser $(INFRA_VENV)/.installed
 	$(BIN)/pytest -q
 
-test: lint validate pytest
+# Bicep: every file parses (pycep + tree-sitter-bicep) and checkov finds no failed check.
+infra-check: $(INFRA_VENV)/.installed
+	$(INFRA_VENV)/bin/python tools/check_bicep.py
+	$(INFRA_VENV)/bin/checkov --directory infra --framework bicep --skip-download \
+		--skip-path 'graph-app-role\.bicep' --compact --quiet
 
-demo: setup
-	$(BIN)/huntwire eval --events DeviceProcessEvents=samples/DeviceProcessEvents.jsonl \
-		--events DeviceNetworkEvents=samples/DeviceNetworkEvents.jsonl --now 2026-11-27T23:00:00Z
+test: lint validate infra-check pytest
+
+demo: setup browser
+	$(BIN)/python -m devtools.demo
+
+bench: setup
+	$(BIN)/python bench/bench_ledger.py
 
 clean:
-	rm -rf $(VENV) node_modules out .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(INFRA_VENV) node_modules out .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,257 @@
+// huntwire: everything the timer-triggered hunt function needs, least-privilege and secret-free.
+// Layout and conventions follow Azure-Samples/functions-quickstart-python-azd-timer (subscription
+// scope, resource token, abbreviations.json, user-assigned identity, Flex Consumption FC1,
+// identity-based AzureWebJobsStorage, rbac module), with native resources instead of AVM
+// registry modules so the templates can be checked offline. See docs/deploy.md for the
+// deliberate differences.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the azd environment; used to generate a short unique hash used in all resource names.')
+param environmentName string
+
+@minLength(1)
+@description('Primary location for all resources. Must be a region that offers Flex Consumption.')
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'eastus2euap'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Optional override of the resource group name.')
+param resourceGroupName string = ''
+
+@secure()
+@minLength(1)
+@description('Teams Workflows webhook URL. Stored only as a Key Vault secret; azd prompts for it when HUNTWIRE_TEAMS_WEBHOOK_URL is not set in the azd environment.')
+param teamsWebhookUrl string
+
+@description('NCRONTAB schedule of the hunt timer (six fields, seconds first).')
+param huntSchedule string = '0 0 * * * *'
+
+@description('ARM resource id of the Sentinel Log Analytics workspace to hunt in. Empty: no Sentinel hunts, no role assignment.')
+param sentinelWorkspaceResourceId string = ''
+
+@description('Grant the identity the Microsoft Graph application permission ThreatHunting.Read.All with the Graph Bicep extension. Needs a deployer allowed to grant Graph app roles (docs/deploy.md).')
+param grantGraphPermission bool = false
+
+@description('Microsoft Graph endpoint (change only for sovereign clouds).')
+param graphEndpoint string = 'https://graph.microsoft.com'
+
+@description('Log Analytics query endpoint (change only for sovereign clouds).')
+param logsEndpoint string = 'https://api.loganalytics.io'
+
+@description('Flex Consumption maximum instance count.')
+param maximumInstanceCount int = 100
+
+@description('Flex Consumption instance memory size in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+var abbrs = loadJsonContent('./abbreviations.json')
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+var functionAppName = '${abbrs.webSitesFunctions}huntwire-${resourceToken}'
+var deploymentStorageContainerName = 'app-package-${take(functionAppName, 32)}-${take(toLower(uniqueString(functionAppName, resourceToken)), 7)}'
+var findingsTableNames = [
+  'huntwireFindings'
+  'huntwirePending'
+  'huntwireCheckpoints'
+]
+var teamsWebhookSecretName = 'huntwire-teams-webhook-url'
+
+// Same switches as the template's storageEndpointConfig. The host needs blob (deployment
+// package, timer schedule monitor and host locks); queue is granted because the Flex template
+// grants it to the host for identity-based AzureWebJobsStorage; huntwire's own code needs table
+// (HUNTWIRE_STORAGE__tableServiceUri), which the host does not use.
+var storageEndpointConfig = {
+  enableBlob: true
+  enableQueue: true
+  enableTable: true
+}
+
+// The Sentinel workspace may live in another subscription and resource group: take both from
+// its resource id. The fallbacks keep the scope expression valid when no workspace is given.
+var sentinelEnabled = !empty(sentinelWorkspaceResourceId)
+var sentinelSubscriptionId = sentinelEnabled ? split(sentinelWorkspaceResourceId, '/')[2] : subscription().subscriptionId
+var sentinelResourceGroupName = sentinelEnabled ? split(sentinelWorkspaceResourceId, '/')[4] : rg.name
+var sentinelWorkspaceName = sentinelEnabled ? last(split(sentinelWorkspaceResourceId, '/')) : ''
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: !empty(resourceGroupName) ? resourceGroupName : '${abbrs.resourcesResourceGroups}${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: '${abbrs.managedIdentityUserAssignedIdentities}huntwire-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
+    applicationInsightsName: '${abbrs.insightsComponents}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: '${abbrs.storageStorageAccounts}${resourceToken}'
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentStorageContainerName
+    tableNames: findingsTableNames
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: '${abbrs.keyVaultVaults}${resourceToken}'
+    location: location
+    tags: tags
+    teamsWebhookSecretName: teamsWebhookSecretName
+    teamsWebhookUrl: teamsWebhookUrl
+  }
+}
+
+module rbac 'modules/rbac.bicep' = {
+  name: 'rbacAssignments'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    appInsightsName: monitoring.outputs.applicationInsightsName
+    keyVaultName: keyVault.outputs.name
+    managedIdentityPrincipalId: identity.outputs.principalId
+    enableBlob: storageEndpointConfig.enableBlob
+    enableQueue: storageEndpointConfig.enableQueue
+    enableTable: storageEndpointConfig.enableTable
+  }
+}
+
+module sentinelAccess 'modules/sentinel-access.bicep' = if (sentinelEnabled) {
+  name: 'sentinelAccess'
+  scope: resourceGroup(sentinelSubscriptionId, sentinelResourceGroupName)
+  params: {
+    workspaceName: sentinelWorkspaceName
+    managedIdentityPrincipalId: identity.outputs.principalId
+  }
+}
+
+// Kept in its own file: it declares `extension microsoftGraphV1`, which the offline parsers
+// (pycep, tree-sitter-bicep) do not know. Needs Bicep >= 0.36.1 and infra/bicepconfig.json.
+module graphPermission 'modules/graph-app-role.bicep' = if (grantGraphPermission) {
+  name: 'graphAppRole'
+  scope: rg
+  params: {
+    managedIdentityPrincipalId: identity.outputs.principalId
+  }
+}
+
+module plan 'modules/plan.bicep' = {
+  name: 'appserviceplan'
+  scope: rg
+  params: {
+    name: '${abbrs.webServerFarms}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module api 'modules/api.bicep' = {
+  name: 'api'
+  scope: rg
+  params: {
+    name: functionAppName
+    location: location
+    tags: tags
+    appServicePlanId: plan.outputs.id
+    runtimeName: 'python'
+    runtimeVersion: '3.11'
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    storageAccountName: storage.outputs.name
+    deploymentStorageContainerName: deploymentStorageContainerName
+    enableBlob: storageEndpointConfig.enableBlob
+    enableQueue: storageEndpointConfig.enableQueue
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    teamsWebhookSecretUri: keyVault.outputs.teamsWebhookSecretUri
+    huntSchedule: huntSchedule
+    graphEndpoint: graphEndpoint
+    logsEndpoint: logsEndpoint
+    sentinelWorkspaceId: sentinelEnabled ? sentinelAccess.outputs.customerId : ''
+  }
+  // Start the app only once its identity can reach the deployment container, the vault and
+  // App Insights (the template leaves this ordering implicit).
+  dependsOn: [
+    rbac
+  ]
+}
+
+// azd writes these outputs into .azure/<env>/.env.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output SERVICE_API_NAME string = api.outputs.name
+output AZURE_FUNCTION_NAME string = api.outputs.name
+output AZURE_FUNCTION_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output AZURE_FUNCTION_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name

@@ -1,0 +1,60 @@
+// Key Vault in RBAC mode (soft delete, purge protection) holding the Teams Workflows webhook
+// URL. The function app reads it through a versionless Key Vault reference resolved with its
+// user-assigned identity. The template is the source of truth for the value: rotate it by
+// re-provisioning (docs/deploy.md), not by writing the vault out of band.
+param name string
+param location string = resourceGroup().location
+param tags object = {}
+param teamsWebhookSecretName string
+
+@secure()
+@minLength(1)
+@description('Teams Workflows webhook URL (it embeds its own signature, so it is a credential).')
+param teamsWebhookUrl string
+
+@minValue(7)
+@maxValue(90)
+param softDeleteRetentionInDays int = 90
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  // checkov:skip=CKV_AZURE_109: Deny-by-default needs VNet integration; without it, Key Vault references are resolved from App Service's shared outbound addresses and App Service is not a trusted service for them (docs/deploy.md, differences).
+  // checkov:skip=CKV_AZURE_189: Same reason: the vault must stay reachable from the non-VNet-integrated app; access is Entra ID + RBAC only, the identity holds Secrets User on this vault alone.
+  name: name
+  location: location
+  tags: tags
+  properties: {
+    tenantId: subscription().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: softDeleteRetentionInDays
+    enablePurgeProtection: true
+    enabledForDeployment: false
+    enabledForDiskEncryption: false
+    enabledForTemplateDeployment: false
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+}
+
+resource teamsWebhookSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  // checkov:skip=CKV_AZURE_41: A Teams Workflows URL has no expiry of its own; an arbitrary exp would only silence alerting when it lapses. Rotation is documented in docs/deploy.md.
+  parent: vault
+  name: teamsWebhookSecretName
+  properties: {
+    value: teamsWebhookUrl
+    contentType: 'text/plain'
+  }
+}
+
+output name string = vault.name
+output id string = vault.id
+output uri string = vault.properties.vaultUri
+// Versionless: the app follows the latest version after a rotation.
+output teamsWebhookSecretUri string = '${vault.properties.vaultUri}secrets/${teamsWebhookSecretName}'
