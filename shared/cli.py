@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
                           "default: the current time)")
     evaluate.set_defaults(handler=cmd_eval)
 
+    from . import cli_run
+
+    cli_run.register(commands, _common, _parse_now, _event_files)
     return parser
 
 
