@@ -1,0 +1,198 @@
+"""Microsoft Sentinel hunts through Log Analytics (``azure-monitor-query`` ``LogsQueryClient``).
+
+The SDK posts ``{"query", "timespan": "start/end"}`` to ``/v1/workspaces/{id}/query`` with
+``Prefer: wait={server_timeout}``. A 200 that carries an ``error`` beside its tables comes back as
+``LogsQueryPartialResult``: it is returned with ``partial=True`` and the error text, never dropped.
+The SDK's own retries are switched off so that one policy (:mod:`.retry`) bounds attempts and
+time for both sources; 429 and 5xx are retried, honouring ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import (
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.core.pipeline.policies import RetryPolicy as SdkRetryPolicy
+from azure.monitor.query import LogsQueryClient, LogsQueryPartialResult, LogsQueryResult, LogsTable
+
+from ..credentials import https_required
+from ..hunt import Hunt
+from ..window import Window
+from .base import Column, QueryError, QueryResult
+from .defender import kql_value
+from .retry import (
+    RETRYABLE_STATUSES,
+    SYSTEM_CLOCK,
+    Attempt,
+    CallPacer,
+    Clock,
+    RetriesExhausted,
+    Retryable,
+    RetryPolicy,
+    call_with_retries,
+    parse_retry_after,
+)
+
+LOGS_ENDPOINT = "https://api.loganalytics.io"
+ROW_LIMIT = 500_000
+"""Log Analytics returns at most this many rows; a result this long is flagged as truncated."""
+MAX_SERVER_TIMEOUT = 600
+"""The service accepts ``Prefer: wait=`` up to 10 minutes."""
+TOO_LARGE_CODE = "E_QUERY_RESULT_SET_TOO_LARGE"
+"""In a partial error: the service cut the result at its row or size limit."""
+READ_MARGIN_SECONDS = 30.0
+"""The client waits this much longer than the server so the server's own timeout error arrives."""
+
+QueryResponse = LogsQueryResult | LogsQueryPartialResult
+
+
+class SentinelSource:
+    """A QuerySource over a Sentinel (Log Analytics) workspace.
+
+    *server_timeout_seconds* goes to the service as ``Prefer: wait=N`` (1..600); the client's
+    read timeout (*read_timeout_seconds*) defaults to that plus a margin, and is never more than
+    the policy's remaining time budget.
+    """
+
+    name = "sentinel"
+
+    def __init__(self, credential: TokenCredential, workspace_id: str,
+                 endpoint: str = LOGS_ENDPOINT, *, server_timeout_seconds: int = 180,
+                 policy: RetryPolicy | None = None, pacer: CallPacer | None = None,
+                 audience: str | None = None, connect_timeout_seconds: float = 10.0,
+                 read_timeout_seconds: float | None = None, clock: Clock = SYSTEM_CLOCK,
+                 rng: random.Random | None = None):
+        if not 1 <= server_timeout_seconds <= MAX_SERVER_TIMEOUT:
+            raise ValueError(f"server_timeout_seconds must be 1..{MAX_SERVER_TIMEOUT}")
+        self._enforce_https = https_required(endpoint)
+        self._workspace_id = workspace_id
+        self._server_timeout = server_timeout_seconds
+        self._connect_timeout = connect_timeout_seconds
+        self._read_timeout = read_timeout_seconds or server_timeout_seconds + READ_MARGIN_SECONDS
+        self._policy = policy or RetryPolicy()
+        self._pacer = pacer
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._client = LogsQueryClient(credential, endpoint=endpoint,
+                                       audience=audience or endpoint,
+                                       retry_policy=SdkRetryPolicy.no_retries())
+
+    def run(self, hunt: Hunt, window: Window) -> QueryResult:
+        try:
+            outcome = call_with_retries(lambda attempt: self._query(hunt, window, attempt),
+                                        self._policy, clock=self._clock, rng=self._rng,
+                                        pacer=self._pacer, label=f"hunt {hunt.id} (Sentinel)")
+        except RetriesExhausted as exc:
+            raise QueryError(hunt.id, f"Log Analytics query: {exc}", status=exc.last.status,
+                             retryable=True) from exc
+        result = logs_result(hunt.id, outcome.value)
+        result.stats["attempts"] = outcome.attempts
+        return result
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _query(self, hunt: Hunt, window: Window, attempt: Attempt) -> QueryResponse:
+        read_timeout = min(self._read_timeout, attempt.remaining_seconds)
+        try:
+            return self._client.query_workspace(
+                self._workspace_id, hunt.query, timespan=(window.start, window.end),
+                server_timeout=self._server_timeout, enforce_https=self._enforce_https,
+                connection_timeout=self._connect_timeout, read_timeout=max(read_timeout, 0.001))
+        except HttpResponseError as exc:
+            raise _response_error(hunt.id, exc) from exc
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise Retryable(f"no answer from Log Analytics ({type(exc).__name__})") from exc
+        except json.JSONDecodeError as exc:
+            raise QueryError(hunt.id, "Log Analytics answered with a body that is not JSON",
+                             status=200, retryable=True) from exc
+
+
+def _response_error(hunt_id: str, exc: HttpResponseError) -> Exception:
+    """The SDK re-raises every failure, the credential's included, as a plain
+    HttpResponseError: one without a response means no token could be had."""
+    status = exc.status_code
+    if exc.response is None:
+        return QueryError(hunt_id, f"no token for Log Analytics: {_first_line(exc.message)}",
+                          retryable=True)
+    if status == 200:  # the body could not be decoded
+        return QueryError(hunt_id, "Log Analytics answered 200 with a body that is not JSON",
+                          status=200, retryable=True)
+    message = _service_message(exc)
+    if status in RETRYABLE_STATUSES:
+        headers: Mapping[str, str] = getattr(exc.response, "headers", None) or {}
+        return Retryable(f"HTTP {status}: {message}", status=status,
+                         retry_after=parse_retry_after(headers.get("Retry-After")))
+    return QueryError(hunt_id, f"Log Analytics refused the query: {message}", status=status,
+                      retryable=False)
+
+
+def _service_message(exc: HttpResponseError) -> str:
+    """``code: message`` from the error body; the SDK puts the innermost message in its model."""
+    model = exc.model
+    code = getattr(model, "code", None) or getattr(exc.error, "code", None)
+    message = getattr(model, "message", None) or _first_line(exc.message)
+    return f"{code}: {message}" if code else str(message)
+
+
+def logs_result(hunt_id: str, response: QueryResponse) -> QueryResult:
+    """Typed rows of the first (primary) table; a partial answer keeps its error."""
+    if isinstance(response, LogsQueryPartialResult):
+        tables = list(response.partial_data or [])
+        error = response.partial_error
+        partial_error = describe_error(getattr(error, "code", None),
+                                       getattr(error, "message", None),
+                                       getattr(error, "details", None))
+    else:
+        tables, partial_error = list(response.tables), None
+    columns, rows = _table(hunt_id, tables[0]) if tables else ([], [])
+    truncated = len(rows) >= ROW_LIMIT or TOO_LARGE_CODE in (partial_error or "")
+    return QueryResult(columns=columns, rows=rows, truncated=truncated,
+                       partial=partial_error is not None, partial_error=partial_error,
+                       stats={"rows": len(rows), "tables": len(tables)})
+
+
+def describe_error(code: str | None, message: str | None,
+                   details: Iterable[Mapping[str, Any]] | None) -> str:
+    """``code: message`` followed by the innermost message of each detail, so the real reason
+    (e.g. E_QUERY_RESULT_SET_TOO_LARGE) is visible rather than "There were some errors"."""
+    parts = [f"{code}: {message}" if code else str(message or "partial result")]
+    for detail in details or ():
+        inner: Mapping[str, Any] = detail
+        while isinstance(inner.get("innererror"), Mapping):
+            inner = inner["innererror"]
+        if inner.get("message"):
+            parts.append(str(inner["message"]))
+    return " | ".join(parts)
+
+
+def _table(hunt_id: str, table: LogsTable) -> tuple[list[Column], list[dict[str, Any]]]:
+    columns = [Column(name, kind) for name, kind in zip(table.columns, table.columns_types,
+                                                        strict=True)]
+    rows: list[dict[str, Any]] = []
+    for row in table.rows:
+        try:
+            rows.append({c.name: kql_value(_sdk_null(v, c.type), c.type)
+                         for c, v in zip(columns, row, strict=True)})
+        except (TypeError, ValueError) as exc:
+            raise QueryError(hunt_id, f"Log Analytics row {row.index}: {exc}", status=200,
+                             retryable=False) from exc
+    return columns, rows
+
+
+def _sdk_null(value: Any, kql_type: str) -> Any:
+    """azure-monitor-query 2.0 turns null guid and timespan cells into the text "None"; no real
+    guid or timespan reads like that, so it is null again."""
+    return None if kql_type in ("guid", "timespan") and value == "None" else value
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "no detail").strip().splitlines()[0][:300]
