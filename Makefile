@@ -29,6 +29,7 @@ browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 		chromium fonts-dejavu-core >/dev/null; }
+	@command -v chromium >/dev/null || { echo "chromium could not be installed" >&2; exit 1; }
 
 setup: $(VENV)/.installed node_modules/.installed
 
