@@ -1,0 +1,202 @@
+"""Pin the local engine's semantics for every KQL feature the reverse-shell hunts rely on.
+
+Each query runs through ``shared.sources.local.LocalSource`` (duckdb-kql plus huntwire's patches),
+the engine behind `huntwire eval`, and every query is also checked with Microsoft's parser
+(Kusto.Language), so a feature used by the hunts is accepted by Kusto AND behaves locally the way
+Kusto documents it. The table "KQL features the local engine is trusted for" in docs/hunts.md
+lists these tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import shutil
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.hunt import Hunt
+from shared.kql_check import analyse
+from shared.sources.base import QueryError
+from shared.sources.local import LocalSource
+from shared.window import Window
+
+NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+SHELL_TEXT = "$c=New-Object Net.Sockets.TcpClient(\"10.0.0.1\",443);iex $d"
+UTF16 = base64.b64encode(SHELL_TEXT.encode("utf-16-le")).decode()
+UTF8 = base64.b64encode(SHELL_TEXT.encode("utf-8")).decode()
+NOT_UTF8 = base64.b64encode("café".encode("utf-16-le")).decode()  # 0xE9 0x00 is not UTF-8
+ENC_FLAG = (r"(?i)(?:^|\s)[-/\x{2013}]e(?:c|n|nc|nco|ncod|ncode|ncoded|ncodedc|ncodedco|ncodedcom"
+            r"|ncodedcomm|ncodedcomma|ncodedcomman|ncodedcommand)?\s+([A-Za-z0-9+/]{16,}={0,2})")
+
+PROCESSES = """datatable(DeviceId:string, Timestamp:datetime, ReportId:long,
+    InitiatingProcessId:long, FileName:string, InitiatingProcessFileName:string)[
+    "d1", datetime(2026-11-02T10:05:00Z), 2, 10, "powershell.exe", "cmd.exe",
+    "d1", datetime(2026-11-02T10:00:00Z), 1, 10, "powershell.exe", "cmd.exe",
+    "d1", datetime(2026-11-02T10:09:00Z), 3, 10, "powershell.exe", "cmd.exe",
+    "d2", datetime(2026-11-02T11:00:00Z), 4, 20, "pwsh.exe", "services.exe"]"""
+PARENTS = """datatable(DeviceId:string, ProcessId:long, ParentCommandLine:string)[
+    "d1", 10, "cmd.exe /c run.cmd", "d2", 99, "unrelated"]"""
+
+# name -> (query, expected rows); every query is also run through Microsoft's parser
+CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
+    "equality_tilde_and_in_tilde_ignore_case": (
+        'print a = "PowerShell.EXE" =~ "powershell.exe", b = "PWSH.exe" in~ ("pwsh.exe", "x"), '
+        'c = "PWSH.exe" in ("pwsh.exe")',
+        [{"a": True, "b": True, "c": False}]),
+    "has_is_whole_term_case_insensitive": (
+        'print a = "(New-Object Net.WebClient)" has "webclient", b = "WebClients" has "webclient", '
+        'c = "x.y" has_any ("Y", "z")',
+        [{"a": True, "b": False, "c": True}]),
+    "contains_ignores_case": (
+        'print a = "$Client = New-Object" contains "$client = new-object", '
+        'b = "abc" contains_cs "B"',
+        [{"a": True, "b": False}]),
+    "matches_regex_is_case_sensitive_unless_i_flag": (
+        'print a = "TcpClient" matches regex "tcpclient", '
+        'b = "TcpClient" matches regex "(?i)tcpclient"',
+        [{"a": False, "b": True}]),
+    "regex_dot_stops_at_newline_and_s_spans_it": (
+        'print a = "iex\\nTcpClient" matches regex "iex.TcpClient", '
+        'b = "iex\\nTcpClient" matches regex @"iex\\sTcpClient"',
+        [{"a": False, "b": True}]),
+    "regex_word_boundary": (
+        'print a = "(iex $d)" matches regex @"\\biex\\b", b = "$xiex" matches regex @"\\biex\\b", '
+        'c = "$iex2" matches regex @"\\biex\\b"',
+        [{"a": True, "b": False, "c": False}]),
+    "regex_hex_and_code_point_escapes": (
+        'print a = "\u2013enc" matches regex @"^[\\x{2013}]enc", b = "\'a\'+\\"b\\"" matches regex '
+        '@"[\\x22\\x27]\\+[\\x22\\x27]"',
+        [{"a": True, "b": True}]),
+    "regex_encoded_command_abbreviations": (
+        f'print a = "powershell -ENC {UTF16}" matches regex @"{ENC_FLAG}", '
+        f'b = "powershell -EncodedCommand {UTF16}" matches regex @"{ENC_FLAG}", '
+        f'c = "powershell -ep bypass {UTF16}" matches regex @"{ENC_FLAG}", '
+        f'd = "powershell -ExecutionPolicy {UTF16}" matches regex @"{ENC_FLAG}"',
+        [{"a": True, "b": True, "c": False, "d": False}]),
+    "extract_returns_the_group_or_empty": (
+        f'print a = extract(@"{ENC_FLAG}", 1, "powershell -ec {UTF16}"), '
+        'b = isempty(extract(@"-enc\\s+(\\S+)", 1, "powershell -nop")), '
+        'c = extract(@"(\\d+)\\.(\\d+)", 2, "v10.42")',
+        [{"a": UTF16, "b": True, "c": "42"}]),
+    "replace_string_is_literal_and_global": (
+        'print a = replace_string("N`e`w-Ob`ject", "`", ""), b = replace_string("a.b.c", ".", "")',
+        [{"a": "New-Object", "b": "abc"}]),
+    "replace_regex_is_global": (
+        'print a = replace_regex("\'Sys\'+\'tem.Net\' + \'.Sockets\'", '
+        '@"[\\x22\\x27]\\s*\\+\\s*[\\x22\\x27]", "")',
+        [{"a": "'System.Net.Sockets'"}]),
+    "base64_decode_utf8_keeps_quotes": (
+        f'print a = base64_decode_tostring("{UTF8}")',
+        [{"a": SHELL_TEXT}]),
+    "base64_decode_utf16le_then_strip_nul": (
+        f'print a = replace_regex(base64_decode_tostring("{UTF16}"), @"\\x00", ""), '
+        f'b = strlen(base64_decode_tostring("{UTF16}"))',
+        [{"a": SHELL_TEXT, "b": 2 * len(SHELL_TEXT)}]),
+    "base64_decode_invalid_utf8_or_base64_is_empty": (
+        f'print a = isempty(base64_decode_tostring("{NOT_UTF8}")), '
+        'b = isempty(base64_decode_tostring("not base64!"))',
+        [{"a": True, "b": True}]),
+    "reverse_and_strcat": (
+        'print a = reverse("tneilCpcT.stekcoS.teN"), b = strcat("a", "\\n", reverse("cb"))',
+        [{"a": "Net.Sockets.TcpClient", "b": "a\nbc"}]),
+    "iff_isempty_isnotempty": (
+        'print a = iff(isnotempty(""), "x", "y"), b = isempty(""), c = iff(1 == 1, "t", "f")',
+        [{"a": "y", "b": True, "c": "t"}]),
+    "let_function_with_nested_let_and_string_parameter": (
+        'let Token = (text:string) { let flag = extract(@"-e\\w*\\s+(\\S+)", 1, text); '
+        'iff(isnotempty(flag), flag, "none") }; '
+        'print a = Token("pwsh -ec QQBC"), b = Token("pwsh")',
+        [{"a": "QQBC", "b": "none"}]),
+    "let_scalar_regex_constant": (
+        'let Allowed = @"(?i)(^|\\.)windowsupdate\\.com$"; '
+        'print a = "DL.WindowsUpdate.com" matches regex Allowed, '
+        'b = "windowsupdate.com.evil.example" matches regex Allowed',
+        [{"a": True, "b": False}]),
+    "parse_ipv4_and_inclusive_between": (
+        'let Private = (ip:long) { '
+        'ip between (parse_ipv4("10.0.0.0") .. parse_ipv4("10.255.255.255")) }; '
+        'print a = parse_ipv4("13.107.6.152"), b = Private(parse_ipv4("10.255.255.255")), '
+        'c = Private(parse_ipv4("11.0.0.0")), d = isnull(parse_ipv4("::ffff:10.1.2.3")), '
+        'e = isnull(parse_ipv4("2603:1006::1")), f = isnull(parse_ipv4(""))',
+        [{"a": int(ipaddress.IPv4Address("13.107.6.152")), "b": True, "c": False, "d": True,
+          "e": True, "f": True}]),
+    "null_guard_before_not": (
+        'datatable(ip:string)["10.1.1.1", "8.8.8.8", "fe80::1"] '
+        '| extend n = parse_ipv4(ip) '
+        '| where isnull(n) '
+        'or not(n between (parse_ipv4("10.0.0.0") .. parse_ipv4("10.255.255.255"))) '
+        '| project ip',
+        [{"ip": "8.8.8.8"}, {"ip": "fe80::1"}]),
+    "tolower": ('print a = tolower("WindowsUpdate.COM")', [{"a": "windowsupdate.com"}]),
+    "summarize_arg_min_star_keeps_the_first_row_and_counts": (
+        f"{PROCESSES} | summarize arg_min(Timestamp, *), n = count(), LastSeen = max(Timestamp) "
+        "by DeviceId | project DeviceId, ReportId, n, LastSeen | order by DeviceId asc",
+        [{"DeviceId": "d1", "ReportId": 1, "n": 3,
+          "LastSeen": datetime(2026, 11, 2, 10, 9, tzinfo=UTC)},
+         {"DeviceId": "d2", "ReportId": 4, "n": 1,
+          "LastSeen": datetime(2026, 11, 2, 11, 0, tzinfo=UTC)}]),
+    "join_leftouter_on_mixed_keys_keeps_unmatched_rows": (
+        f"{PROCESSES} | where ReportId in (1, 4) | join kind=leftouter ({PARENTS}) "
+        "on DeviceId, $left.InitiatingProcessId == $right.ProcessId "
+        "| project ReportId, Parent = iff(isnotempty(ParentCommandLine), ParentCommandLine, "
+        "InitiatingProcessFileName) | order by ReportId asc",
+        [{"ReportId": 1, "Parent": "cmd.exe /c run.cmd"},
+         {"ReportId": 4, "Parent": "services.exe"}]),
+    "project_renames_read_the_input_row": (
+        f"{PROCESSES} | where ReportId == 4 "
+        "| project FileName = InitiatingProcessFileName, InitiatingProcessFileName = FileName",
+        [{"FileName": "services.exe", "InitiatingProcessFileName": "pwsh.exe"}]),
+}
+
+
+@pytest.fixture(scope="module")
+def engine() -> LocalSource:
+    return LocalSource({})
+
+
+def run_local(engine: LocalSource, query: str) -> list[dict[str, Any]]:
+    hunt = Hunt(id="00000000-0000-4000-8000-000000000001", name="semantics", query=query,
+                source="defender", path=Path("semantics.yaml"))
+    rows: list[dict[str, Any]] = engine.run(hunt, Window(NOW - timedelta(hours=4), NOW)).rows
+    return rows
+
+
+@cache
+def parser_diagnostics() -> dict[str, list[str]]:
+    checked = analyse({name: query for name, (query, _) in CASES.items()}, "defender")
+    return {name: [f"{d.code}: {d.message}" for d in result.diagnostics]
+            for name, result in checked.items()}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_local_engine_semantics(engine: LocalSource, name: str) -> None:
+    query, expected = CASES[name]
+    assert run_local(engine, query) == expected
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="Microsoft's KQL parser runs in node")
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_microsofts_parser_accepts_the_same_query(name: str) -> None:
+    assert parser_diagnostics()[name] == []
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="Microsoft's KQL parser runs in node")
+def test_bad_regex_passes_microsofts_parser_but_fails_locally(engine: LocalSource) -> None:
+    """Kusto.Language does not check regex patterns, so only running a hunt locally catches them."""
+    query = 'print a = "x" matches regex "(a))"'
+    assert analyse({"bad": query}, "defender")["bad"].diagnostics == []
+    with pytest.raises(QueryError):
+        run_local(engine, query)
+
+
+def test_unsupported_functions_fail_locally_instead_of_guessing(engine: LocalSource) -> None:
+    for query in ('print a = ipv4_is_private("10.0.0.1")',
+                  'print a = ipv4_is_in_range("10.0.0.1", "10.0.0.0/8")',
+                  'print a = parse_path(@"C:\\x\\y.exe")'):
+        with pytest.raises(QueryError):
+            run_local(engine, query)
