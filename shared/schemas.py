@@ -22,7 +22,9 @@ def table_schemas(flavour: Flavour) -> Schema:
     for table, columns in data["defender"].items():
         typed = dict(_split(c) for c in columns)
         if flavour == "sentinel":
-            typed = dict(_split(c) for c in data["sentinelExtraColumns"]) | typed
+            dropped = set(data["sentinelDroppedColumns"])
+            typed = dict(_split(c) for c in data["sentinelExtraColumns"]) | {
+                name: kql_type for name, kql_type in typed.items() if name not in dropped}
         tables[table] = typed
     return tables
 

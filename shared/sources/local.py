@@ -85,6 +85,8 @@ class LocalSource:
     def _load_table(self, con: Any, table: str, columns: dict[str, str], flavour: Flavour) -> None:
         stored = f"__all_{table}"
         typed = {name: DUCKDB_TYPES.get(kql, "VARCHAR") for name, kql in columns.items()}
+        if flavour == "sentinel":
+            typed.setdefault("Timestamp", DUCKDB_TYPES["datetime"])  # exports carry it
         path = self._events.get(table)
         if path is None or path.stat().st_size == 0:
             definition = ", ".join(f'"{n}" {t}' for n, t in typed.items())
