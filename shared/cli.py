@@ -47,9 +47,10 @@ def _parser() -> argparse.ArgumentParser:
                           "default: the current time)")
     evaluate.set_defaults(handler=cmd_eval)
 
-    from . import cli_run
+    from . import cli_preview, cli_run
 
     cli_run.register(commands, _common, _parse_now, _event_files)
+    cli_preview.register(commands, _common)
     return parser
 
 
@@ -133,8 +134,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _select(hunts: list[Hunt], ids: list[str] | None) -> list[Hunt]:
+    """Every hunt, disabled ones too: eval is where a hunt is tried before it is enabled."""
     if not ids:
-        return [h for h in hunts if h.enabled]
+        return hunts
     wanted = {i.lower() for i in ids}
     unknown = wanted - {h.id for h in hunts}
     if unknown:

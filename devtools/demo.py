@@ -1,0 +1,98 @@
+"""`make demo`: the real hourly job on embedded defaults, with no Azure account.
+
+Starts Azurite and a local webhook standing in for Teams, replays the bundled day of telemetry
+(samples/) through the local source, runs `huntwire run --once` twice (midnight, then the next
+hour), and shows the findings, the card posted (out/demo/*.json, *.png) and that the second run
+posted nothing new. Stops what it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from devtools.azurite import Azurite
+from devtools.webhook import WebhookReceiver
+from shared.card import summarize_digest
+from shared.preview import write_preview
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "samples"
+OUT = REPO / "out" / "demo"
+FIRST_RUN = "2026-11-28T00:00:00Z"
+SECOND_RUN = "2026-11-28T01:00:00Z"
+BACKFILL_FROM = "2026-11-27T00:00:00Z"
+
+
+def main() -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    print("Starting Azurite (Table Storage) and a local Teams webhook ...")
+    with Azurite() as azurite, WebhookReceiver() as teams:
+        env = {**os.environ, "HUNTWIRE_STORAGE": azurite.connection_string,
+               "HUNTWIRE_TEAMS_WEBHOOK_URL": teams.url,
+               "HUNTWIRE_HUNTS_DIR": str(REPO / "hunts")}
+        first = run_job(env, "first run", FIRST_RUN, "--since", BACKFILL_FROM)
+        posted_first = len(teams.payloads)
+        show_cards(teams.payloads)
+        second = run_job(env, "second run, one hour later", SECOND_RUN)
+        posted_second = len(teams.payloads) - posted_first
+    return verdict(first, second, posted_first, posted_second)
+
+
+def run_job(env: dict[str, str], title: str, now: str, *extra: str) -> dict[str, Any]:
+    print(f"\n=== {title}: huntwire run --once --now {now} {' '.join(extra)}")
+    command = [sys.executable, "-m", "shared", "run", "--once", "--format", "json", "--now", now,
+               "--events", f"DeviceProcessEvents={SAMPLES / 'DeviceProcessEvents.jsonl'}",
+               "--events", f"DeviceNetworkEvents={SAMPLES / 'DeviceNetworkEvents.jsonl'}",
+               *extra]
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True,
+                          check=False)
+    if done.stderr.strip():
+        print(done.stderr.strip())
+    summary: dict[str, Any] = json.loads(done.stdout)
+    for hunt in summary["hunts"]:
+        print(f"  [{hunt['status']:>7}] {hunt['name']}: {hunt['rows']} rows, {hunt['new']} new, "
+              f"{hunt['posted']} posted" + (f"  ({hunt['error']})" if hunt["error"] else ""))
+    totals = summary["totals"]
+    print(f"  total: {totals['new']} new findings, {totals['posted']} posted to Teams")
+    return summary
+
+
+def show_cards(payloads: list[Any]) -> None:
+    print(f"\n=== Teams received {len(payloads)} digest(s)")
+    for index, payload in enumerate(payloads, start=1):
+        digest = summarize_digest(payload)
+        path = OUT / f"card-{index}.json"
+        path.write_text(json.dumps(payload, indent=2, ensure_ascii=False))
+        print(f"  {digest.severity:<6} {digest.hunt_name}: {digest.total_new} new "
+              f"({digest.findings_shown} shown) -> {path.relative_to(REPO)}")
+    if payloads:
+        files = write_preview(payloads[0], OUT)
+        print(f"  card 1 rendered by the Adaptive Cards renderer: "
+              f"{files.png.relative_to(REPO) if files.png else files.html.relative_to(REPO)}")
+
+
+def verdict(first: dict[str, Any], second: dict[str, Any], posted_first: int,
+            posted_second: int) -> int:
+    print("\n=== Result")
+    problems = []
+    if not first["ok"] or not second["ok"]:
+        problems.append("a run did not complete")
+    if posted_first == 0:
+        problems.append("the first run posted nothing")
+    if posted_second != 0 or second["totals"]["new"] != 0:
+        problems.append("the second run posted again")
+    if problems:
+        print("  FAILED: " + "; ".join(problems))
+        return 1
+    print(f"  first run: {first['totals']['new']} findings in {posted_first} digest(s); "
+          "second run: nothing new, nothing posted. Each finding was reported once.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Azure Functions entry point (Python v2 programming model): the hourly hunt timer."""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime, timedelta
+from functools import cache
+
+import azure.functions as func
+
+from shared.app import build_runner
+from shared.settings import Settings, SettingsError, load_settings
+
+app = func.FunctionApp()
+log = logging.getLogger("huntwire")
+
+FUNCTION_TIMEOUT = timedelta(minutes=10)  # host.json functionTimeout
+SAFETY_MARGIN = timedelta(minutes=2)
+"""Time kept back for the last hunt's ledger writes, the summary and the host's own work."""
+
+
+@cache
+def settings() -> Settings:
+    """Read and validate every setting once per worker; each problem is logged on its own line."""
+    try:
+        return load_settings(os.environ)
+    except SettingsError as error:
+        for problem in error.problems:
+            log.error("huntwire.settings %s", problem)
+        raise
+
+
+@app.timer_trigger(schedule="%HUNTWIRE_SCHEDULE%", arg_name="timer", run_on_startup=False,
+                   use_monitor=True)
+def hourly_hunts(timer: func.TimerRequest) -> None:
+    if timer.past_due:
+        log.warning("huntwire.timer past due: windows will catch up from the last checkpoint")
+    runner = build_runner(settings(), time_budget=FUNCTION_TIMEOUT - SAFETY_MARGIN)
+    summary = runner.run_once(datetime.now(UTC))
+    if not summary.ok:
+        failed = [o.hunt_id for o in summary.outcomes if o.status in ("failed", "skipped")]
+        # Failing the invocation makes it visible in Application Insights and alerts.
+        raise RuntimeError(f"huntwire run incomplete: hunts {', '.join(failed)} did not finish")

