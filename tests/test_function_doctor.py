@@ -1,4 +1,4 @@
-"""azure-functions-doctor's static checks of the Function app (there is no Functions host here)."""
+"""azure-functions-doctor checks the Function app statically (there is no Functions host here)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-
 
 DEPLOYED = ("function_app.py", "host.json", "requirements.txt", ".funcignore", "shared", "hunts")
 """What `func azure functionapp publish`/azd ship after .funcignore; the doctor checks that."""
