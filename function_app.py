@@ -15,7 +15,7 @@ from shared.settings import Settings, SettingsError, load_settings
 app = func.FunctionApp()
 log = logging.getLogger("huntwire")
 
-FUNCTION_TIMEOUT = timedelta(minutes=10)  # host.json functionTimeout
+FUNCTION_TIMEOUT = timedelta(minutes=30)  # host.json functionTimeout (Flex Consumption default)
 SAFETY_MARGIN = timedelta(minutes=2)
 """Time kept back for the last hunt's ledger writes, the summary and the host's own work."""
 

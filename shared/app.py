@@ -13,12 +13,20 @@ from .ledger import Ledger
 from .runner import Notifier, Runner
 from .settings import Settings
 from .sources.base import QuerySource
-from .sources.defender import DefenderSource
+from .sources.defender import DefenderSource, Timeouts
 from .sources.local import LocalSource
+from .sources.retry import CallPacer, RetryPolicy
 from .sources.sentinel import SentinelSource
 from .teams import TeamsWebhook
 
 log = logging.getLogger("huntwire")
+
+QUERY_POLICY = RetryPolicy(max_attempts=4, max_total_seconds=180)
+QUERY_TIMEOUTS = Timeouts(connect_seconds=10, read_seconds=210)
+WORST_CASE_HUNT = timedelta(seconds=QUERY_POLICY.max_total_seconds
+                            + QUERY_TIMEOUTS.connect_seconds + QUERY_TIMEOUTS.read_seconds + 30)
+"""The longest one hunt can take (retries, then a last call that runs to Graph's 3-minute limit,
+then ledger and Teams); the runner starts no hunt with less time than this left."""
 
 
 def load_valid_hunts(hunts_dir: Path) -> list[Hunt]:
@@ -37,11 +45,15 @@ def build_sources(settings: Settings,
         local = LocalSource(local_events)
         return {"defender": local, "sentinel": local}
     credential = make_credential(settings.client_id)
+    pacer = CallPacer(calls=45, period_seconds=60)  # Graph: about 45 calls a minute per tenant
     sources: dict[str, QuerySource] = {
-        "defender": DefenderSource(credential, settings.graph_endpoint)}
+        "defender": DefenderSource(credential, settings.graph_endpoint, policy=QUERY_POLICY,
+                                   pacer=pacer, timeouts=QUERY_TIMEOUTS)}
     if settings.sentinel_workspace_id:
-        sources["sentinel"] = SentinelSource(credential, settings.sentinel_workspace_id,
-                                             settings.logs_endpoint)
+        sources["sentinel"] = SentinelSource(
+            credential, settings.sentinel_workspace_id, settings.logs_endpoint,
+            server_timeout_seconds=180, policy=QUERY_POLICY,
+            read_timeout_seconds=QUERY_TIMEOUTS.read_seconds)
     else:
         log.warning("HUNTWIRE_SENTINEL_WORKSPACE_ID is not set: Sentinel hunts are skipped")
     return sources
@@ -64,7 +76,7 @@ def build_notifier(settings: Settings) -> Notifier | None:
 def build_runner(settings: Settings, *, dry_run: bool = False,
                  local_events: Mapping[str, Path] | None = None,
                  since: datetime | None = None,
-                 time_budget: timedelta = timedelta(minutes=8)) -> Runner:
+                 time_budget: timedelta = timedelta(minutes=28)) -> Runner:
     return Runner(
         hunts=load_valid_hunts(settings.hunts_dir),
         sources=build_sources(settings, local_events),
@@ -73,4 +85,5 @@ def build_runner(settings: Settings, *, dry_run: bool = False,
         dry_run=dry_run,
         since=since,
         time_budget=time_budget,
+        min_time_per_hunt=WORST_CASE_HUNT,
     )

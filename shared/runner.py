@@ -79,8 +79,8 @@ class Runner:
     ledger: Ledger | None
     notifier: Notifier | None
     dry_run: bool = False
-    time_budget: timedelta = timedelta(minutes=8)
-    min_time_per_hunt: timedelta = timedelta(seconds=75)
+    time_budget: timedelta = timedelta(minutes=28)
+    min_time_per_hunt: timedelta = timedelta(minutes=7)
     since: datetime | None = None
     """Backfill: where a hunt's first window starts when it has no checkpoint yet."""
     monotonic: Callable[[], float] = time.monotonic
@@ -171,9 +171,10 @@ class Runner:
         assert self.ledger is not None
         previous = self.ledger.checkpoint(hunt.id)
         complete = not (result.partial or result.truncated)
-        # Advance only over data fully seen: a partial or truncated answer is asked again.
-        success_end = window.end if complete else (previous.last_success_end if previous
-                                                   else None)
+        # Advance only over data fully seen: a partial or truncated answer is asked again, so
+        # the next window must start no later than this one did.
+        resume = previous.last_success_end if previous else None
+        success_end = window.end if complete else (resume or window.start)
         self.ledger.save_checkpoint(Checkpoint(
             hunt_id=hunt.id, last_success_end=success_end, last_run_start=now,
             last_error=None if complete else "; ".join(outcome.warnings),

@@ -1,0 +1,161 @@
+"""The runner's own rules: due hunts, the time budget, checkpoints that only advance over data
+fully seen. Real ledger (Azurite), real local engine and a real Sentinel source against the local
+Log Analytics server; the only thing injected is the runner's monotonic clock."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from azure.data.tables import TableServiceClient
+
+from devtools.fake_loganalytics import FakeLogAnalytics, logs_tables, partial_error
+from devtools.identity import IdentityServer, Reply
+from devtools.webhook import WebhookReceiver
+from shared.credentials import make_credential
+from shared.hunt import Hunt
+from shared.ledger import Checkpoint, Ledger
+from shared.runner import Runner, is_due
+from shared.sources.local import LocalSource
+from shared.sources.retry import RetryPolicy
+from shared.sources.sentinel import SentinelSource
+from shared.teams import TeamsWebhook
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+WORKSPACE = "11111111-2222-3333-4444-555555555555"
+QUERY = ('DeviceProcessEvents | where ProcessCommandLine has "TCPClient" '
+         "| project Timestamp, DeviceId, ReportId, ProcessCommandLine")
+
+
+def hunt(number: int, source: str = "defender", query: str = QUERY) -> Hunt:
+    return Hunt(id=f"00000000-0000-0000-0000-{number:012d}", name=f"hunt {number}", query=query,
+                source=source,  # type: ignore[arg-type]
+                path=Path(f"hunt-{number}.yaml"),
+                dedup_by=("DeviceId", "ReportId"))
+
+
+@pytest.fixture
+def ledger(storage_connection_string: str) -> Ledger:
+    suffix = uuid.uuid4().hex[:8]
+    service = TableServiceClient.from_connection_string(storage_connection_string)
+    return Ledger(service, findings_table=f"f{suffix}", pending_table=f"p{suffix}",
+                  checkpoints_table=f"c{suffix}")
+
+
+@pytest.fixture
+def events(tmp_path: Path) -> Path:
+    path = tmp_path / "DeviceProcessEvents.jsonl"
+    rows = [{"Timestamp": (NOW - timedelta(minutes=10 * i)).isoformat(), "DeviceId": "dev-1",
+             "ReportId": i, "ProcessCommandLine": "New-Object Net.Sockets.TCPClient('x',1)"}
+            for i in range(1, 4)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def teams() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as receiver:
+        yield receiver
+
+
+class SteppingClock:
+    """Each reading is *step* seconds after the last: every hunt seems to take that long."""
+
+    def __init__(self, step: float):
+        self.now = 0.0
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_is_due_follows_frequency_with_tolerance_and_ignores_future_stamps() -> None:
+    h = hunt(1)
+    assert is_due(h, None, NOW)
+    assert not is_due(h, Checkpoint(h.id, last_run_start=NOW - timedelta(minutes=30)), NOW)
+    assert is_due(h, Checkpoint(h.id, last_run_start=NOW - timedelta(minutes=57)), NOW)
+    assert is_due(h, Checkpoint(h.id, last_run_start=NOW + timedelta(hours=2)), NOW)
+
+
+def test_time_budget_stops_starting_hunts_and_says_so(ledger: Ledger, events: Path,
+                                                      teams: WebhookReceiver) -> None:
+    runner = Runner(hunts=[hunt(1), hunt(2), hunt(3)],
+                    sources={"defender": LocalSource({"DeviceProcessEvents": events})},
+                    ledger=ledger, notifier=TeamsWebhook(teams.url),
+                    time_budget=timedelta(seconds=100), min_time_per_hunt=timedelta(seconds=30),
+                    monotonic=SteppingClock(step=20))
+    summary = runner.run_once(NOW)
+    statuses = [o.status for o in summary.outcomes]
+    assert statuses == ["ok", "skipped", "skipped"]
+    assert "time budget" in (summary.outcomes[1].error or "")
+    assert summary.stopped_early
+    assert not summary.ok
+    assert len(teams.payloads) == 1  # the hunt that ran posted its digest
+    assert ledger.checkpoint(hunt(2).id) is None  # a skipped hunt keeps its old window
+
+
+def test_run_posts_once_then_not_due_then_catches_up(ledger: Ledger, events: Path,
+                                                     teams: WebhookReceiver) -> None:
+    source = LocalSource({"DeviceProcessEvents": events})
+    runner = Runner(hunts=[hunt(1)], sources={"defender": source}, ledger=ledger,
+                    notifier=TeamsWebhook(teams.url))
+    first = runner.run_once(NOW).outcomes[0]
+    assert (first.rows, first.new, first.posted, first.pending) == (3, 3, 3, 0)
+    assert runner.run_once(NOW + timedelta(minutes=20)).outcomes[0].status == "not-due"
+    later = runner.run_once(NOW + timedelta(hours=1)).outcomes[0]
+    assert later.status == "ok"
+    assert (later.new, later.posted) == (0, 0)
+    assert len(teams.payloads) == 1
+    checkpoint = ledger.checkpoint(hunt(1).id)
+    assert checkpoint is not None
+    assert checkpoint.last_success_end == NOW + timedelta(hours=1)
+
+
+def test_partial_result_records_findings_but_does_not_advance_the_checkpoint(
+        ledger: Ledger, teams: WebhookReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    with IdentityServer() as identity, FakeLogAnalytics(WORKSPACE) as logs:
+        for name, value in identity.env.items():
+            monkeypatch.setenv(name, value)
+        sentinel = SentinelSource(make_credential(None), WORKSPACE, logs.url,
+                                  policy=RetryPolicy(max_attempts=1, max_total_seconds=5))
+        h = hunt(7, source="sentinel", query="DeviceProcessEvents | project TimeGenerated, "
+                 "DeviceId, ReportId")
+        runner = Runner(hunts=[h], sources={"sentinel": sentinel}, ledger=ledger,
+                        notifier=TeamsWebhook(teams.url))
+        columns = [("TimeGenerated", "datetime"), ("DeviceId", "string"), ("ReportId", "long")]
+        logs.script(Reply(200, logs_tables(columns, [["2026-11-27T11:00:00Z", "dev-9", 5]],
+                                           error=partial_error("memory budget exceeded"))))
+        first = runner.run_once(NOW).outcomes[0]
+        logs.script(Reply(200, logs_tables(columns, [["2026-11-27T11:00:00Z", "dev-9", 5]])))
+        second = runner.run_once(NOW + timedelta(hours=1)).outcomes[0]
+    assert first.status == "ok"
+    assert (first.new, first.posted) == (1, 1)
+    assert any("partial result" in w and "memory budget" in w for w in first.warnings)
+    checkpoint = ledger.checkpoint(h.id)
+    assert checkpoint is not None
+    assert checkpoint.last_success_end == NOW + timedelta(hours=1)
+    # The second run's window reached back over the partial one (start <= first window start).
+    assert second.window_start is not None
+    assert first.window_start is not None
+    assert second.window_start <= first.window_start
+    assert (second.new, second.posted) == (0, 0)
+
+
+def test_missing_source_and_missing_webhook_keep_findings_pending(ledger: Ledger,
+                                                                  events: Path) -> None:
+    runner = Runner(hunts=[hunt(1), hunt(2, source="sentinel")],
+                    sources={"defender": LocalSource({"DeviceProcessEvents": events})},
+                    ledger=ledger, notifier=None)
+    summary = runner.run_once(NOW)
+    defender, sentinel = summary.outcomes
+    assert sentinel.status == "skipped"
+    assert "no sentinel source" in (sentinel.error or "")
+    assert (defender.new, defender.posted, defender.pending) == (3, 0, 3)
+    assert any("no Teams webhook" in w for w in defender.warnings)
+    assert len(ledger.pending(hunt(1))) == 3
+    assert summary.ok
