@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
+
+from .credentials import is_loopback
 
 DEFAULT_HUNTS_DIR = Path(__file__).resolve().parents[1] / "hunts"
 DEFAULT_SCHEDULE = "0 0 * * * *"
@@ -96,22 +97,12 @@ def load_settings(env: Mapping[str, str], *, require_storage: bool = True) -> Se
     return settings
 
 
-def is_loopback_url(url: str) -> bool:
-    host = urlparse(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _url_problems(name: str, url: str, *, secret: bool = False) -> list[str]:
     parsed = urlparse(url)
     shown = "the value" if secret else f"'{url}'"
     if parsed.scheme not in ("https", "http") or not parsed.hostname:
         return [f"{name}: {shown} is not an http(s) URL"]
-    if parsed.scheme == "http" and not is_loopback_url(url):
+    if parsed.scheme == "http" and not is_loopback(url):
         return [f"{name}: {shown} must use https (plain http is allowed for loopback only)"]
     return []
 
