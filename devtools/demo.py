@@ -57,9 +57,21 @@ def run_job(env: dict[str, str], title: str, now: str, *extra: str) -> dict[str,
     for hunt in summary["hunts"]:
         print(f"  [{hunt['status']:>7}] {hunt['name']}: {hunt['rows']} rows, {hunt['new']} new, "
               f"{hunt['posted']} posted" + (f"  ({hunt['error']})" if hunt["error"] else ""))
+        for finding in hunt["new_findings"]:
+            print("      " + describe(finding))
     totals = summary["totals"]
     print(f"  total: {totals['new']} new findings, {totals['posted']} posted to Teams")
     return summary
+
+
+def describe(finding: dict[str, Any]) -> str:
+    when = str(finding.get("Timestamp") or finding.get("TimeGenerated") or "")[:19]
+    device = str(finding.get("DeviceName") or finding.get("DeviceId") or "").split(".")[0]
+    what = finding.get("ProcessCommandLine") or finding.get("InitiatingProcessCommandLine") or ""
+    target = f" -> {finding['RemoteIP']}:{finding.get('RemotePort')}" if finding.get(
+        "RemoteIP") else ""
+    text = " ".join(str(what).split())
+    return f"{when}  {device:<12} {text[:80]}{'…' if len(text) > 80 else ''}{target}"
 
 
 def show_cards(payloads: list[Any]) -> None:
@@ -71,9 +83,13 @@ def show_cards(payloads: list[Any]) -> None:
         print(f"  {digest.severity:<6} {digest.hunt_name}: {digest.total_new} new "
               f"({digest.findings_shown} shown) -> {path.relative_to(REPO)}")
     if payloads:
-        files = write_preview(payloads[0], OUT)
-        print(f"  card 1 rendered by the Adaptive Cards renderer: "
-              f"{files.png.relative_to(REPO) if files.png else files.html.relative_to(REPO)}")
+        # Render the most severe digest, as an analyst would look at it first.
+        order = {"HIGH": 0, "MEDIUM": 1, "LOW": 2}
+        chosen = min(payloads, key=lambda p: order.get(summarize_digest(p).severity.upper(), 3))
+        files = write_preview(chosen, OUT)
+        shown = files.png or files.html
+        print(f"  '{summarize_digest(chosen).hunt_name}' rendered by the Adaptive Cards "
+              f"renderer: {shown.relative_to(REPO)}")
 
 
 def verdict(first: dict[str, Any], second: dict[str, Any], posted_first: int,

@@ -515,7 +515,8 @@ def _header(hunt: Hunt, window: Window, total: int) -> Element:
         tactics = escape_text(", ".join(hunt.tactics), limit=200)
         items.append(rich(run("Tactics  ", isSubtle=True), run(tactics), spacing="None"))
     if hunt.description:
-        items.append(rich(run(escape_text(hunt.description, limit=300), isSubtle=True),
+        summary = " ".join(hunt.description.split())  # YAML block folds are not line breaks
+        items.append(rich(run(escape_text(summary, limit=300), isSubtle=True),
                           spacing="Small"))
     return {"type": "Container", "style": _SEVERITY_STYLE[severity], "bleed": True,
             "items": items}

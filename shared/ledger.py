@@ -2,7 +2,7 @@
 
 Tables (all created on first use, in one storage account):
 
-``huntwireFindings``
+``huntwireFindingsYYYYMMDD`` (one per UTC event day) and ``huntwireFindings`` (undated keys)
     PartitionKey = hunt id, RowKey = the finding key (below). Properties: ``State`` (``pending``
     until Teams accepted the finding, then ``notified``), ``FirstSeen``, ``LastSeen``,
     ``TimesSeen`` (runs that returned the row), ``NotifiedAt``, ``EventTime``, ``Row`` (JSON
@@ -26,15 +26,19 @@ Finding keys
     names the time column, or names ``ReportId``. Defender documents ``ReportId`` as a per-device
     repeating counter that identifies an event only together with ``Timestamp``, so for those
     hunts the event time joins the hash. Rows whose identity does not include the time (e.g.
-    ``dedupBy: [AccountName]``), or that have no parseable time column, get ``u-<hash>``.
+    ``dedupBy: [AccountName]``), or that have no parseable time column, get ``u-<hash>`` and live
+    in the undated table.
 
-    Why: a run only has to read the key ranges of the days its rows fall on (one range query per
-    day), never the whole ledger, and finds every key it needs in them. The event time of an event
-    never changes, so an event always maps to the same day and the prefix changes nothing about
-    identity. Trade-offs: a range read returns every finding of that hunt on that day, not only the
-    rows of this run (bounded by the hunt's daily volume, not the ledger's size); a day with few
-    wanted keys is read with point lookups instead. ``u-`` keys are looked up with point queries
-    (14 keys a query, in parallel), which costs more per row but still grows with the rows seen.
+    Why: the run knows the event days of its rows, so it reads only the hunt's partition in those
+    days' tables (one query per day) and never the rest of the ledger; writes land in tables that
+    hold only those days, so their cost does not grow with history either (Azurite's in-memory
+    index even costs O(table size) per update), and old days can be dropped as whole tables. The
+    event time of an event never changes, so an event always maps to the same day: the prefix
+    changes nothing about identity. Trade-offs: a day read returns every finding of that hunt on
+    that day, not only the rows of this run (bounded by the hunt's daily volume, not the ledger's
+    size), so a day with few wanted keys is read with point lookups instead; ``u-`` keys always
+    use point queries (14 keys a query, in parallel), which cost more per row but still grow with
+    the rows seen; the undated table is not split by day.
 
 Claims
     New findings are inserted with ``create`` (insert-if-absent) in entity-group transactions (at
@@ -498,9 +502,10 @@ class Ledger:
                  checkpoints_table: str = "huntwireCheckpoints",
                  claim_lease: timedelta = DEFAULT_CLAIM_LEASE, point_lookup_limit: int = 98,
                  lookup_workers: int = 4, clock: Callable[[], datetime] = _utcnow) -> None:
-        for name in (findings_table, pending_table, checkpoints_table):
+        for name in (findings_table + "20000101", pending_table, checkpoints_table):
             if not _TABLE_NAME.match(name):
-                raise ValueError(f"'{name}' is not a valid table name")
+                raise ValueError(f"'{name}' is not a valid table name (findings_table takes at "
+                                 "most 55 characters: a day is appended)")
         self._service = service
         self._findings_name = findings_table
         self._pending_name = pending_table
@@ -640,7 +645,26 @@ class Ledger:
 
     @property
     def findings_client(self) -> TableClient:
+        """The table of findings without an event day (``u-`` keys)."""
         return self._table(self._findings_name)
+
+    def findings_table_name(self, key: str) -> str:
+        """``huntwireFindingsYYYYMMDD`` for a key of that event day, else ``huntwireFindings``."""
+        return self._findings_name + key[:8] if _DATED_KEY.match(key) else self._findings_name
+
+    def findings_client_for(self, key: str) -> TableClient:
+        return self._table(self.findings_table_name(key))
+
+    def findings_clients(self) -> list[TableClient]:
+        """Every findings table that exists: the undated one and one per event day (retention
+        can drop whole days: Microsoft's "high volume delete" pattern)."""
+        day_table = re.compile(re.escape(self._findings_name) + r"(\d{8})?")
+        with _storage_errors("listing findings tables", None):
+            tables = self._service.query_tables(
+                "TableName ge @low and TableName lt @high",
+                parameters={"low": self._findings_name, "high": self._findings_name + "{"})
+            names = sorted(table.name for table in tables if day_table.fullmatch(table.name))
+        return [self._table(name) for name in names]
 
     @property
     def pending_client(self) -> TableClient:
@@ -652,25 +676,18 @@ class Ledger:
                       select: list[str] | None = None) -> dict[str, TableEntity]:
         """The stored findings among *keys*, without scanning the table.
 
-        Keys of a day with many wanted keys are read with one RowKey range query for that day;
-        the others with point queries of 14 keys. The queries run in parallel.
+        When many keys of one event day are wanted, the hunt's partition of that day's table is
+        read with one query; other keys with point queries of 14 keys. Queries run in parallel.
         """
         wanted = list(dict.fromkeys(keys))
-        by_day: dict[str, list[str]] = {}
-        points: list[str] = []
-        for key in wanted:
-            if _DATED_KEY.match(key):
-                by_day.setdefault(key[:8], []).append(key)
-            else:
-                points.append(key)
         queries: list[Callable[[], list[TableEntity]]] = []
-        for day, day_keys in sorted(by_day.items()):
-            if len(day_keys) > self._point_lookup_limit:
-                queries.append(partial(self._read_day, hunt_id, day, select))
-            else:
-                points.extend(day_keys)
-        queries.extend(partial(self._read_keys, hunt_id, chunk, select)
-                       for chunk in _chunks(points, MAX_FILTER_KEYS))
+        for name, table_keys in _group(wanted, self.findings_table_name).items():
+            table = self._table(name)
+            if name != self._findings_name and len(table_keys) > self._point_lookup_limit:
+                queries.append(partial(_read_partition, table, hunt_id, select))
+                continue
+            queries.extend(partial(_read_keys, table, hunt_id, chunk, select)
+                           for chunk in _chunks(table_keys, MAX_FILTER_KEYS))
         wanted_set = set(wanted)
         return {entity["RowKey"]: entity for batch in self._run_parallel(queries)
                 for entity in batch if entity["RowKey"] in wanted_set}
@@ -681,18 +698,6 @@ class Ledger:
             return [query() for query in queries]
         with ThreadPoolExecutor(min(self._lookup_workers, len(queries))) as pool:
             return list(pool.map(lambda query: query(), queries))
-
-    def _read_day(self, hunt_id: str, day: str, select: list[str] | None) -> list[TableEntity]:
-        return list(self.findings_client.query_entities(
-            "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
-            parameters={"pk": hunt_id, "low": f"{day}-", "high": f"{day}."}, select=select))
-
-    def _read_keys(self, hunt_id: str, keys: Sequence[str],
-                   select: list[str] | None) -> list[TableEntity]:
-        parameters = {"pk": hunt_id, **{f"k{i}": key for i, key in enumerate(keys)}}
-        alternatives = " or ".join(f"RowKey eq @k{i}" for i in range(len(keys)))
-        return list(self.findings_client.query_entities(
-            f"PartitionKey eq @pk and ( {alternatives} )", parameters=parameters, select=select))
 
     # -- pending markers -------------------------------------------------------------------------
 
@@ -753,31 +758,35 @@ class Ledger:
 
     def _apply_merges(self, hunt_id: str, patches: Sequence[dict[str, Any]]) -> None:
         """Unconditional merges in transactions; findings that vanished are skipped."""
-        table = self.findings_client
-        pairs = [(patch, _merge(patch)) for patch in patches]
-        for batch, done in submit_in_transactions(table, pairs):
-            for patch in [] if done else batch:
-                try:
-                    table.update_entity(patch, mode=UpdateMode.MERGE)
-                except ResourceNotFoundError:
-                    continue
+        by_table = _group(patches, lambda patch: self.findings_table_name(patch["RowKey"]))
+        for name, table_patches in by_table.items():
+            table = self._table(name)
+            pairs = [(patch, _merge(patch)) for patch in table_patches]
+            for batch, done in submit_in_transactions(table, pairs):
+                for patch in [] if done else batch:
+                    try:
+                        table.update_entity(patch, mode=UpdateMode.MERGE)
+                    except ResourceNotFoundError:
+                        continue
 
     def _lease(self, hunt_id: str, candidates: Sequence[tuple[Finding, TableEntity]],
                lease_until: datetime) -> list[Finding]:
-        table = self.findings_client
-        operations = [(finding, _merge({"PartitionKey": hunt_id, "RowKey": finding.key,
-                                        "LeaseUntil": lease_until}, _etag(entity)))
-                      for finding, entity in candidates]
-        pairs = [((finding, operation), operation) for finding, operation in operations]
         won: list[Finding] = []
-        for batch, done in submit_in_transactions(table, pairs):
-            for finding, (_, patch, options) in batch:
-                try:
-                    if not done:
-                        table.update_entity(patch, **options)
-                    won.append(finding)
-                except (ResourceModifiedError, ResourceNotFoundError):
-                    continue
+        by_table = _group(candidates, lambda pair: self.findings_table_name(pair[0].key))
+        for name, table_candidates in by_table.items():
+            table = self._table(name)
+            operations = [(finding, _merge({"PartitionKey": hunt_id, "RowKey": finding.key,
+                                            "LeaseUntil": lease_until}, _etag(entity)))
+                          for finding, entity in table_candidates]
+            pairs = [((finding, operation), operation) for finding, operation in operations]
+            for batch, done in submit_in_transactions(table, pairs):
+                for finding, (_, patch, options) in batch:
+                    try:
+                        if not done:
+                            table.update_entity(patch, **options)
+                        won.append(finding)
+                    except (ResourceModifiedError, ResourceNotFoundError):
+                        continue
         return won
 
     def _claim_entity(self, hunt: Hunt, observation: Observation, now: datetime) -> dict[str, Any]:
@@ -831,6 +840,28 @@ def due_for_realert(hunt: Hunt, stored: Mapping[str, Any], now: datetime) -> boo
     return last_seen is not None and now - last_seen >= hunt.realert_after
 
 
+def _group(items: Iterable[_T], name_of: Callable[[_T], str]) -> dict[str, list[_T]]:
+    """*items* by table name, in first-seen order (a transaction never spans two tables)."""
+    groups: dict[str, list[_T]] = {}
+    for item in items:
+        groups.setdefault(name_of(item), []).append(item)
+    return groups
+
+
+def _read_partition(table: TableClient, hunt_id: str,
+                    select: list[str] | None) -> list[TableEntity]:
+    return list(table.query_entities("PartitionKey eq @pk", parameters={"pk": hunt_id},
+                                     select=select))
+
+
+def _read_keys(table: TableClient, hunt_id: str, keys: Sequence[str],
+               select: list[str] | None) -> list[TableEntity]:
+    parameters = {"pk": hunt_id, **{f"k{i}": key for i, key in enumerate(keys)}}
+    alternatives = " or ".join(f"RowKey eq @k{i}" for i in range(len(keys)))
+    return list(table.query_entities(f"PartitionKey eq @pk and ( {alternatives} )",
+                                     parameters=parameters, select=select))
+
+
 def _age_order(finding: Finding) -> tuple[datetime, datetime, str]:
     """Oldest first: by first sighting, then event time, then key."""
     return (finding.first_seen, finding.event_time or finding.first_seen, finding.key)
@@ -853,7 +884,6 @@ class _Recorder:
         self.hunt = hunt
         self.observed = observed
         self.now = now
-        self.table = ledger.findings_client
         self.marked: set[str] = set()
         self.new: list[Finding] = []
         self.seen = 0
@@ -878,18 +908,21 @@ class _Recorder:
     def _claim(self, observations: Sequence[Observation]) -> dict[str, TableEntity]:
         """Insert-if-absent; returns the findings another run inserted first (re-read)."""
         raced: dict[str, TableEntity] = {}
-        entities = [(obs, self.ledger._claim_entity(self.hunt, obs, self.now))
-                    for obs in observations]
-        pairs: list[tuple[tuple[Observation, dict[str, Any]], Operation]] = [
-            ((obs, entity), ("create", entity, {})) for obs, entity in entities]
-        for batch, done in submit_in_transactions(self.table, pairs):
-            for obs, entity in batch:
-                try:
-                    if not done:
-                        self.table.create_entity(entity)
-                    self.new.append(self._claimed(obs))
-                except ResourceExistsError:
-                    raced[obs.key] = self.table.get_entity(self.hunt.id, obs.key)
+        by_table = _group(observations, lambda obs: self.ledger.findings_table_name(obs.key))
+        for name, table_observations in by_table.items():
+            table = self.ledger._table(name)
+            pairs: list[tuple[tuple[Observation, dict[str, Any]], Operation]] = []
+            for obs in table_observations:
+                entity = self.ledger._claim_entity(self.hunt, obs, self.now)
+                pairs.append(((obs, entity), ("create", entity, {})))
+            for batch, done in submit_in_transactions(table, pairs):
+                for obs, entity in batch:
+                    try:
+                        if not done:
+                            table.create_entity(entity)
+                        self.new.append(self._claimed(obs))
+                    except ResourceExistsError:
+                        raced[obs.key] = table.get_entity(self.hunt.id, obs.key)
         return raced
 
     def _claimed(self, obs: Observation) -> Finding:
@@ -900,28 +933,33 @@ class _Recorder:
         plans = [(key, entity, due_for_realert(self.hunt, entity, self.now))
                  for key, entity in existing.items()]
         self._mark([key for key, _, reopen in plans if reopen])
-        pairs = [(plan, _merge(self._patch(plan[1], plan[0], plan[2]), _etag(plan[1])))
-                 for plan in plans]
-        for batch, done in submit_in_transactions(self.table, pairs):
-            for key, entity, reopen in batch:
-                if done:
-                    self._count(key, entity, reopen)
-                else:
-                    self._touch_one(key, entity)
+        for name, table_plans in _group(plans, self._table_name_of_plan).items():
+            pairs = [(plan, _merge(self._patch(plan[1], plan[0], plan[2]), _etag(plan[1])))
+                     for plan in table_plans]
+            for batch, done in submit_in_transactions(self.ledger._table(name), pairs):
+                for key, entity, reopen in batch:
+                    if done:
+                        self._count(key, entity, reopen)
+                    else:
+                        self._touch_one(key, entity)
+
+    def _table_name_of_plan(self, plan: tuple[str, TableEntity, bool]) -> str:
+        return self.ledger.findings_table_name(plan[0])
 
     def _touch_one(self, key: str, entity: TableEntity) -> None:
+        table = self.ledger.findings_client_for(key)
         for _ in range(UPDATE_ATTEMPTS):
             reopen = due_for_realert(self.hunt, entity, self.now)
             if reopen:
                 self._mark([key])
             try:
-                self.table.update_entity(self._patch(entity, key, reopen), mode=UpdateMode.MERGE,
-                                         etag=_etag(entity),
-                                         match_condition=MatchConditions.IfNotModified)
+                table.update_entity(self._patch(entity, key, reopen), mode=UpdateMode.MERGE,
+                                    etag=_etag(entity),
+                                    match_condition=MatchConditions.IfNotModified)
                 self._count(key, entity, reopen)
                 return
             except ResourceModifiedError:
-                entity = self.table.get_entity(self.hunt.id, key)
+                entity = table.get_entity(self.hunt.id, key)
         raise LedgerError(f"finding {key} of hunt {self.hunt.id} kept changing; gave up after "
                           f"{UPDATE_ATTEMPTS} attempts", hunt_id=self.hunt.id)
 

@@ -50,6 +50,9 @@ class HuntOutcome:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     rows_preview: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    """Dry run: the rows the query returned."""
+    new_findings: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    """The findings this run claimed as new (their ledger summaries)."""
 
 
 @dataclass
@@ -144,6 +147,7 @@ class Runner:
         assert self.ledger is not None
         recorded = self.ledger.record(hunt, result.rows, now)
         outcome.new, outcome.seen = len(recorded.new), recorded.seen
+        outcome.new_findings = [finding.row for finding in recorded.new]
         pending = self.ledger.pending(hunt)
         outcome.posted = self._notify(hunt, window, pending, outcome)
         if outcome.posted:
@@ -208,7 +212,8 @@ def _result_warnings(result: QueryResult) -> list[str]:
 
 
 def _log_outcome(outcome: HuntOutcome) -> None:
-    record = {k: v for k, v in asdict(outcome).items() if k != "rows_preview"}
+    record = {k: v for k, v in asdict(outcome).items()
+              if k not in ("rows_preview", "new_findings")}
     level = logging.ERROR if outcome.status == "failed" else (
         logging.WARNING if outcome.warnings else logging.INFO)
     log.log(level, "huntwire.hunt %s", json.dumps(record))

@@ -147,8 +147,9 @@ def ledger(make_ledger: Callable[..., Ledger]) -> Ledger:
 
 
 def stored(ledger: Ledger, hunt: Hunt) -> dict[str, dict[str, Any]]:
-    return {entity["RowKey"]: dict(entity) for entity in ledger.findings_client.query_entities(
-        "PartitionKey eq @pk", parameters={"pk": hunt.id})}
+    """Every stored finding of *hunt*, from all findings tables."""
+    return {entity["RowKey"]: dict(entity) for table in ledger.findings_clients()
+            for entity in table.query_entities("PartitionKey eq @pk", parameters={"pk": hunt.id})}
 
 
 # --- keys ---------------------------------------------------------------------------------------
@@ -605,7 +606,23 @@ def test_tables_are_created_on_first_use_from_settings(storage_connection_string
     ledger.record(defender_hunt(), defender_rows(1), NOW)
     ledger.save_checkpoint(Checkpoint(str(uuid.uuid4())))
     existing = {t.name for t in service.list_tables()}
-    assert {names["findings_table"], names["pending_table"], names["checkpoints_table"]} <= existing
+    assert {names["findings_table"] + "20261127", names["pending_table"],
+            names["checkpoints_table"]} <= existing
+
+
+def test_findings_live_in_one_table_per_event_day(ledger: Ledger) -> None:
+    hunt, undated = defender_hunt(), sentinel_hunt()
+    ledger.record(hunt, defender_rows(40), NOW)  # events on 26 and 27 November
+    ledger.record(undated, [{"TimeGenerated": NOW, "AccountName": "carol"}], NOW)
+    tables = {table.table_name: table for table in ledger.findings_clients()}
+    base = ledger.findings_client.table_name
+    assert sorted(tables) == [base, base + "20261126", base + "20261127"]
+    for day in ("20261126", "20261127"):
+        keys = [e["RowKey"] for e in tables[base + day].query_entities(
+            "PartitionKey eq @pk", parameters={"pk": hunt.id})]
+        assert keys
+        assert all(key.startswith(day + "-") for key in keys)
+    assert [e["RowKey"][:2] for e in tables[base].list_entities()] == ["u-"]
 
 
 def test_settings_errors_never_echo_the_connection_string() -> None:
