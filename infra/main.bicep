@@ -95,6 +95,8 @@ var tags = {
 }
 var functionAppName = '${abbrs.webSitesFunctions}huntwire-${resourceToken}'
 var deploymentStorageContainerName = 'app-package-${take(functionAppName, 32)}-${take(toLower(uniqueString(functionAppName, resourceToken)), 7)}'
+// The ledger also creates one findings table per event day (huntwireFindingsYYYYMMDD) on first
+// use; Storage Table Data Contributor lets the identity create them.
 var findingsTableNames = [
   'huntwireFindings'
   'huntwirePending'

@@ -53,7 +53,8 @@ resource queueDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-0
   }
 }
 
-// huntwire's code: dedup state in huntwireFindings / huntwirePending / huntwireCheckpoints.
+// huntwire's code: dedup state in huntwireFindings(YYYYMMDD) / huntwirePending / huntwireCheckpoints;
+// the role also allows the ledger to create each day's findings table.
 resource tableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (enableTable) {
   name: guid(storageAccount.id, managedIdentityPrincipalId, storageTableDataContributorRoleId)
   scope: storageAccount
