@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,7 +32,7 @@ from shared.schemas import Flavour
 from shared.sources.base import QueryResult
 from shared.window import Window
 
-from .identity import LoopbackServer, Reply, Request, token_audience
+from .identity import Reply, Request, ScriptedService, token_audience
 
 HUNTING_PATH = "/v1.0/security/runHuntingQuery"
 ROW_LIMIT = 100_000
@@ -43,10 +42,9 @@ GRAPH_TYPE_NAMES = {"datetime": "DateTime", "string": "String", "long": "Int64",
                     "timespan": "TimeSpan", "decimal": "Decimal"}
 """KQL type -> the .NET-style name Graph puts in ``schema[].type`` (docs show "DateTime")."""
 
-Handler = Callable[[Request], Reply]
 
 
-class FakeGraph(LoopbackServer):
+class FakeGraph(ScriptedService):
     """``with FakeGraph({"DeviceProcessEvents": path}) as graph: DefenderSource(cred, graph.url)``
 
     *audience*: the token audience accepted; default the server's own URL, which is what a
@@ -60,26 +58,7 @@ class FakeGraph(LoopbackServer):
         self.engine = LocalEngine(events) if events else None
         self.audience = audience
         self.row_limit = row_limit
-        self.handler: Handler | None = None
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._script: deque[Reply | Handler] = deque()
-
-    def script(self, *replies: Reply | Handler) -> None:
-        """Answer the next requests with these, in order, before falling back."""
-        with self._lock:
-            self._script.extend(replies)
-
-    def handle(self, request: Request) -> Reply:
-        refusal = self._refusal(request)
-        if refusal is not None:
-            return refusal
-        with self._lock:
-            scripted = self._script.popleft() if self._script else None
-        if scripted is not None:
-            return scripted if isinstance(scripted, Reply) else scripted(request)
-        if self.handler is not None:
-            return self.handler(request)
-        return self._run_locally(request)
 
     def _refusal(self, request: Request) -> Reply | None:
         if request.path != HUNTING_PATH:

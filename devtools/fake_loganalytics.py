@@ -23,8 +23,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from shared.sources.base import QueryResult
 from shared.window import Window
 
 from .fake_graph import LocalEngine, kusto_timespan
-from .identity import LoopbackServer, Reply, Request, token_audience
+from .identity import Reply, Request, ScriptedService, token_audience
 
 QUERY_PATH = re.compile(r"^/v1/workspaces/(?P<workspace>[^/]+)/query$")
 ROW_LIMIT = 500_000
@@ -41,10 +40,9 @@ PARTIAL_MESSAGE = "There were some errors when processing your query."
 TOO_LARGE = ("Query result set has exceeded the internal record count limit {limit} "
              "(E_QUERY_RESULT_SET_TOO_LARGE; see https://aka.ms/kustoquerylimits)")
 
-Handler = Callable[[Request], Reply]
 
 
-class FakeLogAnalytics(LoopbackServer):
+class FakeLogAnalytics(ScriptedService):
     """``with FakeLogAnalytics(workspace_id, events) as logs: SentinelSource(cred, id, logs.url)``
 
     *audience*: the token audience accepted; default the server's own URL, which is what
@@ -58,25 +56,6 @@ class FakeLogAnalytics(LoopbackServer):
         self.engine = LocalEngine(events) if events else None
         self.audience = audience
         self.row_limit = row_limit
-        self.handler: Handler | None = None
-        self._script: deque[Reply | Handler] = deque()
-
-    def script(self, *replies: Reply | Handler) -> None:
-        """Answer the next requests with these, in order, before falling back."""
-        with self._lock:
-            self._script.extend(replies)
-
-    def handle(self, request: Request) -> Reply:
-        refusal = self._refusal(request)
-        if refusal is not None:
-            return refusal
-        with self._lock:
-            scripted = self._script.popleft() if self._script else None
-        if scripted is not None:
-            return scripted if isinstance(scripted, Reply) else scripted(request)
-        if self.handler is not None:
-            return self.handler(request)
-        return self._run_locally(request)
 
     def _refusal(self, request: Request) -> Reply | None:
         match = QUERY_PATH.match(request.path)

@@ -26,7 +26,8 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Collection, Mapping
+from collections import deque
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -125,6 +126,40 @@ class LoopbackServer:
                  tb: TracebackType | None) -> None:
         self.stop()
 
+
+
+class ScriptedService(LoopbackServer):
+    """A stand-in for a query service: each request is first checked like the service does
+    (:meth:`_refusal`), then answered from the script (:meth:`script`: replies or callables,
+    first in first out), else from :attr:`handler`, else by :meth:`_run_locally`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handler: Callable[[Request], Reply] | None = None
+        self._script: deque[Reply | Callable[[Request], Reply]] = deque()
+
+    def script(self, *replies: Reply | Callable[[Request], Reply]) -> None:
+        """Answer the next requests with these, in order, before falling back."""
+        with self._lock:
+            self._script.extend(replies)
+
+    def handle(self, request: Request) -> Reply:
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        with self._lock:
+            scripted = self._script.popleft() if self._script else None
+        if scripted is not None:
+            return scripted if isinstance(scripted, Reply) else scripted(request)
+        if self.handler is not None:
+            return self.handler(request)
+        return self._run_locally(request)
+
+    def _refusal(self, request: Request) -> Reply | None:
+        raise NotImplementedError
+
+    def _run_locally(self, request: Request) -> Reply:
+        raise NotImplementedError
 
 def _handler_for(owner: LoopbackServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
