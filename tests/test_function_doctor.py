@@ -35,3 +35,16 @@ def test_doctor_reports_no_failed_check(repo: Path, tmp_path: Path) -> None:
     assert failed == []
     assert statuses.count("pass") >= 10
     assert done.returncode == 0
+
+
+def test_function_start_imports_only_runtime_requirements(repo: Path) -> None:
+    """The deployed app has requirements.txt only: dev tools must not load when it starts."""
+    code = ("import sys, function_app\n"
+            "function_app.app.get_functions()\n"
+            "import shared.app, shared.runner\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'duckdb', 'duckdb_kql', "
+            "'PIL', 'pytest', 'devtools'}))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True,
+                          text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
