@@ -189,6 +189,11 @@ def _body_refusal(request: Request) -> Reply | None:
 def _window(timespan: Any, now: datetime) -> Window | None:
     if timespan is None:
         return Window(now - DEFAULT_TIMESPAN, now)
+    return parse_interval(timespan)
+
+
+def parse_interval(timespan: Any) -> Window | None:
+    """An ISO 8601 ``start/end`` interval as both services take it; None when it is not one."""
     if not isinstance(timespan, str) or timespan.count("/") != 1:
         return None
     try:

@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from shared.sources.base import QueryResult
-from shared.window import Window
 
-from .fake_graph import LocalEngine, kusto_timespan
+from .fake_graph import LocalEngine, kusto_timespan, parse_interval
 from .identity import Reply, Request, ScriptedService, token_audience
 
 QUERY_PATH = re.compile(r"^/v1/workspaces/(?P<workspace>[^/]+)/query$")
@@ -72,7 +71,7 @@ class FakeLogAnalytics(ScriptedService):
 
     def _run_locally(self, request: Request) -> Reply:
         body = request.json()
-        window = _window(body.get("timespan"))
+        window = parse_interval(body.get("timespan"))
         if window is None:
             return logs_error(400, "BadArgumentError", "The fake takes timespan as start/end only")
         if self.engine is None:
@@ -150,11 +149,3 @@ def _body_refusal(request: Request) -> Reply | None:
     return None
 
 
-def _window(timespan: Any) -> Window | None:
-    if not isinstance(timespan, str) or timespan.count("/") != 1:
-        return None
-    try:
-        start, end = (datetime.fromisoformat(part) for part in timespan.split("/"))
-        return Window(start, end)
-    except ValueError:
-        return None
