@@ -10,12 +10,12 @@ from pathlib import Path
 from .credentials import make_credential
 from .hunt import Hunt, load_hunts
 from .ledger import Ledger
+from .retry import CallPacer, RetryPolicy
 from .runner import Notifier, Runner
 from .settings import Settings
 from .sources.base import QuerySource
 from .sources.defender import DefenderSource, Timeouts
 from .sources.local import LocalSource
-from .sources.retry import CallPacer, RetryPolicy
 from .sources.sentinel import SentinelSource
 from .teams import TeamsWebhook
 

@@ -16,6 +16,8 @@ from typing import Any, Literal
 import jsonschema
 import yaml
 
+from .errors import ConfigurationError
+
 Source = Literal["defender", "sentinel"]
 
 DEFAULT_FREQUENCY = timedelta(hours=1)
@@ -83,7 +85,7 @@ HUNT_SCHEMA: dict[str, Any] = {
 }
 
 
-class HuntError(Exception):
+class HuntError(ConfigurationError):
     """A hunt file that cannot be used: names the file, field (or KQL position) and reason."""
 
     def __init__(self, path: Path | str, reason: str, field_name: str | None = None,

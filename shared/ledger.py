@@ -92,6 +92,7 @@ from azure.data.tables import (
     UpdateMode,
 )
 
+from .errors import StorageError
 from .hunt import Hunt
 
 PENDING: Final = "pending"
@@ -131,7 +132,7 @@ _T = TypeVar("_T")
 Operation = tuple[str, dict[str, Any], dict[str, Any]]
 
 
-class LedgerError(Exception):
+class LedgerError(StorageError):
     """Table Storage could not record or read findings. Messages name the hunt, never secrets."""
 
     def __init__(self, message: str, *, hunt_id: str | None = None, status: int | None = None):

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from .credentials import is_loopback
+from .errors import ConfigurationError
 
 DEFAULT_HUNTS_DIR = Path(__file__).resolve().parents[1] / "hunts"
 DEFAULT_SCHEDULE = "0 0 * * * *"
@@ -36,7 +37,7 @@ _NCRONTAB_FIELD = re.compile(r"^(\*|\d+)(-\d+)?(/\d+)?(,(\d+)(-\d+)?)*$|^\*/\d+$
 _NCRONTAB_RANGES = ((0, 59), (0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
 
 
-class SettingsError(Exception):
+class SettingsError(ConfigurationError):
     """One or more settings are missing or malformed; ``problems`` has one line each."""
 
     def __init__(self, problems: list[str]):

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import requests
 
 from .card import MAX_PAYLOAD_BYTES, serialize
+from .errors import NotifyError
 
 log = logging.getLogger("huntwire.teams")
 
@@ -45,7 +46,7 @@ class DeliveryResult:
     elapsed_seconds: float
 
 
-class TeamsDeliveryError(Exception):
+class TeamsDeliveryError(NotifyError):
     """The payload was not delivered. The message names the last outcome, never the URL."""
 
     def __init__(self, message: str, *, status: int | None = None, attempts: int = 0,
@@ -54,7 +55,7 @@ class TeamsDeliveryError(Exception):
         self.attempts = attempts
         self.retryable = retryable
         """Whether a later run may succeed (429, 5xx, network) or not (400, 401, 404, size)."""
-        super().__init__(message)
+        super().__init__(message, permanent=not retryable)
 
 
 @dataclass(frozen=True)

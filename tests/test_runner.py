@@ -19,9 +19,9 @@ from devtools.webhook import WebhookReceiver
 from shared.credentials import make_credential
 from shared.hunt import Hunt
 from shared.ledger import Checkpoint, Ledger
+from shared.retry import RetryPolicy
 from shared.runner import Runner, is_due
 from shared.sources.local import LocalSource
-from shared.sources.retry import RetryPolicy
 from shared.sources.sentinel import SentinelSource
 from shared.teams import TeamsWebhook
 

@@ -23,14 +23,14 @@ from devtools.fake_graph import HUNTING_PATH, FakeGraph, graph_error, hunting_re
 from devtools.identity import IdentityServer, Reply, Request, token_audience
 from shared.credentials import https_required, make_credential
 from shared.hunt import Hunt
-from shared.sources.base import QueryError
-from shared.sources.defender import ROW_LIMIT, DefenderSource, Timeouts
-from shared.sources.retry import (
+from shared.retry import (
     CallPacer,
     PacerTimeout,
     RetryPolicy,
     parse_retry_after,
 )
+from shared.sources.base import QueryError
+from shared.sources.defender import ROW_LIMIT, DefenderSource, Timeouts
 from shared.window import Window
 
 WINDOW = Window(datetime(2026, 11, 20, 8, 0, tzinfo=UTC), datetime(2026, 11, 20, 12, 0, tzinfo=UTC))

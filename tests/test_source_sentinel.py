@@ -19,8 +19,8 @@ from devtools.fake_loganalytics import FakeLogAnalytics, logs_error, logs_tables
 from devtools.identity import IdentityServer, Reply, token_audience
 from shared.credentials import make_credential
 from shared.hunt import Hunt
+from shared.retry import RetryPolicy
 from shared.sources.base import QueryError
-from shared.sources.retry import RetryPolicy
 from shared.sources.sentinel import SentinelSource
 from shared.window import Window
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..errors import SourceError
 from ..hunt import Hunt
 from ..window import Window
 
@@ -29,7 +30,7 @@ class QueryResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-class QueryError(Exception):
+class QueryError(SourceError):
     """A hunt's query could not be run. ``retryable`` tells whether a later run may succeed."""
 
     def __init__(self, hunt_id: str, message: str, *, status: int | None = None,
@@ -39,7 +40,8 @@ class QueryError(Exception):
         self.status = status
         self.retryable = retryable
         detail = f" (HTTP {status})" if status else ""
-        super().__init__(f"hunt {hunt_id}: {message}{detail}")
+        super().__init__(f"hunt {hunt_id}: {message}{detail}", permanent=not retryable)
+        self.message = message
 
 
 class QuerySource(Protocol):

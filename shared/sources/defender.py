@@ -24,9 +24,7 @@ from azure.core.exceptions import ClientAuthenticationError
 
 from ..credentials import https_required
 from ..hunt import Hunt
-from ..window import Window
-from .base import Column, QueryError, QueryResult
-from .retry import (
+from ..retry import (
     RETRYABLE_STATUSES,
     SYSTEM_CLOCK,
     Attempt,
@@ -38,6 +36,8 @@ from .retry import (
     call_with_retries,
     parse_retry_after,
 )
+from ..window import Window
+from .base import Column, QueryError, QueryResult
 
 LOG = logging.getLogger(__name__)
 

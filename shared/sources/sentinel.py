@@ -25,10 +25,7 @@ from azure.monitor.query import LogsQueryClient, LogsQueryPartialResult, LogsQue
 
 from ..credentials import https_required
 from ..hunt import Hunt
-from ..window import Window
-from .base import Column, QueryError, QueryResult
-from .defender import kql_value
-from .retry import (
+from ..retry import (
     RETRYABLE_STATUSES,
     SYSTEM_CLOCK,
     Attempt,
@@ -40,6 +37,9 @@ from .retry import (
     call_with_retries,
     parse_retry_after,
 )
+from ..window import Window
+from .base import Column, QueryError, QueryResult
+from .defender import kql_value
 
 LOGS_ENDPOINT = "https://api.loganalytics.io"
 ROW_LIMIT = 500_000
