@@ -17,20 +17,23 @@ import jsonschema
 import yaml
 
 from .errors import ConfigurationError
+from .hunt_yaml import YamlProblem, decode, parse, printable
 
 Source = Literal["defender", "sentinel"]
 
 DEFAULT_FREQUENCY = timedelta(hours=1)
 DEFAULT_LOOKBACK = timedelta(hours=4)
 MAX_LOOKBACK = timedelta(days=30)
+MAX_REALERT = timedelta(days=365)
 DEFENDER_DEDUP = ("DeviceId", "ReportId")
 DEFENDER_REQUIRED_COLUMNS = ("Timestamp", "DeviceId", "ReportId")
 DEFENDER_CONNECTORS = frozenset({"MicrosoftThreatProtection", "Microsoft365Defender",
                                  "MicrosoftDefenderAdvancedThreatProtection"})
 
-_DURATION = re.compile(r"^(\d+)([smhd])$")
+_DURATION = re.compile(r"^(\d{1,9})([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-_GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+# \Z, not $: Python's $ also matches before a final newline ("guid\n" is not a GUID).
+_GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z"
 
 # Keys Azure-Sentinel hunting and analytic YAML files carry that huntwire reads or passes through.
 SENTINEL_KEYS = frozenset({
@@ -40,6 +43,10 @@ SENTINEL_KEYS = frozenset({
     "status", "eventGroupingSettings", "alertDetailsOverride", "incidentConfiguration",
     "subTechniques", "requiredTables",
 })
+METADATA_KEYS = ("description", "tactics", "relevantTechniques", "tags", "version",
+                 "requiredDataConnectors")
+_MOVED = re.compile(r"\b(?:is|was|has been) moved\b|\bmoved to (?:a )?new location\b", re.I)
+_LINK = re.compile(r"https?://\S+?(?=['\"\s]|$)")
 HUNTWIRE_KEYS = frozenset({"source", "frequency", "lookback", "dedupBy", "enabled", "teams",
                            "realertAfter"})
 
@@ -67,9 +74,9 @@ HUNT_SCHEMA: dict[str, Any] = {
         "version": {"type": "string"},
         "tags": {"type": "array"},
         "source": {"enum": ["defender", "sentinel"]},
-        "frequency": {"type": "string", "pattern": _DURATION.pattern},
-        "lookback": {"type": "string", "pattern": _DURATION.pattern},
-        "realertAfter": {"type": "string", "pattern": _DURATION.pattern},
+        "frequency": {"type": "string", "pattern": _DURATION.pattern + "\\Z"},
+        "lookback": {"type": "string", "pattern": _DURATION.pattern + "\\Z"},
+        "realertAfter": {"type": "string", "pattern": _DURATION.pattern + "\\Z"},
         "dedupBy": {"type": "array", "minItems": 1, "uniqueItems": True,
                     "items": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}},
         "enabled": {"type": "boolean"},
@@ -99,7 +106,8 @@ class HuntError(ConfigurationError):
         super().__init__(self.describe())
 
     def describe(self) -> str:
-        where = self.path
+        """One line, control characters escaped so a file cannot drive the terminal."""
+        where = printable(self.path)
         if self.line is not None:
             where += f":{self.line}"
             if self.column is not None:
@@ -110,11 +118,15 @@ class HuntError(ConfigurationError):
         if self.field:
             parts.append(f"field '{self.field}':")
         parts.append(self.reason)
-        return " ".join(parts)
+        return printable(" ".join(parts))
 
     def as_dict(self) -> dict[str, Any]:
         return {"file": self.path, "line": self.line, "column": self.column, "field": self.field,
                 "code": self.code, "message": self.reason}
+
+
+class HuntMoved(HuntError):
+    """A stub that says its query moved elsewhere: reported as a warning, not run."""
 
 
 @dataclass(frozen=True)
@@ -163,10 +175,14 @@ class LoadResult:
 
 
 def parse_duration(text: str) -> timedelta:
-    match = _DURATION.match(text)
+    """``15m``, ``1h``, ``7d`` as a timedelta; ValueError for anything else or too large."""
+    match = _DURATION.fullmatch(text)
     if not match:
         raise ValueError(f"'{text}' is not a duration like 15m, 1h or 7d")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError as exc:
+        raise ValueError(f"'{text}' is too long a duration") from exc
 
 
 def infer_source(document: Mapping[str, Any]) -> Source:
@@ -175,8 +191,14 @@ def infer_source(document: Mapping[str, Any]) -> Source:
     return "defender" if ids & DEFENDER_CONNECTORS else "sentinel"
 
 
+def hunt_files(root: Path) -> list[Path]:
+    """Every ``*.yaml``/``*.yml`` file in *root*, in any letter case, sorted."""
+    return sorted(p for p in root.iterdir()
+                  if p.suffix.lower() in (".yaml", ".yml") and p.is_file())
+
+
 def load_hunts(directory: Path | str) -> LoadResult:
-    """Load every ``*.yaml``/``*.yml`` in *directory*; bad files become errors, not exceptions."""
+    """Load every hunt file in *directory*; a bad file becomes an error and stops nothing."""
     hunts: list[Hunt] = []
     errors: list[HuntError] = []
     warnings: list[str] = []
@@ -184,11 +206,17 @@ def load_hunts(directory: Path | str) -> LoadResult:
     if not root.is_dir():
         return LoadResult([], [HuntError(root, "hunts folder does not exist")], [])
     seen: dict[str, Path] = {}
-    for path in sorted([*root.glob("*.yaml"), *root.glob("*.yml")]):
+    for path in hunt_files(root):
         try:
             hunt, file_warnings = load_hunt(path)
+        except HuntMoved as moved:
+            warnings.append(moved.describe())
+            continue
         except HuntError as error:
             errors.append(error)
+            continue
+        except (Exception, RecursionError, MemoryError) as exc:  # one file never stops others
+            errors.append(HuntError(path, f"cannot load: {type(exc).__name__}: {exc}"))
             continue
         warnings.extend(file_warnings)
         if hunt.id in seen:
@@ -201,26 +229,48 @@ def load_hunts(directory: Path | str) -> LoadResult:
 
 
 def load_hunt(path: Path) -> tuple[Hunt, list[str]]:
+    """One hunt file; HuntError for anything wrong with it."""
     try:
-        text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        document = yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HuntError(path, f"cannot read file: {exc}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        column = mark.column + 1 if mark else None
-        raise HuntError(path, f"not valid YAML: {getattr(exc, 'problem', exc)}", line=line,
-                        column=column) from exc
+        document, node = parse(decode(path.read_bytes()))
+    except OSError as exc:
+        raise HuntError(path, f"cannot read file: {exc.strerror or exc}") from exc
+    except YamlProblem as exc:
+        raise HuntError(path, exc.reason, line=exc.line, column=exc.column) from exc
     if not isinstance(document, dict) or not isinstance(node, yaml.MappingNode):
         kind = type(document).__name__ if document is not None else "empty"
         raise HuntError(path, f"a hunt file must be a YAML mapping, found {kind}")
     lines = _key_lines(node)
+    _refuse_moved_stub(path, document)
+    warnings = _drop_empty_metadata(path, document)
     _check_schema(path, document, lines)
-    warnings = [f"{path}: unknown key '{key}' ignored" for key in document
-                if key not in SENTINEL_KEYS | HUNTWIRE_KEYS]
+    warnings += [printable(f"{path}: unknown key '{key}' ignored") for key in document
+                 if key not in SENTINEL_KEYS | HUNTWIRE_KEYS]
     return _build(path, document, lines, _query_position(node)), warnings
+
+
+def _refuse_moved_stub(path: Path, document: dict[str, Any]) -> None:
+    if "query" in document:
+        return
+    description = str(document.get("description") or "")
+    found = _MOVED.search(description)
+    if found:
+        link = _LINK.search(description)
+        where = f": {link.group()}" if link else ""
+        raise HuntMoved(path, f"no query: the file says it moved{where}", "query")
+
+
+def _drop_empty_metadata(path: Path, document: dict[str, Any]) -> list[str]:
+    """Informational keys left empty (``tactics:``, ``- ``) are ignored with a warning."""
+    warnings = []
+    for key in METADATA_KEYS:
+        value = document.get(key, ...)
+        if value is None:
+            del document[key]
+            warnings.append(printable(f"{path}: '{key}' is empty; ignored"))
+        elif isinstance(value, list) and any(item is None for item in value):
+            document[key] = [item for item in value if item is not None]
+            warnings.append(printable(f"{path}: '{key}' has empty items; ignored"))
+    return warnings
 
 
 def _key_lines(node: yaml.MappingNode) -> dict[str, int]:
@@ -268,6 +318,9 @@ def _build(path: Path, doc: dict[str, Any], lines: dict[str, int],
            query_at: tuple[int, int]) -> Hunt:
     source: Source = doc.get("source") or infer_source(doc)
     frequency = parse_duration(doc["frequency"]) if "frequency" in doc else DEFAULT_FREQUENCY
+    if not timedelta(0) < frequency <= MAX_LOOKBACK:
+        raise HuntError(path, f"frequency {doc['frequency']} must be more than 0 and at most "
+                        "30 days", "frequency", line=lines.get("frequency"))
     lookback = parse_duration(doc["lookback"]) if "lookback" in doc else max(DEFAULT_LOOKBACK,
                                                                              frequency)
     if lookback < frequency:
@@ -293,12 +346,22 @@ def _build(path: Path, doc: dict[str, Any], lines: dict[str, int],
         lookback=lookback,
         dedup_by=dedup,
         enabled=doc.get("enabled", True),
-        realert_after=parse_duration(doc["realertAfter"]) if "realertAfter" in doc else None,
+        realert_after=_realert_after(path, doc, lines),
         teams=TeamsOptions(max_findings=teams.get("maxFindings", 10),
                            columns=_strings(teams.get("columns"))),
         query_line=query_at[0],
         query_column=query_at[1],
     )
+
+
+def _realert_after(path: Path, doc: dict[str, Any], lines: dict[str, int]) -> timedelta | None:
+    if "realertAfter" not in doc:
+        return None
+    value = parse_duration(doc["realertAfter"])
+    if value > MAX_REALERT:
+        raise HuntError(path, "realertAfter is longer than 365 days", "realertAfter",
+                        line=lines.get("realertAfter"))
+    return value
 
 
 def _strings(values: Iterable[Any] | None) -> tuple[str, ...]:
