@@ -6,7 +6,7 @@ of replies: ``Reply(202)``, ``Reply(429, {"Retry-After": "2"})``, ``Reply(500)``
 (hold the connection without answering). When the script runs out it answers ``default``.
 
     with WebhookReceiver([Reply(429, {"Retry-After": "1"}), Reply(202)]) as hook:
-        TeamsWebhook(hook.url).post(payload)
+        TeamsWebhook(hook.url).post(payload)  # shared.notify.teams
         assert hook.payloads == [payload, payload]
 
 ``python -m devtools.webhook`` runs one until interrupted and prints each card's title.
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _title(payload: Any) -> str:
-    from shared.card import summarize_digest
+    from shared.cards import summarize_digest
 
     try:
         digest = summarize_digest(payload)

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from shared.card import (
+from shared.cards import (
     ADAPTIVE_CARD,
     MAX_PAYLOAD_BYTES,
     PortalLinks,

@@ -19,11 +19,11 @@ from devtools.webhook import WebhookReceiver
 from shared.credentials import make_credential
 from shared.hunt import Hunt
 from shared.ledger import Checkpoint, Ledger
+from shared.notify.teams import TeamsNotifier
 from shared.retry import RetryPolicy
 from shared.runner import Runner, is_due
 from shared.sources.local import LocalSource
 from shared.sources.sentinel import SentinelSource
-from shared.teams import TeamsWebhook
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 WORKSPACE = "11111111-2222-3333-4444-555555555555"
@@ -86,7 +86,7 @@ def test_time_budget_stops_starting_hunts_and_says_so(ledger: Ledger, events: Pa
                                                       teams: WebhookReceiver) -> None:
     runner = Runner(hunts=[hunt(1), hunt(2), hunt(3)],
                     sources={"defender": LocalSource({"DeviceProcessEvents": events})},
-                    ledger=ledger, notifier=TeamsWebhook(teams.url),
+                    ledger=ledger, notifier=TeamsNotifier(teams.url),
                     time_budget=timedelta(seconds=100), min_time_per_hunt=timedelta(seconds=30),
                     monotonic=SteppingClock(step=20))
     summary = runner.run_once(NOW)
@@ -103,7 +103,7 @@ def test_run_posts_once_then_not_due_then_catches_up(ledger: Ledger, events: Pat
                                                      teams: WebhookReceiver) -> None:
     source = LocalSource({"DeviceProcessEvents": events})
     runner = Runner(hunts=[hunt(1)], sources={"defender": source}, ledger=ledger,
-                    notifier=TeamsWebhook(teams.url))
+                    notifier=TeamsNotifier(teams.url))
     first = runner.run_once(NOW).outcomes[0]
     assert (first.rows, first.new, first.posted, first.pending) == (3, 3, 3, 0)
     assert runner.run_once(NOW + timedelta(minutes=20)).outcomes[0].status == "not-due"
@@ -126,7 +126,7 @@ def test_partial_result_records_findings_but_does_not_advance_the_checkpoint(
         h = hunt(7, source="sentinel", query="DeviceProcessEvents | project TimeGenerated, "
                  "DeviceId, ReportId")
         runner = Runner(hunts=[h], sources={"sentinel": sentinel}, ledger=ledger,
-                        notifier=TeamsWebhook(teams.url))
+                        notifier=TeamsNotifier(teams.url))
         columns = [("TimeGenerated", "datetime"), ("DeviceId", "string"), ("ReportId", "long")]
         logs.script(Reply(200, logs_tables(columns, [["2026-11-27T11:00:00Z", "dev-9", 5]],
                                            error=partial_error("memory budget exceeded"))))

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from devtools.webhook import Answer, Hang, Reply, WebhookReceiver
-from shared.card import MAX_PAYLOAD_BYTES, serialize
-from shared.teams import TeamsDeliveryError, TeamsWebhook, parse_retry_after
+from shared.cards import MAX_PAYLOAD_BYTES, serialize
+from shared.notify.teams import TeamsDeliveryError, TeamsWebhook
+from shared.retry import parse_retry_after
 
 PAYLOAD: dict[str, Any] = {"type": "message", "attachments": [{
     "contentType": "application/vnd.microsoft.card.adaptive",
@@ -32,7 +33,7 @@ class ManualClock:
         self.offset = 0.0
         self.sleeps: list[float] = []
 
-    def now(self) -> float:
+    def monotonic(self) -> float:
         return time.monotonic() + self.offset
 
     def sleep(self, seconds: float) -> None:
@@ -53,7 +54,7 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 def webhook(url: str, clock: ManualClock, **options: Any) -> TeamsWebhook:
     options.setdefault("timeout_seconds", 0.5)
-    return TeamsWebhook(url, clock=clock.now, sleep=clock.sleep, **options)
+    return TeamsWebhook(url, clock=clock, **options)
 
 
 def secret_parts(receiver: WebhookReceiver) -> list[str]:
