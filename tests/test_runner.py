@@ -15,6 +15,7 @@ from azure.data.tables import TableServiceClient
 
 from devtools.fake_loganalytics import FakeLogAnalytics, logs_tables, partial_error
 from devtools.identity import IdentityServer, Reply
+from devtools.webhook import Reply as WebhookReply
 from devtools.webhook import WebhookReceiver
 from shared.credentials import make_credential
 from shared.hunt import Hunt
@@ -159,3 +160,25 @@ def test_missing_source_and_missing_webhook_keep_findings_pending(ledger: Ledger
     assert any("no Teams webhook" in w for w in defender.warnings)
     assert len(ledger.pending(hunt(1))) == 3
     assert summary.ok
+
+
+@pytest.mark.parametrize(("answer", "kind"), [
+    (WebhookReply(404), "permanent"), (WebhookReply(401), "permanent"),
+    (WebhookReply(200, {}, b"Microsoft Teams endpoint returned HTTP error 413"), "permanent"),
+    (WebhookReply(503, {"Retry-After": "0"}), "transient")])
+def test_an_undelivered_digest_fails_the_hunt_and_keeps_its_findings_pending(
+        ledger: Ledger, events: Path, answer: WebhookReply, kind: str) -> None:
+    with WebhookReceiver(default=answer) as dead:
+        runner = Runner(hunts=[hunt(1)],
+                        sources={"defender": LocalSource({"DeviceProcessEvents": events})},
+                        ledger=ledger, notifier=TeamsNotifier(dead.url, max_attempts=2))
+        summary = runner.run_once(NOW)
+    outcome = summary.outcomes[0]
+
+    assert outcome.status == "failed"
+    assert not summary.ok
+    assert f"notification failed ({kind})" in (outcome.error or "")
+    assert dead.sig not in (outcome.error or "")
+    assert (outcome.new, outcome.posted, outcome.pending) == (3, 0, 3)
+    assert len(ledger.pending(hunt(1))) == 3
+    assert len(dead.posts) == (1 if kind == "permanent" else 2)
