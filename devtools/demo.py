@@ -17,7 +17,7 @@ from typing import Any
 
 from devtools.azurite import Azurite
 from devtools.webhook import WebhookReceiver
-from shared.card import summarize_digest
+from shared.cards import summarize_digest
 from shared.preview import write_preview
 
 REPO = Path(__file__).resolve().parents[1]

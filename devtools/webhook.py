@@ -2,11 +2,13 @@
 
 It listens on 127.0.0.1 (free port), accepts POSTs only on its own secret URL (shaped like a
 Workflows trigger URL, with a random ``sig``), records every payload, and answers from a script
-of replies: ``Reply(202)``, ``Reply(429, {"Retry-After": "2"})``, ``Reply(500)``, ``Hang()``
-(hold the connection without answering). When the script runs out it answers ``default``.
+of replies: ``Reply(202)``, ``Reply(429, {"Retry-After": "2"})``, ``Reply(500)``,
+``Reply(200, body=b"Microsoft Teams endpoint returned HTTP error 413")`` (an older connector's
+error), ``Hang()`` (hold the connection without answering) and ``Drip(200, b"1" * 50, 0.2)``
+(send the body one byte at a time). When the script runs out it answers ``default``.
 
     with WebhookReceiver([Reply(429, {"Retry-After": "1"}), Reply(202)]) as hook:
-        TeamsWebhook(hook.url).post(payload)
+        TeamsWebhook(hook.url).post(payload)  # shared.notify.teams
         assert hook.payloads == [payload, payload]
 
 ``python -m devtools.webhook`` runs one until interrupted and prints each card's title.
@@ -44,7 +46,16 @@ class Hang:
     seconds: float = 30.0
 
 
-Answer = Reply | Hang
+@dataclass(frozen=True)
+class Drip:
+    """Answer *status* at once, then send *body* one byte every *interval* seconds."""
+
+    status: int = 200
+    body: bytes = b"1" * 100
+    interval: float = 0.2
+
+
+Answer = Reply | Hang | Drip
 
 
 @dataclass(frozen=True)
@@ -170,7 +181,25 @@ class _Handler(BaseHTTPRequestHandler):
             receiver._stopping.wait(answer.seconds)
             self.close_connection = True
             return
+        if isinstance(answer, Drip):
+            self._drip(answer, receiver._stopping)
+            return
         self._send(answer)
+
+    def _drip(self, drip: Drip, stopping: threading.Event) -> None:
+        self.send_response(drip.status)
+        self.send_header("Content-Length", str(len(drip.body)))
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        for byte in drip.body:
+            if stopping.wait(drip.interval):
+                return
+            try:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            except OSError:  # the client gave up
+                return
 
     def _send(self, reply: Reply) -> None:
         self.send_response(reply.status)
@@ -212,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _title(payload: Any) -> str:
-    from shared.card import summarize_digest
+    from shared.cards import summarize_digest
 
     try:
         digest = summarize_digest(payload)

@@ -7,17 +7,19 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from .cards import PortalLinks
 from .credentials import make_credential
 from .hunt import Hunt, load_hunts
 from .ledger import Ledger
+from .notify import Notifier
+from .notify import build_notifier as build_configured_notifier
 from .retry import CallPacer, RetryPolicy
-from .runner import Notifier, Runner
+from .runner import Runner
 from .settings import Settings
 from .sources.base import QuerySource
 from .sources.defender import DefenderSource, Timeouts
 from .sources.local import LocalSource
 from .sources.sentinel import SentinelSource
-from .teams import TeamsWebhook
 
 log = logging.getLogger("huntwire")
 
@@ -67,10 +69,13 @@ def build_ledger(settings: Settings) -> Ledger:
 
 
 def build_notifier(settings: Settings) -> Notifier | None:
-    if not settings.teams_webhook_url:
+    portal = PortalLinks.from_ids(
+        tenant_id=getattr(settings, "tenant_id", None),
+        sentinel_workspace_resource_id=getattr(settings, "sentinel_workspace_resource_id", None))
+    notifier = build_configured_notifier(settings, portal)
+    if notifier is None:
         log.warning("HUNTWIRE_TEAMS_WEBHOOK_URL is not set: findings stay pending")
-        return None
-    return TeamsWebhook(settings.teams_webhook_url)
+    return notifier
 
 
 def build_runner(settings: Settings, *, dry_run: bool = False,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .card import build_digest
+from .cards import build_digest
 from .hunt import Hunt, Source, load_hunts
 from .preview import (
     SAMPLE_NOW,

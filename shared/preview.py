@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .card import card_of, payload_size
+from .cards import card_of, payload_size
 from .hunt import Hunt
 
 PACKAGE_DIR = Path(__file__).resolve().parent

@@ -13,13 +13,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from .card import build_digest
 from .hunt import Hunt
 from .ledger import Checkpoint, Finding, Ledger
+from .notify.base import FindingsBatch, Notifier, NotifyError
 from .sources.base import QueryError, QueryResult, QuerySource
-from .teams import TeamsDeliveryError
 from .window import Window, hunt_window, iso
 
 log = logging.getLogger("huntwire")
@@ -28,10 +27,6 @@ DUE_TOLERANCE = timedelta(minutes=5)
 """A timer may fire a little early; a hunt last run 58 minutes ago is due on an hourly timer."""
 
 Status = Literal["ok", "failed", "not-due", "skipped"]
-
-
-class Notifier(Protocol):
-    def post(self, payload: dict[str, Any]) -> object: ...
 
 
 @dataclass
@@ -156,17 +151,22 @@ class Runner:
 
     def _notify(self, hunt: Hunt, window: Window, pending: list[Finding],
                 outcome: HuntOutcome) -> int:
+        """Hand *pending* to the notifier; a failed delivery fails the hunt, loudly, and the
+        findings stay pending for the next run."""
         if not pending:
             return 0
         if self.notifier is None:
-            outcome.warnings.append("no Teams webhook configured: findings stay pending")
+            outcome.warnings.append("no Teams webhook (or other notifier) configured: findings "
+                                    "stay pending")
             return 0
-        payload = build_digest(hunt, window, [f.row for f in pending], total_new=len(pending))
+        batch = FindingsBatch(hunt, window, [f.row for f in pending], total_new=len(pending))
         try:
-            self.notifier.post(payload)
-        except TeamsDeliveryError as exc:
-            outcome.warnings.append(f"Teams post failed, {len(pending)} finding(s) stay "
-                                    f"pending: {exc}")
+            self.notifier.post_findings(batch)
+        except NotifyError as exc:
+            kind = "permanent" if exc.permanent else "transient"
+            outcome.status = "failed"
+            outcome.error = (f"notification failed ({kind}), {len(pending)} finding(s) stay "
+                             f"pending: {exc.message}")
             return 0
         return len(pending)
 

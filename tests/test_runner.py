@@ -15,15 +15,16 @@ from azure.data.tables import TableServiceClient
 
 from devtools.fake_loganalytics import FakeLogAnalytics, logs_tables, partial_error
 from devtools.identity import IdentityServer, Reply
+from devtools.webhook import Reply as WebhookReply
 from devtools.webhook import WebhookReceiver
 from shared.credentials import make_credential
 from shared.hunt import Hunt
 from shared.ledger import Checkpoint, Ledger
+from shared.notify.teams import TeamsNotifier
 from shared.retry import RetryPolicy
 from shared.runner import Runner, is_due
 from shared.sources.local import LocalSource
 from shared.sources.sentinel import SentinelSource
-from shared.teams import TeamsWebhook
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 WORKSPACE = "11111111-2222-3333-4444-555555555555"
@@ -86,7 +87,7 @@ def test_time_budget_stops_starting_hunts_and_says_so(ledger: Ledger, events: Pa
                                                       teams: WebhookReceiver) -> None:
     runner = Runner(hunts=[hunt(1), hunt(2), hunt(3)],
                     sources={"defender": LocalSource({"DeviceProcessEvents": events})},
-                    ledger=ledger, notifier=TeamsWebhook(teams.url),
+                    ledger=ledger, notifier=TeamsNotifier(teams.url),
                     time_budget=timedelta(seconds=100), min_time_per_hunt=timedelta(seconds=30),
                     monotonic=SteppingClock(step=20))
     summary = runner.run_once(NOW)
@@ -103,7 +104,7 @@ def test_run_posts_once_then_not_due_then_catches_up(ledger: Ledger, events: Pat
                                                      teams: WebhookReceiver) -> None:
     source = LocalSource({"DeviceProcessEvents": events})
     runner = Runner(hunts=[hunt(1)], sources={"defender": source}, ledger=ledger,
-                    notifier=TeamsWebhook(teams.url))
+                    notifier=TeamsNotifier(teams.url))
     first = runner.run_once(NOW).outcomes[0]
     assert (first.rows, first.new, first.posted, first.pending) == (3, 3, 3, 0)
     assert runner.run_once(NOW + timedelta(minutes=20)).outcomes[0].status == "not-due"
@@ -126,7 +127,7 @@ def test_partial_result_records_findings_but_does_not_advance_the_checkpoint(
         h = hunt(7, source="sentinel", query="DeviceProcessEvents | project TimeGenerated, "
                  "DeviceId, ReportId")
         runner = Runner(hunts=[h], sources={"sentinel": sentinel}, ledger=ledger,
-                        notifier=TeamsWebhook(teams.url))
+                        notifier=TeamsNotifier(teams.url))
         columns = [("TimeGenerated", "datetime"), ("DeviceId", "string"), ("ReportId", "long")]
         logs.script(Reply(200, logs_tables(columns, [["2026-11-27T11:00:00Z", "dev-9", 5]],
                                            error=partial_error("memory budget exceeded"))))
@@ -159,3 +160,25 @@ def test_missing_source_and_missing_webhook_keep_findings_pending(ledger: Ledger
     assert any("no Teams webhook" in w for w in defender.warnings)
     assert len(ledger.pending(hunt(1))) == 3
     assert summary.ok
+
+
+@pytest.mark.parametrize(("answer", "kind"), [
+    (WebhookReply(404), "permanent"), (WebhookReply(401), "permanent"),
+    (WebhookReply(200, {}, b"Microsoft Teams endpoint returned HTTP error 413"), "permanent"),
+    (WebhookReply(503, {"Retry-After": "0"}), "transient")])
+def test_an_undelivered_digest_fails_the_hunt_and_keeps_its_findings_pending(
+        ledger: Ledger, events: Path, answer: WebhookReply, kind: str) -> None:
+    with WebhookReceiver(default=answer) as dead:
+        runner = Runner(hunts=[hunt(1)],
+                        sources={"defender": LocalSource({"DeviceProcessEvents": events})},
+                        ledger=ledger, notifier=TeamsNotifier(dead.url, max_attempts=2))
+        summary = runner.run_once(NOW)
+    outcome = summary.outcomes[0]
+
+    assert outcome.status == "failed"
+    assert not summary.ok
+    assert f"notification failed ({kind})" in (outcome.error or "")
+    assert dead.sig not in (outcome.error or "")
+    assert (outcome.new, outcome.posted, outcome.pending) == (3, 0, 3)
+    assert len(ledger.pending(hunt(1))) == 3
+    assert len(dead.posts) == (1 if kind == "permanent" else 2)

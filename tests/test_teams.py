@@ -9,14 +9,22 @@ import socket
 import time
 import traceback
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devtools.webhook import Answer, Hang, Reply, WebhookReceiver
-from shared.card import MAX_PAYLOAD_BYTES, serialize
-from shared.teams import TeamsDeliveryError, TeamsWebhook, parse_retry_after
+from devtools.webhook import Answer, Drip, Hang, Reply, WebhookReceiver
+from shared.cards import MAX_PAYLOAD_BYTES, PortalLinks, card_of, serialize, summarize_digest
+from shared.errors import ConfigurationError, NotifyError
+from shared.hunt import Hunt
+from shared.notify import NOTIFIERS, FindingsBatch, Notice, build_notifier
+from shared.notify import teams as teams_module
+from shared.notify.teams import TeamsDeliveryError, TeamsNotifier, TeamsWebhook
+from shared.retry import parse_retry_after
+from shared.settings import Settings
+from shared.window import Window
 
 PAYLOAD: dict[str, Any] = {"type": "message", "attachments": [{
     "contentType": "application/vnd.microsoft.card.adaptive",
@@ -32,7 +40,7 @@ class ManualClock:
         self.offset = 0.0
         self.sleeps: list[float] = []
 
-    def now(self) -> float:
+    def monotonic(self) -> float:
         return time.monotonic() + self.offset
 
     def sleep(self, seconds: float) -> None:
@@ -53,7 +61,7 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 def webhook(url: str, clock: ManualClock, **options: Any) -> TeamsWebhook:
     options.setdefault("timeout_seconds", 0.5)
-    return TeamsWebhook(url, clock=clock.now, sleep=clock.sleep, **options)
+    return TeamsWebhook(url, clock=clock, **options)
 
 
 def secret_parts(receiver: WebhookReceiver) -> list[str]:
@@ -270,3 +278,165 @@ def test_the_receiver_rejects_bodies_that_are_not_json(receiver: WebhookReceiver
     response = requests.post(receiver.url, data=b"{not json", timeout=5)
     assert response.status_code == 400
     assert json.loads(response.content)["error"]["code"] == "InvalidRequestContent"
+
+
+# --- dead webhooks and 2xx answers that are errors (issue 16) --------------------------------
+
+@pytest.mark.parametrize("status", [401, 403, 404, 410, 413])
+def test_a_dead_or_refusing_webhook_is_a_permanent_notify_error(clock: ManualClock,
+                                                               status: int) -> None:
+    with (WebhookReceiver(default=Reply(status)) as receiver,
+          pytest.raises(NotifyError) as failure):
+        webhook(receiver.url, clock).post(PAYLOAD)
+
+    assert isinstance(failure.value, TeamsDeliveryError)
+    assert failure.value.permanent
+    assert len(receiver.posts) == 1
+    assert f"HTTP {status}" in str(failure.value)
+    assert_hides_url(str(failure.value), receiver)
+    if status != 413:
+        assert "set a new webhook URL" in str(failure.value)
+
+
+@pytest.mark.parametrize("answer", [Reply(429, {"Retry-After": "0"}), Reply(500), Reply(503),
+                                    Hang()])
+def test_throttling_server_errors_and_timeouts_are_transient(clock: ManualClock,
+                                                             answer: Answer) -> None:
+    with (WebhookReceiver(default=answer) as receiver,
+          pytest.raises(NotifyError) as failure):
+        webhook(receiver.url, clock, max_attempts=2, timeout_seconds=0.3).post(PAYLOAD)
+
+    assert failure.value.transient
+    assert len(receiver.posts) == 2
+
+
+@pytest.mark.parametrize(("body", "permanent"), [
+    (b"Microsoft Teams endpoint returned HTTP error 413", True),
+    (b"Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error "
+     b"403 with ContextId tcid=0", True),
+    (b'{"error":{"code":"BadRequest","message":"Summary or Text is required."}}', False),
+    (b"Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error "
+     b"429 with ContextId tcid=0", False),
+    (b'"Microsoft Teams endpoint returned HTTP error 502"', False),
+])
+def test_a_2xx_whose_body_is_an_error_is_not_delivered(clock: ManualClock, body: bytes,
+                                                       permanent: bool) -> None:
+    with (WebhookReceiver(default=Reply(200, {}, body)) as receiver,
+          pytest.raises(NotifyError) as failure):
+        webhook(receiver.url, clock, max_attempts=2).post(PAYLOAD)
+
+    assert failure.value.permanent is permanent
+    assert len(receiver.posts) == (1 if permanent else 2)
+    assert "error in the body" in str(failure.value)
+    assert "ContextId" not in str(failure.value), "the body is never quoted"
+
+
+@pytest.mark.parametrize("reply", [Reply(202), Reply(200, {}, b"1"), Reply(200, {}, b"{}"),
+                                   Reply(200, {}, b'{"status":"accepted"}')])
+def test_empty_one_and_plain_json_2xx_bodies_are_delivered(clock: ManualClock,
+                                                           reply: Reply) -> None:
+    with WebhookReceiver([reply]) as receiver:
+        assert webhook(receiver.url, clock).post(PAYLOAD).status == reply.status
+    assert len(receiver.posts) == 1
+
+
+def test_an_error_body_then_a_clean_202_is_delivered_on_the_retry(clock: ManualClock) -> None:
+    answers: list[Answer] = [Reply(200, {}, b"Microsoft Teams endpoint returned HTTP error 500"),
+                             Reply(202)]
+    with WebhookReceiver(answers) as receiver:
+        result = webhook(receiver.url, clock).post(PAYLOAD)
+
+    assert (result.status, result.attempts) == (202, 2)
+
+
+def test_a_dripping_reply_is_cut_at_the_attempts_time(clock: ManualClock) -> None:
+    with WebhookReceiver(default=Drip(200, b"1" * 200, interval=0.1)) as receiver:
+        started = time.monotonic()
+        with pytest.raises(NotifyError) as failure:
+            webhook(receiver.url, clock, max_attempts=2, timeout_seconds=0.5).post(PAYLOAD)
+        elapsed = time.monotonic() - started
+
+    assert "timed out reading the reply" in str(failure.value)
+    assert failure.value.transient
+    assert len(receiver.posts) == 2
+    assert elapsed < 3, "two attempts of 0.5 s, not 2 x 20 s of dripping"
+
+
+def test_retry_after_uses_the_one_shared_parser(clock: ManualClock) -> None:
+    """``shared.retry.parse_retry_after`` reads fractional seconds; Teams honours them."""
+    with WebhookReceiver([Reply(429, {"Retry-After": "1.5"}), Reply(202)]) as receiver:
+        webhook(receiver.url, clock).post(PAYLOAD)
+
+    assert 1.5 in clock.sleeps
+    assert not hasattr(teams_module, "parse_retry_after")
+
+
+# --- the notifier ----------------------------------------------------------------------------
+
+WORKSPACE = ("/subscriptions/0000/resourceGroups/soc/providers/"
+             "Microsoft.OperationalInsights/workspaces/sentinel")
+
+
+def sample_batch(source: str = "sentinel") -> FindingsBatch:
+    now = datetime(2026, 11, 27, 23, 0, tzinfo=UTC)
+    chosen = Hunt(id="6f1d3a52-8c1e-4c47-9a0e-2f6b1c9d7e01", name="Sign-ins from evil",
+                  query="SigninLogs | take 1", source=source,  # type: ignore[arg-type]
+                  path=Path("hunts/x.yaml"))
+    rows = [{"TimeGenerated": "2026-11-27T22:00:00Z", "UserPrincipalName": "a@contoso.example",
+             "Url": "https://evil.example/x"}]
+    return FindingsBatch(chosen, Window(now - timedelta(hours=4), now), rows, total_new=3)
+
+
+def test_the_notifier_posts_the_digest_with_the_portal_links_it_was_given(
+        receiver: WebhookReceiver, clock: ManualClock) -> None:
+    portal = PortalLinks.from_ids(tenant_id="contoso-tenant",
+                                  sentinel_workspace_resource_id=WORKSPACE)
+    notifier = TeamsNotifier(receiver.url, portal=portal, clock=clock)
+    delivery = notifier.post_findings(sample_batch())
+
+    payload = receiver.payloads[0]
+    assert delivery.status == 202
+    assert delivery.notifier == "Teams"
+    assert summarize_digest(payload).total_new == 3
+    url = card_of(payload)["actions"][0]["url"]
+    assert url.startswith("https://portal.azure.com/#@contoso-tenant/blade/")
+    assert "sentinel" in url
+    assert "evil.example" not in json.dumps(payload)
+    assert_hides_url(repr(notifier), receiver)
+
+
+def test_the_notifier_posts_an_escaped_notice(receiver: WebhookReceiver,
+                                              clock: ManualClock) -> None:
+    notice = Notice(kind="health", title="Hunt <at>x</at> is failing", severity="High",
+                    summary="Graph said: see https://evil.example/help",
+                    facts=(("Hunt", "encoded.yaml"), ("Failing since", "2026-11-27T20:00Z")),
+                    link=("Open hunt", "https://security.microsoft.com/v2/advanced-hunting"))
+    TeamsNotifier(receiver.url, clock=clock).post_notice(notice)
+
+    card = card_of(receiver.payloads[0])
+    dump = json.dumps(card)
+    assert card["version"] == "1.4"
+    assert "HIGH" in dump
+    assert "<at>" not in dump
+    assert "https://evil" not in dump
+    assert "hxxps[:]//evil[.]example/help" in dump
+    assert "Failing since" in dump
+    assert card["actions"][0]["url"] == "https://security.microsoft.com/v2/advanced-hunting"
+
+
+def test_the_registry_builds_the_teams_notifier_only_when_its_url_is_set(
+        receiver: WebhookReceiver) -> None:
+    assert build_notifier(Settings()) is None
+    portal = PortalLinks.from_ids(tenant_id="t")
+    built = build_notifier(Settings(teams_webhook_url=receiver.url), portal)
+
+    assert isinstance(built, TeamsNotifier)
+    assert built.portal is portal
+    assert set(NOTIFIERS) == {"teams"}
+
+
+def test_a_bad_webhook_url_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="Teams webhook URL") as failure:
+        TeamsNotifier("http://example.com/hook?sig=SECRETSIG")
+
+    assert failure.value.permanent

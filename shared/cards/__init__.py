@@ -1,0 +1,27 @@
+"""Teams Adaptive Cards, safe with hostile telemetry (rules: ``docs/teams-card.md``).
+
+Two layers keep telemetry inert: structure (query results go only into ``TextRun`` text, which
+renders as plain text) and content (:func:`escape_text` defangs links, mentions, tags and
+invisible characters anyway). Payloads never exceed :data:`MAX_PAYLOAD_BYTES`.
+
+``escape`` text safety, ``links`` portal and ATT&CK links, ``elements`` card building blocks,
+``findings`` one result row, ``digest`` the per-hunt card, ``notice`` a short notice card,
+``payload`` the message, its size and bytes.
+"""
+
+from .digest import DigestSummary, build_digest, summarize_digest, window_text
+from .escape import defang, escape_text, to_text
+from .links import PortalLinks, technique_url
+from .notice import build_notice
+from .payload import (
+    ADAPTIVE_CARD,
+    CARD_VERSION,
+    MAX_PAYLOAD_BYTES,
+    card_of,
+    payload_size,
+    serialize,
+)
+
+__all__ = ["ADAPTIVE_CARD", "CARD_VERSION", "MAX_PAYLOAD_BYTES", "DigestSummary", "PortalLinks",
+           "build_digest", "build_notice", "card_of", "defang", "escape_text", "payload_size",
+           "serialize", "summarize_digest", "technique_url", "to_text", "window_text"]

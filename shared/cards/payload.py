@@ -1,0 +1,42 @@
+"""The webhook message around a card: its shape, its size as sent and its exact bytes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+MAX_PAYLOAD_BYTES = 28_000
+"""Teams Workflows webhooks accept about 28 KB per message; measured as compact UTF-8 JSON."""
+CARD_VERSION = "1.4"
+"""Teams Workflows render 1.4; 1.5 has been reported rejected."""
+ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
+CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
+
+
+def card_shell(body: list[dict[str, Any]]) -> dict[str, Any]:
+    """An empty-handed Adaptive Card 1.4, full width, holding *body*."""
+    return {"type": "AdaptiveCard", "$schema": CARD_SCHEMA, "version": CARD_VERSION,
+            "msteams": {"width": "Full"}, "body": body}
+
+
+def message(card: dict[str, Any]) -> dict[str, Any]:
+    """The Workflows webhook message carrying *card*."""
+    return {"type": "message",
+            "attachments": [{"contentType": ADAPTIVE_CARD, "contentUrl": None, "content": card}]}
+
+
+def payload_size(payload: Any) -> int:
+    """Bytes of *payload* as sent: compact JSON, UTF-8, non-ASCII unescaped."""
+    return len(serialize(payload))
+
+
+def serialize(payload: Any) -> bytes:
+    """The exact request body the Teams notifier posts."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def card_of(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The Adaptive Card inside a webhook payload."""
+    content: dict[str, Any] = payload["attachments"][0]["content"]
+    return content

@@ -1,0 +1,83 @@
+"""The notification seam: what the runner hands a notifier, and what it gets back.
+
+A notifier turns a :class:`FindingsBatch` (one hunt's pending findings) or a :class:`Notice`
+(a health, delivery or coverage problem, or any short message) into a post on its channel. It
+returns a :class:`Delivery` once the channel accepted it, and raises :class:`NotifyError` (or a
+subclass) otherwise, with ``permanent`` set when retrying later cannot help (a deleted or
+rejected webhook, a payload the channel refuses). The runner catches only ``NotifyError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from ..errors import NotifyError
+from ..hunt import Hunt
+from ..window import Window
+
+NoticeKind = Literal["health", "delivery", "coverage", "incident", "info"]
+Severity = Literal["High", "Medium", "Low", "Informational"]
+
+
+@dataclass(frozen=True)
+class FindingsBatch:
+    """One hunt's new, not yet notified findings from one window."""
+
+    hunt: Hunt
+    window: Window
+    rows: Sequence[Mapping[str, Any]]
+    """The findings' result rows, oldest first; a notifier may show only some of them."""
+    total_new: int
+    """How many findings the batch stands for (at least ``len(rows)``)."""
+
+    def __post_init__(self) -> None:
+        if self.total_new < len(self.rows):
+            raise ValueError("total_new must count at least the rows given")
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A short message that is not a hunt's findings. Text may quote services or hunt files:
+    notifiers escape it like telemetry."""
+
+    kind: NoticeKind
+    title: str
+    summary: str = ""
+    severity: Severity = "Medium"
+    facts: tuple[tuple[str, str], ...] = field(default=())
+    """(label, value) pairs, e.g. ``("Hunt", name)``, ``("Failing since", iso time)``."""
+    link: tuple[str, str] | None = None
+    """(title, url) of one of our own pages (a portal link), never a URL from telemetry."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The channel accepted the post."""
+
+    notifier: str
+    status: int
+    attempts: int
+    payload_bytes: int
+    elapsed_seconds: float
+
+
+class Notifier(Protocol):
+    """Posts findings and notices to one channel. Built from settings by ``shared.notify``."""
+
+    name: str
+
+    def post_findings(self, batch: FindingsBatch) -> Delivery:
+        """Deliver *batch* or raise :class:`NotifyError`."""
+        ...
+
+    def post_notice(self, notice: Notice) -> Delivery:
+        """Deliver *notice* or raise :class:`NotifyError`."""
+        ...
+
+    def close(self) -> None: ...
+
+
+__all__ = ["Delivery", "FindingsBatch", "Notice", "NoticeKind", "Notifier", "NotifyError",
+           "Severity"]
