@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 from .card import build_digest
 from .hunt import Hunt
 from .ledger import Checkpoint, Finding, Ledger
-from .sources.base import QueryError, QueryResult, QuerySource
+from .sources.base import QueryError, QueryResult, QuerySource, close_sources
 from .teams import TeamsDeliveryError
 from .window import Window, hunt_window, iso
 
@@ -106,6 +106,7 @@ class Runner:
         log.info("huntwire.run %s", json.dumps({"started": summary.started, "ok": summary.ok,
                                                 "stopped_early": summary.stopped_early,
                                                 **summary.totals()}))
+        close_sources(self.sources.values())
         return summary
 
     def _run_isolated(self, hunt: Hunt, now: datetime) -> HuntOutcome:
