@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -120,7 +121,14 @@ def run_with_retries(hunt_id: str, service: str, call: Callable[[Attempt], T], *
 
 def cut_short(error: json.JSONDecodeError) -> bool:
     """The JSON text ended early (a body cut off), as opposed to text that is not JSON."""
-    return error.pos >= len(error.doc.rstrip())
+    tail = error.doc[error.pos:].strip()
+    return (not tail or error.msg.startswith(("Unterminated string", "Invalid \\uXXXX"))
+            or any(literal.startswith(tail) for literal in ("null", "true", "false"))
+            or _NUMBER_START.fullmatch(tail) is not None)
+
+
+_NUMBER_START = re.compile(r"-?\d*\.?\d*(?:[eE][+-]?\d*)?")
+"""What a number cut off part-way can look like (``-``, ``1.``, ``2e``)."""
 
 
 def forbidden_hint(status: int | None, grant: str) -> str:

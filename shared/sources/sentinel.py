@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
     HttpResponseError,
     IncompleteReadError,
     ServiceRequestError,
@@ -148,33 +150,48 @@ class SentinelSource:
 
 def _failure(hunt_id: str, exc: Exception, deadline: ReplyDeadline) -> Exception:
     """What one failed attempt means: Retryable (try again now) or QueryError (stop)."""
+    if isinstance(exc, HttpResponseError) and exc.response is None \
+            and isinstance(exc.__context__, AzureError):
+        exc = exc.__context__  # the SDK re-raised it as a bare HttpResponseError
     kind = type(exc).__name__
+    if isinstance(exc, ClientAuthenticationError):
+        return QueryError(hunt_id, f"no token for Log Analytics: {_first_line(exc.message)}",
+                          retryable=True, reason="no-token")
     if deadline.expired:
         return Retryable(f"no answer from Log Analytics within the timeout (the whole reply "
                          f"took over {deadline.seconds:.1f} s)", reason="timeout")
-    if isinstance(exc, IncompleteReadError):
-        return Retryable(f"Log Analytics' reply was cut short ({kind})", reason="unavailable")
+    if isinstance(exc, IncompleteReadError) or (isinstance(exc, HttpResponseError)
+                                                and exc.response is None):
+        return Retryable(f"Log Analytics' reply was cut short or the connection dropped "
+                         f"({kind})", reason="unavailable")
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
         timeout = "Timeout" in kind
         return Retryable(f"no answer from Log Analytics ({kind})",
                          reason="timeout" if timeout else "unavailable")
-    if isinstance(exc, json.JSONDecodeError):
-        if cut_short(exc):
+    decode_error = _json_decode_error(exc)
+    if decode_error is not None:
+        if cut_short(decode_error):
             return Retryable("Log Analytics answered 200 with JSON cut short", status=200,
                              reason="malformed")
         return QueryError(hunt_id, "Log Analytics answered with a body that is not JSON",
                           status=200, retryable=True)
-    assert isinstance(exc, HttpResponseError)
-    return _response_error(hunt_id, exc)
+    if isinstance(exc, HttpResponseError):
+        return _response_error(hunt_id, exc)
+    return Retryable(f"Log Analytics failed: {_first_line(str(exc))}", reason="unavailable")
+
+
+def _json_decode_error(exc: BaseException | None) -> json.JSONDecodeError | None:
+    """The JSON error behind *exc* (the SDK wraps it, then re-raises the wrapper)."""
+    for _ in range(4):
+        if exc is None or isinstance(exc, json.JSONDecodeError):
+            return exc
+        exc = exc.__context__
+    return None
 
 
 def _response_error(hunt_id: str, exc: HttpResponseError) -> Exception:
-    """The SDK re-raises every failure, the credential's included, as a plain
-    HttpResponseError: one without a response means no token could be had."""
+    """The service's refusal (the SDK puts the service's error in the model)."""
     status = exc.status_code
-    if exc.response is None:
-        return QueryError(hunt_id, f"no token for Log Analytics: {_first_line(exc.message)}",
-                          retryable=True, reason="no-token")
     if status == 200:  # the body could not be decoded
         return QueryError(hunt_id, "Log Analytics answered 200 with a body that is not JSON",
                           status=200, retryable=True)
