@@ -15,7 +15,8 @@ Each request is checked like the service does (token audience, path, JSON body w
 and then answered from a script (:meth:`FakeGraph.script`: replies or callables, first in first
 out), else from :attr:`FakeGraph.handler`, else by running the query with duckdb-kql
 (:class:`shared.sources.local.LocalSource`) over the JSON-lines events given, capped at the
-service's 100,000 rows. Every request is kept in :attr:`FakeGraph.requests`.
+service's 100,000 rows. Every request is kept in :attr:`FakeGraph.requests`. :func:`dripping`,
+:func:`cut_short`, :func:`json_cut_short` and :func:`empty_200` script faulty replies.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -208,3 +210,28 @@ def _casefold_keys(document: Any) -> dict[str, Any]:
         return {}
     return {str(key).casefold(): value for key, value in document.items()}
 
+
+
+# --- faulty replies (for reliability tests; any scripted Reply can be made faulty) -------------
+
+def dripping(reply: Reply, seconds_per_byte: float = 1.0) -> Reply:
+    """*reply*'s body sent one byte at a time: no single read ever waits long."""
+    return replace(reply, drip_seconds=seconds_per_byte)
+
+
+def cut_short(reply: Reply, keep: float = 0.5, *, reset: bool = False) -> Reply:
+    """*reply* announcing its full length but ending after *keep* of its body (a clean close,
+    or a TCP reset with *reset*)."""
+    return replace(reply, cut_after_bytes=int(len(reply.encoded()[0]) * keep), reset=reset)
+
+
+def json_cut_short(reply: Reply, keep: float = 0.5) -> Reply:
+    """A complete HTTP reply whose JSON text stops part-way (as a broken proxy may send)."""
+    text = reply.encoded()[0].decode()
+    return replace(reply, body=text[:int(len(text) * keep)],
+                   headers={**reply.headers, "Content-Type": "application/json; charset=utf-8"})
+
+
+def empty_200() -> Reply:
+    """200 with no body at all."""
+    return Reply(200, b"", {"Content-Type": "application/json; charset=utf-8"})

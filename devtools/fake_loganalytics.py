@@ -15,7 +15,8 @@ Wire format (Azure Monitor Log Analytics REST API, "Query - Execute")::
 Requests are checked like the service does (token audience, workspace, JSON body with
 ``query``), then answered from a script, a handler, or by running the query with duckdb-kql over
 the JSON-lines events given (Sentinel flavour: ``TimeGenerated``). Past *row_limit* rows the answer
-is a partial result with the service's "result set too large" error.
+is a partial result with the service's "result set too large" error. :func:`no_tables` scripts
+the 200 without tables seen during outages; the faulty replies of :mod:`.fake_graph` work here too.
 """
 
 from __future__ import annotations
@@ -149,3 +150,6 @@ def _body_refusal(request: Request) -> Reply | None:
     return None
 
 
+def no_tables(*, tables: bool = True) -> Reply:
+    """200 with an empty ``tables`` list (or, with *tables* False, no ``tables`` at all)."""
+    return Reply(200, {"tables": []} if tables else {})

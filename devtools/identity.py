@@ -24,6 +24,8 @@ import base64
 import binascii
 import json
 import secrets
+import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -62,6 +64,13 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0
     """Stall this long before answering (to exercise client timeouts); cut short by stop()."""
+    drip_seconds: float = 0.0
+    """Send the body one byte at a time, this long apart (a reply that never trips a read
+    timeout)."""
+    cut_after_bytes: int | None = None
+    """Announce the whole body's length but send only this many bytes, then close."""
+    reset: bool = False
+    """With cut_after_bytes: end with a TCP reset instead of a clean close."""
 
     def encoded(self) -> tuple[bytes, str]:
         if isinstance(self.body, bytes):
@@ -184,9 +193,28 @@ def _handler_for(owner: LoopbackServer) -> type[BaseHTTPRequestHandler]:
                     if name.lower() != "content-type":
                         self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(body)
+                self._write(reply, body)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (its timeout); nothing left to tell it
+
+        def _write(self, reply: Reply, body: bytes) -> None:
+            if reply.cut_after_bytes is not None:
+                body = body[:reply.cut_after_bytes]
+            if not reply.drip_seconds:
+                self.wfile.write(body)
+            for index in range(len(body) if reply.drip_seconds else 0):
+                if owner._stopping.is_set():
+                    break
+                self.wfile.write(body[index:index + 1])
+                self.wfile.flush()
+                owner._stall(reply.drip_seconds)
+            if reply.cut_after_bytes is not None:
+                self.wfile.flush()
+                self.close_connection = True
+                if reply.reset:  # SO_LINGER 0: close() sends RST
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                               struct.pack("ii", 1, 0))
+                    self.connection.close()
 
         def _read(self) -> Request:
             parts = urlsplit(self.path)

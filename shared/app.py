@@ -13,13 +13,12 @@ from .hunt import Hunt, load_hunts
 from .ledger import Ledger
 from .notify import Notifier
 from .notify import build_notifier as build_configured_notifier
-from .retry import CallPacer, RetryPolicy
+from .retry import RetryPolicy
 from .runner import Runner
 from .settings import Settings
-from .sources.base import QuerySource
-from .sources.defender import DefenderSource, Timeouts
+from .sources.base import QuerySource, Timeouts
+from .sources.catalog import factory, source_names
 from .sources.local import LocalSource
-from .sources.sentinel import SentinelSource
 
 log = logging.getLogger("huntwire")
 
@@ -43,22 +42,14 @@ def load_valid_hunts(hunts_dir: Path) -> list[Hunt]:
 
 def build_sources(settings: Settings,
                   local_events: Mapping[str, Path] | None = None) -> dict[str, QuerySource]:
+    """Every registered source that the settings configure (see shared/sources/catalog.py)."""
     if local_events:
         local = LocalSource(local_events)
-        return {"defender": local, "sentinel": local}
+        return dict.fromkeys(source_names(), local)
     credential = make_credential(settings.client_id)
-    pacer = CallPacer(calls=45, period_seconds=60)  # Graph: about 45 calls a minute per tenant
-    sources: dict[str, QuerySource] = {
-        "defender": DefenderSource(credential, settings.graph_endpoint, policy=QUERY_POLICY,
-                                   pacer=pacer, timeouts=QUERY_TIMEOUTS)}
-    if settings.sentinel_workspace_id:
-        sources["sentinel"] = SentinelSource(
-            credential, settings.sentinel_workspace_id, settings.logs_endpoint,
-            server_timeout_seconds=180, policy=QUERY_POLICY,
-            read_timeout_seconds=QUERY_TIMEOUTS.read_seconds)
-    else:
-        log.warning("HUNTWIRE_SENTINEL_WORKSPACE_ID is not set: Sentinel hunts are skipped")
-    return sources
+    built = {name: factory(name)(settings, credential, QUERY_POLICY, QUERY_TIMEOUTS)
+             for name in source_names()}
+    return {name: source for name, source in built.items() if source is not None}
 
 
 def build_ledger(settings: Settings) -> Ledger:

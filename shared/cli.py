@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .hunt import Hunt, HuntError, load_hunts
+from .sources.catalog import time_columns
 from .window import hunt_window, iso
 
 DEFAULT_HUNTS_DIR = Path(__file__).resolve().parents[1] / "hunts"
@@ -169,7 +170,7 @@ def print_eval_table(report: list[dict[str, Any]], now: datetime) -> None:
         status = f"ERROR {entry['error']}" if entry["error"] else f"{count} match(es)"
         print(f"\n== {entry['name']} [{entry['id']}]: {status}")
         for match in entry["matches"]:
-            when = match.get("Timestamp") or match.get("TimeGenerated") or ""
+            when = next((match[c] for c in time_columns() if match.get(c)), "")
             device = match.get("DeviceName") or match.get("DeviceId") or ""
             command = str(match.get("ProcessCommandLine") or match.get("RemoteUrl")
                           or match.get("RemoteIP") or "")

@@ -11,24 +11,22 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import jsonschema
 import yaml
 
 from .errors import ConfigurationError
 from .hunt_yaml import YamlProblem, decode, parse, printable
+from .sources import catalog
 
-Source = Literal["defender", "sentinel"]
+Source = str
+"""A source name registered in :mod:`shared.sources.catalog` ("defender", "sentinel", ...)."""
 
 DEFAULT_FREQUENCY = timedelta(hours=1)
 DEFAULT_LOOKBACK = timedelta(hours=4)
 MAX_LOOKBACK = timedelta(days=30)
 MAX_REALERT = timedelta(days=365)
-DEFENDER_DEDUP = ("DeviceId", "ReportId")
-DEFENDER_REQUIRED_COLUMNS = ("Timestamp", "DeviceId", "ReportId")
-DEFENDER_CONNECTORS = frozenset({"MicrosoftThreatProtection", "Microsoft365Defender",
-                                 "MicrosoftDefenderAdvancedThreatProtection"})
 
 _DURATION = re.compile(r"^(\d{1,9})([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -73,7 +71,7 @@ HUNT_SCHEMA: dict[str, Any] = {
         "query": {"type": "string", "minLength": 1},
         "version": {"type": "string"},
         "tags": {"type": "array"},
-        "source": {"enum": ["defender", "sentinel"]},
+        "source": {"enum": catalog.source_names()},
         "frequency": {"type": "string", "pattern": _DURATION.pattern + "\\Z"},
         "lookback": {"type": "string", "pattern": _DURATION.pattern + "\\Z"},
         "realertAfter": {"type": "string", "pattern": _DURATION.pattern + "\\Z"},
@@ -158,7 +156,7 @@ class Hunt:
 
     @property
     def time_column(self) -> str:
-        return "Timestamp" if self.source == "defender" else "TimeGenerated"
+        return catalog.source_kind(self.source).time_column
 
     def file_position(self, kql_line: int, kql_column: int) -> tuple[int, int]:
         """Map a 1-based KQL line/column to the line/column in the hunt file."""
@@ -187,8 +185,7 @@ def parse_duration(text: str) -> timedelta:
 
 def infer_source(document: Mapping[str, Any]) -> Source:
     connectors = document.get("requiredDataConnectors") or []
-    ids = {c.get("connectorId") for c in connectors if isinstance(c, Mapping)}
-    return "defender" if ids & DEFENDER_CONNECTORS else "sentinel"
+    return catalog.infer_source(c.get("connectorId") for c in connectors if isinstance(c, Mapping))
 
 
 def hunt_files(root: Path) -> list[Path]:
@@ -330,7 +327,7 @@ def _build(path: Path, doc: dict[str, Any], lines: dict[str, int],
     if lookback > MAX_LOOKBACK:
         raise HuntError(path, "lookback is longer than 30 days, the data retention of "
                         "Defender advanced hunting", "lookback", line=lines.get("lookback"))
-    dedup = tuple(doc.get("dedupBy") or (DEFENDER_DEDUP if source == "defender" else ()))
+    dedup = tuple(doc.get("dedupBy") or catalog.source_kind(source).default_dedup)
     teams = doc.get("teams") or {}
     return Hunt(
         id=doc["id"].lower(),

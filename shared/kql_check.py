@@ -9,8 +9,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .hunt import DEFENDER_REQUIRED_COLUMNS, Hunt, HuntError
+from .hunt import Hunt, HuntError
 from .schemas import table_schemas
+from .sources.catalog import source_kind, source_names
 
 SCRIPT = Path(__file__).with_name("kql_check.js")
 NODE_TIMEOUT_SECONDS = 120
@@ -40,7 +41,7 @@ def analyse(queries: dict[str, str], flavour: str) -> dict[str, CheckedQuery]:
     node = shutil.which("node")
     if node is None:
         raise KqlCheckerUnavailable("node is not on PATH; run `make setup`")
-    request = {"tables": table_schemas("sentinel" if flavour == "sentinel" else "defender"),
+    request = {"tables": table_schemas(source_kind(flavour).schema_flavour),
                "queries": [{"id": key, "query": text} for key, text in queries.items()]}
     env = dict(os.environ)
     env.setdefault("NODE_PATH", str(Path(__file__).resolve().parents[1] / "node_modules"))
@@ -62,7 +63,7 @@ def check_hunts(hunts: list[Hunt]) -> tuple[list[HuntError], list[HuntError]]:
     """Return (errors, warnings) for the hunts' KQL, positioned in the hunt files."""
     errors: list[HuntError] = []
     warnings: list[HuntError] = []
-    for flavour in ("defender", "sentinel"):
+    for flavour in source_names():
         group = {h.id: h for h in hunts if h.source == flavour}
         if not group:
             continue
@@ -89,12 +90,14 @@ def _missing_columns(hunt: Hunt, checked: CheckedQuery) -> list[HuntError]:
     if any(d.severity == "Error" for d in checked.diagnostics):
         return []
     returned = {name for name, _ in checked.columns}
-    required = list(DEFENDER_REQUIRED_COLUMNS) if hunt.source == "defender" else []
+    kind = source_kind(hunt.source)
+    required = list(kind.required_columns)
     required += [c for c in hunt.dedup_by if c not in required]
     missing = [c for c in required if c not in returned]
     if not missing:
         return []
-    why = ("Defender hunts must return Timestamp, DeviceId and ReportId"
-           if hunt.source == "defender" else "dedupBy columns must be returned")
+    *first, last = kind.required_columns or ("",)
+    why = (f"{kind.title} hunts must return {', '.join(first)} and {last}"
+           if kind.required_columns else "dedupBy columns must be returned")
     return [HuntError(hunt.path, f"query does not return {', '.join(missing)} ({why})", "query",
                       line=hunt.query_line, code="HW001")]

@@ -97,10 +97,12 @@ class Retryable(Exception):
     """Raised by one attempt when trying again may succeed (throttling, 5xx, network)."""
 
     def __init__(self, message: str, *, status: int | None = None,
-                 retry_after: float | None = None):
+                 retry_after: float | None = None, reason: str | None = None):
         self.message = message
         self.status = status
         self.retry_after = retry_after
+        self.reason = reason
+        """Why, in the caller's words (e.g. "timeout", "throttled"); None: read it from status."""
         super().__init__(message)
 
 
@@ -227,7 +229,7 @@ def _first_slot(pacer: CallPacer, policy: RetryPolicy) -> None:
     try:
         pacer.acquire(max_wait=policy.max_total_seconds)
     except PacerTimeout as exc:
-        raise RetriesExhausted(Retryable(f"rate pacing: {exc}"), 0, 0.0,
+        raise RetriesExhausted(Retryable(f"rate pacing: {exc}", reason="throttled"), 0, 0.0,
                                "no call slot within the time budget") from exc
 
 

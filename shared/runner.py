@@ -18,7 +18,7 @@ from typing import Any, Literal
 from .hunt import Hunt
 from .ledger import Checkpoint, Finding, Ledger
 from .notify.base import FindingsBatch, Notifier, NotifyError
-from .sources.base import QueryError, QueryResult, QuerySource
+from .sources.base import QueryError, QueryResult, QuerySource, close_sources
 from .window import Window, hunt_window, iso
 
 log = logging.getLogger("huntwire")
@@ -101,6 +101,7 @@ class Runner:
         log.info("huntwire.run %s", json.dumps({"started": summary.started, "ok": summary.ok,
                                                 "stopped_early": summary.stopped_early,
                                                 **summary.totals()}))
+        close_sources(self.sources.values())
         return summary
 
     def _run_isolated(self, hunt: Hunt, now: datetime) -> HuntOutcome:

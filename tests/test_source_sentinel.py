@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from azure.core.credentials import TokenCredential
 
-from devtools.fake_loganalytics import FakeLogAnalytics, logs_error, logs_tables, partial_error
+from devtools.fake_loganalytics import FakeLogAnalytics, logs_tables, no_tables, partial_error
 from devtools.identity import IdentityServer, Reply, token_audience
 from shared.credentials import make_credential
 from shared.hunt import Hunt
@@ -187,112 +187,7 @@ def test_a_result_cut_at_the_service_limit_is_partial_and_truncated(
 
 # --- throttling, server errors, timeouts -------------------------------------------------------
 
-def test_429_then_success_waits_as_retry_after_says(credential: TokenCredential,
-                                                    logs: FakeLogAnalytics,
-                                                    clock: ManualClock) -> None:
-    logs.script(logs_error(429, "ThrottledError", "Slow down", headers={"Retry-After": "3"}), ok())
-
-    result = source(credential, logs, clock).run(hunt(), WINDOW)
-
-    assert result.rows == [{"DeviceId": "dev-0", "ReportId": 0}]
-    assert result.stats["attempts"] == 2
-    assert clock.sleeps == [3.0]
-
-
-def test_429_forever_gives_up_after_max_attempts(credential: TokenCredential,
-                                                 logs: FakeLogAnalytics,
-                                                 clock: ManualClock) -> None:
-    throttled = logs_error(429, "ThrottledError", "Too many requests", headers={"Retry-After": "1"})
-    logs.script(*[throttled] * 10)
-
-    with pytest.raises(QueryError) as raised:
-        source(credential, logs, clock, policy=RetryPolicy(max_attempts=3)).run(hunt(), WINDOW)
-
-    assert raised.value.status == 429
-    assert raised.value.retryable
-    assert "ThrottledError" in raised.value.message
-    assert len(logs.requests) == 3
-    assert clock.sleeps == [1.0, 1.0]
-
-
-def test_500_then_success_is_retried(credential: TokenCredential, logs: FakeLogAnalytics,
-                                     clock: ManualClock) -> None:
-    logs.script(logs_error(500, "InternalServerError", "Something went wrong"), ok())
-
-    result = source(credential, logs, clock).run(hunt(), WINDOW)
-
-    assert result.stats["attempts"] == 2
-    assert len(clock.sleeps) == 1
-
-
-def test_503_forever_is_retryable_with_the_service_message(credential: TokenCredential,
-                                                           logs: FakeLogAnalytics,
-                                                           clock: ManualClock) -> None:
-    logs.script(*[logs_error(503, "ServiceUnavailableError", "Try again later")] * 4)
-
-    with pytest.raises(QueryError) as raised:
-        source(credential, logs, clock).run(hunt(), WINDOW)
-
-    assert raised.value.status == 503
-    assert raised.value.retryable
-    assert "ServiceUnavailableError" in raised.value.message
-    assert len(logs.requests) == FAST.max_attempts
-
-
-def test_a_stalled_answer_times_out_and_is_retried(credential: TokenCredential,
-                                                   logs: FakeLogAnalytics) -> None:
-    logs.script(Reply(200, logs_tables([], []), delay_seconds=30), ok())
-    policy = RetryPolicy(base_delay=0.01, max_delay=0.01)
-
-    result = source(credential, logs, read_timeout_seconds=0.2, policy=policy).run(hunt(), WINDOW)
-
-    assert result.stats["attempts"] == 2
-    assert len(logs.requests) == 2
-
-
-def test_timeouts_forever_give_up_as_retryable(credential: TokenCredential,
-                                               logs: FakeLogAnalytics) -> None:
-    logs.script(*[Reply(200, {}, delay_seconds=30)] * 2)
-    policy = RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.01)
-
-    with pytest.raises(QueryError) as raised:
-        source(credential, logs, read_timeout_seconds=0.2, policy=policy).run(hunt(), WINDOW)
-
-    assert raised.value.retryable
-    assert "no answer from Log Analytics" in raised.value.message
-
-
 # --- answers that are final for this run --------------------------------------------------------
-
-@pytest.mark.parametrize("content_type", ["application/json", "text/html"])
-def test_malformed_json_is_reported_and_not_retried(credential: TokenCredential,
-                                                    logs: FakeLogAnalytics,
-                                                    content_type: str) -> None:
-    logs.script(Reply(200, "<html>gateway</html>", {"Content-Type": content_type}))
-
-    with pytest.raises(QueryError) as raised:
-        source(credential, logs).run(hunt(), WINDOW)
-
-    assert raised.value.status == 200
-    assert raised.value.retryable
-    assert "not JSON" in raised.value.message
-    assert len(logs.requests) == 1
-
-
-def test_400_reports_the_service_message_without_retrying(credential: TokenCredential,
-                                                          logs: FakeLogAnalytics) -> None:
-    logs.script(logs_error(400, "BadArgumentError", "The request had some invalid properties",
-                           inner=("SyntaxError", "Query could not be parsed at 'whre' on line "
-                                                 "[1,22]")))
-
-    with pytest.raises(QueryError) as raised:
-        source(credential, logs).run(hunt(), WINDOW)
-
-    assert raised.value.status == 400
-    assert not raised.value.retryable
-    assert "BadArgumentError: Query could not be parsed at 'whre'" in raised.value.message
-    assert len(logs.requests) == 1
-
 
 def test_unknown_workspace_is_refused(credential: TokenCredential,
                                       logs: FakeLogAnalytics) -> None:
@@ -307,44 +202,23 @@ def test_unknown_workspace_is_refused(credential: TokenCredential,
 
 # --- tokens and where they go -------------------------------------------------------------------
 
-def test_wrong_token_audience_is_refused_with_401(credential: TokenCredential) -> None:
-    with FakeLogAnalytics(WORKSPACE, audience="https://api.loganalytics.io") as logs:
-        with pytest.raises(QueryError) as raised:
-            source(credential, logs).run(hunt(), WINDOW)
-        token = logs.requests[0].headers["authorization"].removeprefix("Bearer ")
-
-    assert raised.value.status == 401
-    assert not raised.value.retryable
-    assert "InvalidTokenError" in raised.value.message
-    assert token not in str(raised.value)
-
-
-def test_audience_option_asks_for_the_named_resource(credential: TokenCredential,
-                                                     identity: IdentityServer) -> None:
-    with FakeLogAnalytics(WORKSPACE, audience="https://api.loganalytics.io") as logs:
-        logs.script(ok())
-        result = source(credential, logs, audience="https://api.loganalytics.io").run(hunt(),
-                                                                                     WINDOW)
-
-    assert len(result.rows) == 1
-    assert [g.resource for g in identity.grants] == ["https://api.loganalytics.io"]
-
-
-def test_no_token_is_a_retryable_error(identity: IdentityServer, logs: FakeLogAnalytics,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("IDENTITY_HEADER", "wrong-header")
-
-    with pytest.raises(QueryError) as raised:
-        source(make_credential(None), logs).run(hunt(), WINDOW)
-
-    assert raised.value.retryable
-    assert "no token for Log Analytics" in raised.value.message
-    assert identity.identity_header not in str(raised.value)
-    assert logs.requests == []
-
-
 def test_settings_that_cannot_work_are_refused(credential: TokenCredential) -> None:
     with pytest.raises(ValueError, match="https"):
         SentinelSource(credential, WORKSPACE, "http://logs.example.com")
     with pytest.raises(ValueError, match="server_timeout_seconds"):
         SentinelSource(credential, WORKSPACE, server_timeout_seconds=601)
+
+
+# --- outage answers ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("tables", [True, False], ids=["empty tables", "no tables key"])
+def test_a_200_without_a_result_table_is_an_error_not_an_empty_result(
+        credential: TokenCredential, logs: FakeLogAnalytics, tables: bool) -> None:
+    logs.script(no_tables(tables=tables))
+
+    with pytest.raises(QueryError) as raised:
+        source(credential, logs).run(hunt(), WINDOW)
+
+    assert raised.value.retryable
+    assert raised.value.reason == "malformed"
+    assert "PrimaryResult" in raised.value.message

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..hunt import Hunt
+from ..sources.catalog import source_kind
 from ..window import Window
 
 DEFENDER_PORTAL = "https://security.microsoft.com"
@@ -54,9 +55,10 @@ class PortalLinks:
 
     def query_link(self, hunt: Hunt, window: Window) -> tuple[str, str] | None:
         """(title, url) that opens *hunt*'s query in Defender advanced hunting or Sentinel Logs."""
-        if hunt.source == "defender":
+        link = source_kind(hunt.source).portal_link
+        if link == "advanced-hunting":
             return "Open in advanced hunting", self.advanced_hunting(hunt.query)
-        if self.sentinel_workspace_resource_id:
+        if link == "sentinel-logs" and self.sentinel_workspace_resource_id:
             return "Open in Sentinel Logs", self.sentinel_logs(hunt.query, window)
         return None
 

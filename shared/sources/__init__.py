@@ -1,5 +1,5 @@
-"""Where hunts run: Defender XDR (Graph), Sentinel (Log Analytics), or locally over JSON lines."""
+"""Where hunts run: Defender XDR (Graph), Sentinel (Log Analytics), or locally over JSON lines.
 
-from .base import Column, QueryError, QueryResult, QuerySource
-
-__all__ = ["Column", "QueryError", "QueryResult", "QuerySource"]
+The registry (:mod:`.catalog`) says which sources exist; :mod:`.base` holds the interface. This
+package imports nothing itself, so light modules (hunt files, cards) can read the registry.
+"""

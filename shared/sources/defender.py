@@ -5,7 +5,8 @@ the answer is ``{"schema": [{"name", "type"}], "results": [{column: value}]}`` (
 ``name/type`` and ``Name/Type``: keys are read case-insensitively) and values are converted by the
 schema's types. 429 and 5xx are retried within the policy's bounds, honouring ``Retry-After``;
 other errors are reported with the service's message. Every call takes a slot from a pacer shared
-per tenant (Graph allows about 45 hunting calls a minute).
+per tenant (Graph allows about 45 hunting calls a minute). A reply, dripped or not, gets one
+deadline as a whole; a reply cut short or a dropped connection is retried like a 5xx.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import json
 import logging
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ClientAuthenticationError
+from urllib3.exceptions import ProtocolError
 
 from ..credentials import https_required
 from ..hunt import Hunt
@@ -30,14 +31,26 @@ from ..retry import (
     Attempt,
     CallPacer,
     Clock,
-    RetriesExhausted,
     Retryable,
     RetryPolicy,
-    call_with_retries,
     parse_retry_after,
 )
 from ..window import Window
-from .base import Column, QueryError, QueryResult
+from .base import (
+    Column,
+    QueryError,
+    QueryResult,
+    Timeouts,
+    cut_short,
+    forbidden_hint,
+    run_with_retries,
+)
+from .deadline import ReplyDeadline, deadline_session
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+__all__ = ["DefenderSource", "Timeouts", "build", "hunting_result", "kql_value"]
 
 LOG = logging.getLogger(__name__)
 
@@ -45,6 +58,7 @@ GRAPH_ENDPOINT = "https://graph.microsoft.com"
 HUNTING_PATH = "/v1.0/security/runHuntingQuery"
 ROW_LIMIT = 100_000
 """Graph returns at most this many rows; a result this long is flagged as truncated."""
+GRANT = "the Microsoft Graph application permission ThreatHunting.Read.All"
 
 GRAPH_TYPES = {
     "datetime": "datetime", "system.datetime": "datetime",
@@ -62,11 +76,11 @@ GRAPH_TYPES = {
 """Type names in Graph's ``schema`` (.NET style, e.g. "DateTime", or KQL style) -> KQL type."""
 
 
-@dataclass(frozen=True)
-class Timeouts:
-    connect_seconds: float = 10.0
-    read_seconds: float = 210.0
-    """Graph stops a hunting query after about 3 minutes; wait a little longer for its answer."""
+def build(settings: Settings, credential: TokenCredential, policy: RetryPolicy,
+          timeouts: Timeouts) -> DefenderSource:
+    """The registry's factory: one pacer per tenant (Graph allows about 45 calls a minute)."""
+    return DefenderSource(credential, settings.graph_endpoint, policy=policy,
+                          pacer=CallPacer(calls=45, period_seconds=60), timeouts=timeouts)
 
 
 class DefenderSource:
@@ -88,7 +102,7 @@ class DefenderSource:
         self._credential = credential
         self._url = endpoint.rstrip("/") + HUNTING_PATH
         self._scope = (audience or endpoint).rstrip("/") + "/.default"
-        self._session = session or requests.Session()
+        self._session = session or deadline_session()
         self._policy = policy or RetryPolicy()
         self._clock = clock
         self._pacer = pacer or CallPacer(clock=clock)
@@ -97,13 +111,10 @@ class DefenderSource:
 
     def run(self, hunt: Hunt, window: Window) -> QueryResult:
         body = {"Query": hunt.query, "Timespan": window.iso_interval()}
-        try:
-            outcome = call_with_retries(lambda attempt: self._post(hunt.id, body, attempt),
-                                        self._policy, clock=self._clock, rng=self._rng,
-                                        pacer=self._pacer, label=f"hunt {hunt.id} (Defender)")
-        except RetriesExhausted as exc:
-            raise QueryError(hunt.id, f"Graph runHuntingQuery: {exc}", status=exc.last.status,
-                             retryable=True) from exc
+        outcome = run_with_retries(hunt.id, "Graph runHuntingQuery",
+                                   lambda attempt: self._post(hunt.id, body, attempt),
+                                   policy=self._policy, clock=self._clock, rng=self._rng,
+                                   pacer=self._pacer, label="Defender")
         result = hunting_result(hunt.id, outcome.value)
         result.stats["attempts"] = outcome.attempts
         return result
@@ -116,15 +127,14 @@ class DefenderSource:
                    "Content-Type": "application/json; charset=utf-8",
                    "Accept": "application/json"}
         read_timeout = max(min(self._timeouts.read_seconds, attempt.remaining_seconds), 0.001)
+        deadline = ReplyDeadline(self._timeouts.reply_deadline(attempt))
         try:
-            response = self._session.post(
-                self._url, data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
-                headers=headers, timeout=(self._timeouts.connect_seconds, read_timeout))
-        except requests.Timeout as exc:
-            raise Retryable(f"no answer from Graph within the timeout ({type(exc).__name__})") \
-                from exc
-        except requests.ConnectionError as exc:
-            raise Retryable(f"cannot reach Graph ({type(exc).__name__})") from exc
+            with deadline:
+                response = self._session.post(
+                    self._url, data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+                    headers=headers, timeout=(self._timeouts.connect_seconds, read_timeout))
+        except requests.RequestException as exc:
+            raise _transport_failure(exc, deadline) from exc
         return _payload(hunt_id, response)
 
     def _token(self, hunt_id: str) -> str:
@@ -132,7 +142,19 @@ class DefenderSource:
             return self._credential.get_token(self._scope).token
         except ClientAuthenticationError as exc:
             raise QueryError(hunt_id, f"no token for {self._scope}: {_first_line(exc.message)}",
-                             retryable=True) from exc
+                             retryable=True, reason="no-token") from exc
+
+
+def _transport_failure(exc: requests.RequestException, deadline: ReplyDeadline) -> Retryable:
+    kind = type(exc).__name__
+    if deadline.expired or isinstance(exc, requests.Timeout):
+        why = f"the whole reply took over {deadline.seconds:.1f} s" if deadline.expired else kind
+        return Retryable(f"no answer from Graph within the timeout ({why})", reason="timeout")
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError) or (
+            exc.args and isinstance(exc.args[0], ProtocolError)):
+        return Retryable(f"Graph's reply was cut short or the connection dropped ({kind})",
+                         reason="unavailable")
+    return Retryable(f"cannot reach Graph ({kind})", reason="unavailable")
 
 
 def _payload(hunt_id: str, response: requests.Response) -> Any:
@@ -140,6 +162,12 @@ def _payload(hunt_id: str, response: requests.Response) -> Any:
     if status == 200:
         try:
             return response.json()
+        except json.JSONDecodeError as exc:
+            if cut_short(exc):
+                raise Retryable("Graph answered 200 with JSON cut short", status=200,
+                                reason="malformed") from exc
+            raise QueryError(hunt_id, "Graph answered 200 with a body that is not JSON",
+                             status=status, retryable=True) from exc
         except ValueError as exc:
             raise QueryError(hunt_id, "Graph answered 200 with a body that is not JSON",
                              status=status, retryable=True) from exc
@@ -147,8 +175,8 @@ def _payload(hunt_id: str, response: requests.Response) -> Any:
     if status in RETRYABLE_STATUSES:
         raise Retryable(f"HTTP {status}: {message}", status=status,
                         retry_after=parse_retry_after(response.headers.get("Retry-After")))
-    raise QueryError(hunt_id, f"Graph runHuntingQuery refused the query: {message}",
-                     status=status, retryable=False)
+    raise QueryError(hunt_id, f"Graph runHuntingQuery refused the query: {message}"
+                     f"{forbidden_hint(status, GRANT)}", status=status, retryable=False)
 
 
 def _error_message(response: requests.Response) -> str:

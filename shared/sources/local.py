@@ -16,6 +16,10 @@ from ..hunt import Hunt
 from ..schemas import Flavour, table_schemas
 from ..window import Window
 from .base import Column, QueryError, QueryResult
+from .catalog import SourceKind, source_kind
+
+EXPORT_TIME_COLUMN = "Timestamp"
+"""Exported events carry this time column; a source with another copies it over when unset."""
 
 DUCKDB_TYPES = {
     "string": "VARCHAR", "long": "BIGINT", "int": "INTEGER", "real": "DOUBLE",
@@ -54,14 +58,16 @@ class LocalSource:
         self._duckdb_kql = duckdb_kql
         self._events = {table: Path(path) for table, path in events.items()}
         self._connections: dict[Flavour, Any] = {}
-        unknown = set(self._events) - set(table_schemas("defender"))
+        known = table_schemas(source_kind("defender").schema_flavour)
+        unknown = set(self._events) - set(known)
         if unknown:
             raise ValueError(f"no schema for table(s) {', '.join(sorted(unknown))}; known: "
-                             f"{', '.join(table_schemas('defender'))}")
+                             f"{', '.join(known)}")
 
     def run(self, hunt: Hunt, window: Window) -> QueryResult:
-        con = self._connection(hunt.source)
-        self._apply_window(con, hunt.source, window)
+        kind = source_kind(hunt.source)
+        con = self._connection(kind)
+        self._apply_window(con, kind, window)
         try:
             relation = self._duckdb_kql.query(con, hunt.query, query_now=window.end)
             names = list(relation.columns)
@@ -74,19 +80,26 @@ class LocalSource:
                 for r in records]
         return QueryResult(columns=columns, rows=rows)
 
-    def _connection(self, flavour: Flavour) -> Any:
+    def close(self) -> None:
+        for con in self._connections.values():
+            con.close()
+        self._connections.clear()
+
+    def _connection(self, kind: SourceKind) -> Any:
+        flavour = kind.schema_flavour
         if flavour not in self._connections:
             con = self._duckdb_kql.connect()
             for table, columns in table_schemas(flavour).items():
-                self._load_table(con, table, columns, flavour)
+                self._load_table(con, table, columns, kind.time_column)
             self._connections[flavour] = con
         return self._connections[flavour]
 
-    def _load_table(self, con: Any, table: str, columns: dict[str, str], flavour: Flavour) -> None:
+    def _load_table(self, con: Any, table: str, columns: dict[str, str], time_column: str) -> None:
         stored = f"__all_{table}"
         typed = {name: DUCKDB_TYPES.get(kql, "VARCHAR") for name, kql in columns.items()}
-        if flavour == "sentinel":
-            typed.setdefault("Timestamp", DUCKDB_TYPES["datetime"])  # exports carry it
+        copy_time = time_column != EXPORT_TIME_COLUMN
+        if copy_time:
+            typed.setdefault(EXPORT_TIME_COLUMN, DUCKDB_TYPES["datetime"])  # exports carry it
         path = self._events.get(table)
         if path is None or path.stat().st_size == 0:
             definition = ", ".join(f'"{n}" {t}' for n, t in typed.items())
@@ -95,14 +108,14 @@ class LocalSource:
             spec = "{" + ", ".join(f"'{n}': '{t}'" for n, t in typed.items()) + "}"
             con.execute(f"CREATE TABLE \"{stored}\" AS SELECT * FROM read_json(?, "  # noqa: S608
                         f"format='newline_delimited', columns={spec})", [str(path)])
-        if flavour == "sentinel":
+        if copy_time:
             # Exported Defender events carry Timestamp only; Sentinel stamps TimeGenerated.
-            con.execute(f'UPDATE "{stored}" SET "TimeGenerated" = "Timestamp" '  # noqa: S608
-                        'WHERE "TimeGenerated" IS NULL')
+            con.execute(f'UPDATE "{stored}" SET "{time_column}" = "{EXPORT_TIME_COLUMN}" '  # noqa: S608
+                        f'WHERE "{time_column}" IS NULL')
 
-    def _apply_window(self, con: Any, flavour: Flavour, window: Window) -> None:
-        time_column = "Timestamp" if flavour == "defender" else "TimeGenerated"
-        for table, columns in table_schemas(flavour).items():
+    def _apply_window(self, con: Any, kind: SourceKind, window: Window) -> None:
+        time_column = kind.time_column
+        for table, columns in table_schemas(kind.schema_flavour).items():
             # The view keeps the schema's types; TIMESTAMPTZ read in UTC becomes KQL datetime.
             projection = ", ".join(
                 f'CAST("{n}" AS TIMESTAMP) AS "{n}"' if t == "datetime" else f'"{n}"'

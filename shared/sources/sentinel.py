@@ -4,23 +4,30 @@ The SDK posts ``{"query", "timespan": "start/end"}`` to ``/v1/workspaces/{id}/qu
 ``Prefer: wait={server_timeout}``. A 200 that carries an ``error`` beside its tables comes back as
 ``LogsQueryPartialResult``: it is returned with ``partial=True`` and the error text, never dropped.
 The SDK's own retries are switched off so that one policy (:mod:`.retry`) bounds attempts and
-time for both sources; 429 and 5xx are retried, honouring ``Retry-After``.
+time for both sources; 429 and 5xx are retried, honouring ``Retry-After``. A 200 without a
+``PrimaryResult`` table (seen during outages) is a transient error, never an empty result; a reply
+gets one deadline as a whole, and one cut short is retried.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
     HttpResponseError,
+    IncompleteReadError,
     ServiceRequestError,
     ServiceResponseError,
 )
 from azure.core.pipeline.policies import RetryPolicy as SdkRetryPolicy
+from azure.core.pipeline.transport import RequestsTransport
 from azure.monitor.query import LogsQueryClient, LogsQueryPartialResult, LogsQueryResult, LogsTable
 
 from ..credentials import https_required
@@ -31,15 +38,27 @@ from ..retry import (
     Attempt,
     CallPacer,
     Clock,
-    RetriesExhausted,
     Retryable,
     RetryPolicy,
-    call_with_retries,
     parse_retry_after,
 )
 from ..window import Window
-from .base import Column, QueryError, QueryResult
+from .base import (
+    Column,
+    QueryError,
+    QueryResult,
+    Timeouts,
+    cut_short,
+    forbidden_hint,
+    run_with_retries,
+)
+from .deadline import ReplyDeadline, deadline_session
 from .defender import kql_value
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+LOG = logging.getLogger(__name__)
 
 LOGS_ENDPOINT = "https://api.loganalytics.io"
 ROW_LIMIT = 500_000
@@ -50,8 +69,22 @@ TOO_LARGE_CODE = "E_QUERY_RESULT_SET_TOO_LARGE"
 """In a partial error: the service cut the result at its row or size limit."""
 READ_MARGIN_SECONDS = 30.0
 """The client waits this much longer than the server so the server's own timeout error arrives."""
+PRIMARY_TABLE = "PrimaryResult"
+GRANT = "the Log Analytics Reader role on the workspace"
 
 QueryResponse = LogsQueryResult | LogsQueryPartialResult
+
+
+def build(settings: Settings, credential: TokenCredential, policy: RetryPolicy,
+          timeouts: Timeouts) -> SentinelSource | None:
+    """The registry's factory; None (with a warning) when no workspace is configured."""
+    if not settings.sentinel_workspace_id:
+        LOG.warning("HUNTWIRE_SENTINEL_WORKSPACE_ID is not set: Sentinel hunts are skipped")
+        return None
+    return SentinelSource(credential, settings.sentinel_workspace_id, settings.logs_endpoint,
+                          server_timeout_seconds=180, policy=policy,
+                          connect_timeout_seconds=timeouts.connect_seconds,
+                          read_timeout_seconds=timeouts.read_seconds)
 
 
 class SentinelSource:
@@ -59,7 +92,7 @@ class SentinelSource:
 
     *server_timeout_seconds* goes to the service as ``Prefer: wait=N`` (1..600); the client's
     read timeout (*read_timeout_seconds*) defaults to that plus a margin, and is never more than
-    the policy's remaining time budget.
+    the policy's remaining time budget, which also bounds each whole reply.
     """
 
     name = "sentinel"
@@ -75,54 +108,90 @@ class SentinelSource:
         self._enforce_https = https_required(endpoint)
         self._workspace_id = workspace_id
         self._server_timeout = server_timeout_seconds
-        self._connect_timeout = connect_timeout_seconds
-        self._read_timeout = read_timeout_seconds or server_timeout_seconds + READ_MARGIN_SECONDS
+        self._timeouts = Timeouts(connect_timeout_seconds,
+                                  read_timeout_seconds or server_timeout_seconds
+                                  + READ_MARGIN_SECONDS)
         self._policy = policy or RetryPolicy()
         self._pacer = pacer
         self._clock = clock
         self._rng = rng or random.Random()
-        self._client = LogsQueryClient(credential, endpoint=endpoint,
-                                       audience=audience or endpoint,
-                                       retry_policy=SdkRetryPolicy.no_retries())
+        self._session = deadline_session()
+        self._client = LogsQueryClient(
+            credential, endpoint=endpoint, audience=audience or endpoint,
+            retry_policy=SdkRetryPolicy.no_retries(),
+            transport=RequestsTransport(session=self._session, session_owner=False))
 
     def run(self, hunt: Hunt, window: Window) -> QueryResult:
-        try:
-            outcome = call_with_retries(lambda attempt: self._query(hunt, window, attempt),
-                                        self._policy, clock=self._clock, rng=self._rng,
-                                        pacer=self._pacer, label=f"hunt {hunt.id} (Sentinel)")
-        except RetriesExhausted as exc:
-            raise QueryError(hunt.id, f"Log Analytics query: {exc}", status=exc.last.status,
-                             retryable=True) from exc
+        outcome = run_with_retries(hunt.id, "Log Analytics query",
+                                   lambda attempt: self._query(hunt, window, attempt),
+                                   policy=self._policy, clock=self._clock, rng=self._rng,
+                                   pacer=self._pacer, label="Sentinel")
         result = logs_result(hunt.id, outcome.value)
         result.stats["attempts"] = outcome.attempts
         return result
 
     def close(self) -> None:
         self._client.close()
+        self._session.close()
 
     def _query(self, hunt: Hunt, window: Window, attempt: Attempt) -> QueryResponse:
-        read_timeout = min(self._read_timeout, attempt.remaining_seconds)
+        read_timeout = max(min(self._timeouts.read_seconds, attempt.remaining_seconds), 0.001)
+        deadline = ReplyDeadline(self._timeouts.reply_deadline(attempt))
         try:
-            return self._client.query_workspace(
-                self._workspace_id, hunt.query, timespan=(window.start, window.end),
-                server_timeout=self._server_timeout, enforce_https=self._enforce_https,
-                connection_timeout=self._connect_timeout, read_timeout=max(read_timeout, 0.001))
-        except HttpResponseError as exc:
-            raise _response_error(hunt.id, exc) from exc
-        except (ServiceRequestError, ServiceResponseError) as exc:
-            raise Retryable(f"no answer from Log Analytics ({type(exc).__name__})") from exc
-        except json.JSONDecodeError as exc:
-            raise QueryError(hunt.id, "Log Analytics answered with a body that is not JSON",
-                             status=200, retryable=True) from exc
+            with deadline:
+                return self._client.query_workspace(
+                    self._workspace_id, hunt.query, timespan=(window.start, window.end),
+                    server_timeout=self._server_timeout, enforce_https=self._enforce_https,
+                    connection_timeout=self._timeouts.connect_seconds, read_timeout=read_timeout)
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError,
+                json.JSONDecodeError) as exc:
+            raise _failure(hunt.id, exc, deadline) from exc
+
+
+def _failure(hunt_id: str, exc: Exception, deadline: ReplyDeadline) -> Exception:
+    """What one failed attempt means: Retryable (try again now) or QueryError (stop)."""
+    if isinstance(exc, HttpResponseError) and exc.response is None \
+            and isinstance(exc.__context__, AzureError):
+        exc = exc.__context__  # the SDK re-raised it as a bare HttpResponseError
+    kind = type(exc).__name__
+    if isinstance(exc, ClientAuthenticationError):
+        return QueryError(hunt_id, f"no token for Log Analytics: {_first_line(exc.message)}",
+                          retryable=True, reason="no-token")
+    if deadline.expired:
+        return Retryable(f"no answer from Log Analytics within the timeout (the whole reply "
+                         f"took over {deadline.seconds:.1f} s)", reason="timeout")
+    if isinstance(exc, IncompleteReadError) or (isinstance(exc, HttpResponseError)
+                                                and exc.response is None):
+        return Retryable(f"Log Analytics' reply was cut short or the connection dropped "
+                         f"({kind})", reason="unavailable")
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        timeout = "Timeout" in kind
+        return Retryable(f"no answer from Log Analytics ({kind})",
+                         reason="timeout" if timeout else "unavailable")
+    decode_error = _json_decode_error(exc)
+    if decode_error is not None:
+        if cut_short(decode_error):
+            return Retryable("Log Analytics answered 200 with JSON cut short", status=200,
+                             reason="malformed")
+        return QueryError(hunt_id, "Log Analytics answered with a body that is not JSON",
+                          status=200, retryable=True)
+    if isinstance(exc, HttpResponseError):
+        return _response_error(hunt_id, exc)
+    return Retryable(f"Log Analytics failed: {_first_line(str(exc))}", reason="unavailable")
+
+
+def _json_decode_error(exc: BaseException | None) -> json.JSONDecodeError | None:
+    """The JSON error behind *exc* (the SDK wraps it, then re-raises the wrapper)."""
+    for _ in range(4):
+        if exc is None or isinstance(exc, json.JSONDecodeError):
+            return exc
+        exc = exc.__context__
+    return None
 
 
 def _response_error(hunt_id: str, exc: HttpResponseError) -> Exception:
-    """The SDK re-raises every failure, the credential's included, as a plain
-    HttpResponseError: one without a response means no token could be had."""
+    """The service's refusal (the SDK puts the service's error in the model)."""
     status = exc.status_code
-    if exc.response is None:
-        return QueryError(hunt_id, f"no token for Log Analytics: {_first_line(exc.message)}",
-                          retryable=True)
     if status == 200:  # the body could not be decoded
         return QueryError(hunt_id, "Log Analytics answered 200 with a body that is not JSON",
                           status=200, retryable=True)
@@ -131,8 +200,8 @@ def _response_error(hunt_id: str, exc: HttpResponseError) -> Exception:
         headers: Mapping[str, str] = getattr(exc.response, "headers", None) or {}
         return Retryable(f"HTTP {status}: {message}", status=status,
                          retry_after=parse_retry_after(headers.get("Retry-After")))
-    return QueryError(hunt_id, f"Log Analytics refused the query: {message}", status=status,
-                      retryable=False)
+    return QueryError(hunt_id, f"Log Analytics refused the query: {message}"
+                      f"{forbidden_hint(status, GRANT)}", status=status, retryable=False)
 
 
 def _service_message(exc: HttpResponseError) -> str:
@@ -153,11 +222,20 @@ def logs_result(hunt_id: str, response: QueryResponse) -> QueryResult:
                                        getattr(error, "details", None))
     else:
         tables, partial_error = list(response.tables), None
-    columns, rows = _table(hunt_id, tables[0]) if tables else ([], [])
+    primary = _primary(tables)
+    if primary is None and partial_error is None:
+        raise QueryError(hunt_id, "Log Analytics answered 200 without a PrimaryResult table "
+                         "(an outage answer, not an empty result)", status=200, retryable=True)
+    columns, rows = _table(hunt_id, primary) if primary is not None else ([], [])
     truncated = len(rows) >= ROW_LIMIT or TOO_LARGE_CODE in (partial_error or "")
     return QueryResult(columns=columns, rows=rows, truncated=truncated,
                        partial=partial_error is not None, partial_error=partial_error,
                        stats={"rows": len(rows), "tables": len(tables)})
+
+
+def _primary(tables: list[LogsTable]) -> LogsTable | None:
+    """The query's result table, named PrimaryResult; None when the answer has none."""
+    return next((t for t in tables if t.name == PRIMARY_TABLE), None)
 
 
 def describe_error(code: str | None, message: str | None,
