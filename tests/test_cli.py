@@ -70,7 +70,7 @@ def test_every_bad_setting_is_reported_at_once(repo: Path) -> None:
     assert done.returncode == 2
     lines = done.stderr.splitlines()
     assert sorted(line.split(":")[1].strip() for line in lines) == [
-        "HUNTWIRE_LOGS_ENDPOINT", "HUNTWIRE_TEAMS_WEBHOOK_URL", "HUNTWIRE_STORAGE"]
+        "HUNTWIRE_LOGS_ENDPOINT", "HUNTWIRE_STORAGE", "HUNTWIRE_TEAMS_WEBHOOK_URL"]
     assert "Traceback" not in done.stderr and "SECRET" not in done.stderr
 
 
