@@ -59,7 +59,8 @@ def test_bad_setting_is_one_line_and_exit_2(repo: Path, env: dict[str, str],
                                                 **env})
     assert done.returncode == 2
     assert done.stderr.splitlines() == [message]
-    assert "Traceback" not in done.stderr and "SECRET" not in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "SECRET" not in done.stderr
     assert done.stdout == ""
 
 
@@ -71,7 +72,8 @@ def test_every_bad_setting_is_reported_at_once(repo: Path) -> None:
     lines = done.stderr.splitlines()
     assert sorted(line.split(":")[1].strip() for line in lines) == [
         "HUNTWIRE_LOGS_ENDPOINT", "HUNTWIRE_STORAGE", "HUNTWIRE_TEAMS_WEBHOOK_URL"]
-    assert "Traceback" not in done.stderr and "SECRET" not in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "SECRET" not in done.stderr
 
 
 def test_hunts_flag_overrides_the_setting(repo: Path) -> None:

@@ -135,7 +135,8 @@ def test_health_webhook_defaults_to_the_teams_webhook() -> None:
 def test_secrets_stay_out_of_repr_and_errors() -> None:
     settings = load_settings({"HUNTWIRE_STORAGE": DEV, "HUNTWIRE_SNOOZE_KEY": KEY,
                               "HUNTWIRE_HEALTH_WEBHOOK_URL": WEBHOOK})
-    assert KEY not in repr(settings) and "SECRET" not in repr(settings)
+    assert KEY not in repr(settings)
+    assert "SECRET" not in repr(settings)
     with pytest.raises(SettingsError) as caught:
         load_settings({"HUNTWIRE_STORAGE": DEV, "HUNTWIRE_SNOOZE_KEY": "short-SECRET",
                        "HUNTWIRE_HEALTH_WEBHOOK_URL": WEBHOOK.replace(".com/", ".com:99999/")})
