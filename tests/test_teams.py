@@ -6,7 +6,6 @@ import itertools
 import json
 import logging
 import socket
-import time
 import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from devtools.clock import ManualClock
 from devtools.webhook import Answer, Hang, Reply, WebhookReceiver
 from shared.card import MAX_PAYLOAD_BYTES, serialize
 from shared.teams import TeamsDeliveryError, TeamsWebhook, parse_retry_after
@@ -24,25 +24,10 @@ PAYLOAD: dict[str, Any] = {"type": "message", "attachments": [{
                 "body": [{"type": "TextBlock", "text": "hunt: 1 new finding"}]}}]}
 
 
-class ManualClock:
-    """Real time plus the time the code under test asked to sleep: back-off and Retry-After
-    waits are recorded and skipped, while request timeouts against the server stay real."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return time.monotonic() + self.offset
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.offset += seconds
-
-
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    """Real time plus the skipped waits: request timeouts against the server stay real."""
+    return ManualClock(real=True)
 
 
 @pytest.fixture
@@ -53,7 +38,7 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 def webhook(url: str, clock: ManualClock, **options: Any) -> TeamsWebhook:
     options.setdefault("timeout_seconds", 0.5)
-    return TeamsWebhook(url, clock=clock.now, sleep=clock.sleep, **options)
+    return TeamsWebhook(url, clock=clock.monotonic, sleep=clock.sleep, **options)
 
 
 def secret_parts(receiver: WebhookReceiver) -> list[str]:
