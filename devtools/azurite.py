@@ -1,13 +1,16 @@
-"""Start and stop Azurite's Table service (npm ``azurite``) on a free loopback port."""
+"""Start and stop Azurite's Table service (npm ``azurite``) on a free loopback port: plain
+http with the account key (the default), or https with bearer-token checks (``https=True``)."""
 
 from __future__ import annotations
 
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
@@ -25,17 +28,54 @@ def free_port() -> int:
         return port
 
 
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as PEM files in *directory*."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - timedelta(minutes=5))
+                   .not_valid_after(now + timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName(
+                       [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
 @dataclass
 class Azurite:
-    """``with Azurite() as azurite: azurite.connection_string``"""
+    """``with Azurite() as azurite: azurite.connection_string``
+
+    ``Azurite(https=True)``: TLS with a fresh self-signed certificate (:attr:`certificate`, for
+    ``connection_verify``) and ``--oauth basic``, so bearer tokens (managed identity) are
+    checked for their audience, issuer and lifetime.
+    """
 
     port: int = 0
     startup_timeout: float = 30.0
     process: subprocess.Popen[bytes] | None = None
+    https: bool = False
+    certificate: Path | None = None
+    _tls_dir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
 
     @property
     def table_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{ACCOUNT}"
+        scheme = "https" if self.https else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/{ACCOUNT}"
 
     @property
     def connection_string(self) -> str:
@@ -50,10 +90,17 @@ class Azurite:
         self.port = self.port or free_port()
         self.process = subprocess.Popen(
             [command, "--tableHost", "127.0.0.1", "--tablePort", str(self.port),
-             "--inMemoryPersistence", "--disableTelemetry", "--silent"],
+             "--inMemoryPersistence", "--disableTelemetry", "--silent", *self._tls_options()],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._wait_until_listening()
         return self
+
+    def _tls_options(self) -> list[str]:
+        if not self.https:
+            return []
+        self._tls_dir = tempfile.TemporaryDirectory(prefix="azurite-tls-")
+        self.certificate, key = self_signed_certificate(Path(self._tls_dir.name))
+        return ["--cert", str(self.certificate), "--key", str(key), "--oauth", "basic"]
 
     def _wait_until_listening(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
@@ -79,6 +126,9 @@ class Azurite:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+        if self._tls_dir is not None:
+            self._tls_dir.cleanup()
+            self._tls_dir = None
 
     def __enter__(self) -> Azurite:
         return self.start()

@@ -37,6 +37,8 @@ from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 API_VERSION = "2019-08-01"
+TENANT_ID = "00000000-0000-0000-0000-000000000001"
+"""Tenant named in the tokens' issuer."""
 SYSTEM_ASSIGNED_CLIENT_ID = "00000000-0000-0000-0000-00000000a55e"
 """client_id reported for the system-assigned identity (any stable GUID would do)."""
 
@@ -234,11 +236,12 @@ def _handler_for(owner: LoopbackServer) -> type[BaseHTTPRequestHandler]:
 
 
 def make_token(audience: str, subject: str, lifetime_seconds: int = 3600) -> str:
-    """An unsigned JWT-shaped token: ``header.payload.`` with ``aud``, ``sub``, ``iat``, ``exp``."""
+    """An unsigned JWT-shaped token: ``header.payload.`` with ``aud``, ``iss``, ``sub``, ``iat``,
+    ``nbf``, ``exp`` (Azurite's ``--oauth basic`` checks issuer and lifetime, not signatures)."""
     now = int(time.time())
     header = {"alg": "none", "typ": "JWT"}
-    payload = {"aud": audience, "sub": subject, "appid": subject, "iat": now,
-               "exp": now + lifetime_seconds}
+    payload = {"aud": audience, "iss": f"https://sts.windows.net/{TENANT_ID}/", "sub": subject,
+               "appid": subject, "iat": now, "nbf": now - 60, "exp": now + lifetime_seconds}
     return f"{_b64(header)}.{_b64(payload)}."
 
 
@@ -276,8 +279,11 @@ class IdentityServer(LoopbackServer):
     """
 
     def __init__(self, *, client_ids: Collection[str] = (), token_lifetime_seconds: int = 3600,
-                 path: str = "/msi/token"):
+                 path: str = "/msi/token", audience: str | None = None):
         super().__init__()
+        self.audience = audience
+        """When set, every token names this audience whatever was asked (a misconfigured
+        identity), to check that a service refuses a token meant for another."""
         self.identity_header = secrets.token_urlsafe(16)
         self.client_ids = frozenset(client_ids)
         self.token_lifetime_seconds = token_lifetime_seconds
@@ -297,7 +303,8 @@ class IdentityServer(LoopbackServer):
         with self._lock:
             self.grants.append(TokenGrant(resource, client_id))
         return Reply(200, {
-            "access_token": make_token(resource, client_id, self.token_lifetime_seconds),
+            "access_token": make_token(self.audience or resource, client_id,
+                                       self.token_lifetime_seconds),
             "expires_on": str(int(time.time()) + self.token_lifetime_seconds),
             "resource": resource,
             "token_type": "Bearer",

@@ -62,6 +62,30 @@ param resourceGroupName string = ''
 @description('Teams Workflows webhook URL. Stored only as a Key Vault secret; azd prompts for it when HUNTWIRE_TEAMS_WEBHOOK_URL is not set in the azd environment.')
 param teamsWebhookUrl string
 
+@secure()
+@description('Webhook URL for health notices (failing hunts, heartbeat). Empty: the Teams webhook. Stored only as a Key Vault secret.')
+param healthWebhookUrl string = ''
+
+@secure()
+@minLength(32)
+// checkov:skip=CKV_AZURE_131: The default is not a hardcoded secret: newGuid() makes a fresh random value at each deployment (it is allowed only as a parameter default).
+@description('HMAC key that signs snooze links, stored only as a Key Vault secret. The default is a fresh random value on every deployment (newGuid() is allowed only as a parameter default): pass a fixed value to keep earlier links valid (docs/deploy.md).')
+param snoozeKey string = '${newGuid()}${newGuid()}'
+
+@description('UTC hour (0-23) of the daily heartbeat card, or off.')
+param heartbeatHour string = '8'
+
+@description('How close in time findings must be to join one incident (e.g. 2h).')
+param incidentWindow string = '2h'
+
+@minValue(1)
+@maxValue(1000)
+@description('Most incident posts a run makes before it posts one summary card instead.')
+param incidentStormLimit int = 10
+
+@description('Base URL of the function app for snooze links (e.g. https://func-huntwire-xyz.azurewebsites.net). Empty leaves HUNTWIRE_PUBLIC_URL unset.')
+param publicUrl string = ''
+
 @description('NCRONTAB schedule of the hunt timer (six fields, seconds first).')
 param huntSchedule string = '0 0 * * * *'
 
@@ -103,6 +127,8 @@ var findingsTableNames = [
   'huntwireCheckpoints'
 ]
 var teamsWebhookSecretName = 'huntwire-teams-webhook-url'
+var healthWebhookSecretName = 'huntwire-health-webhook-url'
+var snoozeKeySecretName = 'huntwire-snooze-key'
 
 // Same switches as the template's storageEndpointConfig. The host needs blob (deployment
 // package, timer schedule monitor and host locks); queue is granted because the Flex template
@@ -169,6 +195,10 @@ module keyVault 'modules/keyvault.bicep' = {
     tags: tags
     teamsWebhookSecretName: teamsWebhookSecretName
     teamsWebhookUrl: teamsWebhookUrl
+    healthWebhookSecretName: healthWebhookSecretName
+    healthWebhookUrl: healthWebhookUrl
+    snoozeKeySecretName: snoozeKeySecretName
+    snoozeKey: snoozeKey
   }
 }
 
@@ -235,10 +265,18 @@ module api 'modules/api.bicep' = {
     identityClientId: identity.outputs.clientId
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     teamsWebhookSecretUri: keyVault.outputs.teamsWebhookSecretUri
+    healthWebhookSecretUri: keyVault.outputs.healthWebhookSecretUri
+    snoozeKeySecretUri: keyVault.outputs.snoozeKeySecretUri
+    tenantId: tenant().tenantId
+    heartbeatHour: heartbeatHour
+    incidentWindow: incidentWindow
+    incidentStormLimit: incidentStormLimit
+    publicUrl: publicUrl
     huntSchedule: huntSchedule
     graphEndpoint: graphEndpoint
     logsEndpoint: logsEndpoint
     sentinelWorkspaceId: sentinelEnabled ? sentinelAccess.outputs.customerId : ''
+    sentinelWorkspaceResourceId: sentinelWorkspaceResourceId
   }
   // Start the app only once its identity can reach the deployment container, the vault and
   // App Insights (the template leaves this ordering implicit).

@@ -61,8 +61,8 @@ def build_ledger(settings: Settings) -> Ledger:
 
 def build_notifier(settings: Settings) -> Notifier | None:
     portal = PortalLinks.from_ids(
-        tenant_id=getattr(settings, "tenant_id", None),
-        sentinel_workspace_resource_id=getattr(settings, "sentinel_workspace_resource_id", None))
+        tenant_id=settings.tenant_id,
+        sentinel_workspace_resource_id=settings.sentinel_workspace_resource_id)
     notifier = build_configured_notifier(settings, portal)
     if notifier is None:
         log.warning("HUNTWIRE_TEAMS_WEBHOOK_URL is not set: findings stay pending")

@@ -128,7 +128,8 @@ def test_default_schedule_is_valid_hourly_ncrontab() -> None:
 
     example = json.loads((REPO / "local.settings.json.example").read_text())["Values"]
     assert example["HUNTWIRE_SCHEDULE"] == DEFAULT_SCHEDULE == "0 0 * * * *"
-    assert load_settings({"HUNTWIRE_STORAGE": "x"}).schedule == DEFAULT_SCHEDULE
+    dev = {"HUNTWIRE_STORAGE": "UseDevelopmentStorage=true"}
+    assert load_settings(dev).schedule == DEFAULT_SCHEDULE
 
 
 SEED = "PowerShell TCPClient reverse shell (Microsoft original)"

@@ -39,6 +39,8 @@ needs_infra_venv = pytest.mark.skipif(
 NOT_SET_IN_AZURE = {
     "HUNTWIRE_STORAGE": "connection string for local runs (Azurite); Azure uses the identity",
     "HUNTWIRE_HUNTS_DIR": "unset: the code defaults to the hunts/ folder shipped in the package",
+    "HUNTWIRE_SUPPRESSIONS_DIR": "unset: the code defaults to the suppressions/ folder shipped "
+                                 "in the package",
 }
 
 # Host/platform settings, as the Flex Consumption azd template sets them.
@@ -237,6 +239,31 @@ def test_identity_based_settings_use_the_user_assigned_identity() -> None:
     assert settings["HUNTWIRE_TEAMS_WEBHOOK_URL"].strip() == (
         "'@Microsoft.KeyVault(SecretUri=${teamsWebhookSecretUri})'")
     assert settings["HUNTWIRE_SCHEDULE"].strip() == "huntSchedule"
+    assert settings["HUNTWIRE_HEALTH_WEBHOOK_URL"].strip() == (
+        "'@Microsoft.KeyVault(SecretUri=${healthWebhookSecretUri})'")
+    assert settings["HUNTWIRE_SNOOZE_KEY"].strip() == (
+        "'@Microsoft.KeyVault(SecretUri=${snoozeKeySecretUri})'")
+    assert settings["HUNTWIRE_TENANT_ID"].strip() == "tenantId"
+    assert settings["HUNTWIRE_SENTINEL_WORKSPACE_RESOURCE_ID"].strip() == (
+        "sentinelWorkspaceResourceId")
+    main = (INFRA / "main.bicep").read_text(encoding="utf-8")
+    assert "tenantId: tenant().tenantId" in main
+
+
+def test_every_secret_is_a_key_vault_secret() -> None:
+    from shared.settings import SECRET_SETTINGS
+
+    settings = app_settings()
+    for name in SECRET_SETTINGS - set(NOT_SET_IN_AZURE):
+        assert settings[name].strip().startswith("'@Microsoft.KeyVault(SecretUri="), name
+    vault = (INFRA / "modules" / "keyvault.bicep").read_text(encoding="utf-8")
+    secrets = re.findall(r"^resource \w+ 'Microsoft\.KeyVault/vaults/secrets@[^']+' = \{\n"
+                         r"(?:\s*//.*\n)*\s*parent: vault\n\s*name: (\w+)\n\s*properties: \{\n"
+                         r"\s*value: (.+)\n", vault, re.MULTILINE)
+    assert dict(secrets) == {
+        "teamsWebhookSecretName": "teamsWebhookUrl",
+        "healthWebhookSecretName": "empty(healthWebhookUrl) ? teamsWebhookUrl : healthWebhookUrl",
+        "snoozeKeySecretName": "snoozeKey"}
 
 
 # --- security properties -------------------------------------------------------------------
@@ -257,8 +284,10 @@ def test_function_app_is_flex_consumption_and_locked_down() -> None:
     site = _resource_body(API, "Microsoft.Web/sites")
     for needle in ("kind: 'functionapp,linux'", "type: 'UserAssigned'", "httpsOnly: true",
                    "keyVaultReferenceIdentity: identityId", "minTlsVersion: '1.2'",
-                   "ftpsState: 'Disabled'", "type: 'UserAssignedIdentity'"):
+                   "type: 'UserAssignedIdentity'"):
         assert needle in site, needle
+    # Flex Consumption rejects siteConfig.ftpsState (BadRequest 51021); FTP does not exist there.
+    assert "ftpsState" not in strip_comments(site)
     api = API.read_text(encoding="utf-8")
     policies = re.findall(r"basicPublishingCredentialsPolicies@[^']+' = \{\n\s*parent: functionApp"
                           r"\n\s*name: '(ftp|scm)'\n\s*properties: \{\n\s*allow: false", api)
@@ -302,8 +331,12 @@ def test_no_secrets_or_keys_in_the_templates() -> None:
             assert needle not in text, f"{needle} in {path.name}"
     for path in bicep_files():
         text = path.read_text(encoding="utf-8")
-        for match in re.finditer(r"@secure\(\)\s*\n(?:\s*@.*\n)*\s*param\s+\w+\s+\w+(.*)", text):
-            assert "=" not in match.group(1), f"secure parameter with a default in {path.name}"
+        for match in re.finditer(r"@secure\(\)\s*\n(?:\s*(?:@|//).*\n)*\s*param\s+\w+\s+\w+(.*)",
+                                 text):
+            # Only "empty" or a value made fresh at deployment (newGuid()) may be a default.
+            default = match.group(1).partition("=")[2].strip()
+            assert default in ("", "''", "'${newGuid()}${newGuid()}'"), (
+                f"secure parameter with a default in {path.name}: {default}")
 
 
 def test_role_assignments_are_deterministic_and_least_privilege() -> None:
@@ -363,6 +396,8 @@ def test_main_parameters_match_main_bicep() -> None:
     required = {name for name, has_default in declared.items() if not has_default}
     assert required <= set(given)
     assert given["teamsWebhookUrl"]["value"] == "${HUNTWIRE_TEAMS_WEBHOOK_URL}"
+    assert given["healthWebhookUrl"]["value"] == "${HUNTWIRE_HEALTH_WEBHOOK_URL=}"
+    assert "snoozeKey" not in given  # generated at deployment (newGuid()), never in a file
 
 
 def test_module_params_exist() -> None:
@@ -380,6 +415,8 @@ def test_azure_yaml_deploys_the_function() -> None:
     config = yaml.safe_load((REPO / "azure.yaml").read_text(encoding="utf-8"))
     assert config["infra"] == {"provider": "bicep", "path": "infra", "module": "main"}
     assert config["services"]["api"] == {"project": ".", "language": "python", "host": "function"}
+    # The Graph Bicep extension needs a recent Bicep, which only recent azd releases ship.
+    assert config["requiredVersions"]["azd"] == ">= 1.18.0"
     api = API.read_text(encoding="utf-8")
     assert "param serviceName string = 'api'" in api
     assert "'azd-service-name': serviceName" in api

@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-import base64
-import ipaddress
 import json
 import re
-import socket
-import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.data.tables import TableServiceClient
 from azure.identity import ManagedIdentityCredential
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from devtools.azurite import ACCOUNT, REPO, free_port
+from devtools.azurite import Azurite
+from devtools.identity import IdentityServer
 from shared.hunt import Hunt
 from shared.ledger import (
     MAX_BATCH,
@@ -657,143 +648,50 @@ def test_finding_is_a_plain_frozen_record(ledger: Ledger) -> None:
 # --- managed identity (HUNTWIRE_STORAGE__tableServiceUri) ---------------------------------------
 
 
-def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and its key, as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - timedelta(minutes=5))
-                   .not_valid_after(now + timedelta(days=1))
-                   .add_extension(x509.SubjectAlternativeName(
-                       [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                   .sign(key, hashes.SHA256()))
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
-@dataclass
-class HttpsAzurite:
-    endpoint: str
-    certificate: Path
-
-
 @pytest.fixture(scope="module")
-def https_azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpsAzurite]:
+def https_azurite() -> Iterator[Azurite]:
     """Azurite's Table service over HTTPS with bearer-token checks (``--oauth basic``)."""
-    cert_path, key_path = self_signed_certificate(tmp_path_factory.mktemp("tls"))
-    port = free_port()
-    process = subprocess.Popen(
-        [str(REPO / "node_modules" / ".bin" / "azurite-table"), "--tableHost", "127.0.0.1",
-         "--tablePort", str(port), "--inMemoryPersistence", "--disableTelemetry", "--silent",
-         "--cert", str(cert_path), "--key", str(key_path), "--oauth", "basic"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port)
-        yield HttpsAzurite(f"https://127.0.0.1:{port}/{ACCOUNT}", cert_path)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def wait_for_port(port: int, attempts: int = 300) -> None:
-    for _ in range(attempts):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            threading.Event().wait(0.05)
-    raise RuntimeError(f"nothing listens on port {port}")
-
-
-def unsigned_jwt(claims: dict[str, Any]) -> str:
-    def part(value: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.c2ln"
-
-
-@dataclass
-class IdentityEndpoint:
-    """The App Service managed-identity protocol (``IDENTITY_ENDPOINT``) on loopback."""
-
-    audience: str
-    header: str = field(default_factory=lambda: uuid.uuid4().hex)
-    requests: list[dict[str, str]] = field(default_factory=list)
-
-    def serve(self) -> tuple[ThreadingHTTPServer, str]:
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                query = dict(parse_qsl(urlsplit(self.path).query))
-                endpoint.requests.append({**query, "header": self.headers.get(
-                    "X-IDENTITY-HEADER", "")})
-                if self.headers.get("X-IDENTITY-HEADER") != endpoint.header:
-                    self.send_error(401)
-                    return
-                issued = int(datetime.now(UTC).timestamp())
-                token = unsigned_jwt({"aud": endpoint.audience, "iss": "https://sts.windows.net/"
-                                      "00000000-0000-0000-0000-000000000001/", "iat": issued,
-                                      "nbf": issued - 60, "exp": issued + 3600})
-                body = json.dumps({"access_token": token, "expires_on": str(issued + 3600),
-                                   "resource": query.get("resource"), "token_type": "Bearer"})
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(body.encode())
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return server, f"http://127.0.0.1:{server.server_address[1]}/msi/token"
+    with Azurite(https=True) as server:
+        yield server
 
 
 @pytest.fixture
-def identity(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], IdentityEndpoint]]:
-    servers: list[ThreadingHTTPServer] = []
+def identity(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], IdentityServer]]:
+    """Start the managed-identity endpoint; its tokens name the given audience."""
+    servers: list[IdentityServer] = []
 
-    def start(audience: str) -> IdentityEndpoint:
-        endpoint = IdentityEndpoint(audience)
-        server, url = endpoint.serve()
+    def start(audience: str) -> IdentityServer:
+        server = IdentityServer(audience=audience).start()
         servers.append(server)
-        monkeypatch.setenv("IDENTITY_ENDPOINT", url)
-        monkeypatch.setenv("IDENTITY_HEADER", endpoint.header)
-        return endpoint
+        for name, value in server.env.items():
+            monkeypatch.setenv(name, value)
+        return server
 
     yield start
     for server in servers:
-        server.shutdown()
-        server.server_close()
+        server.stop()
 
 
-def test_managed_identity_ledger_over_https(https_azurite: HttpsAzurite,
-                                            identity: Callable[[str], IdentityEndpoint]) -> None:
+def test_managed_identity_ledger_over_https(https_azurite: Azurite,
+                                            identity: Callable[[str], IdentityServer]) -> None:
     endpoint = identity("https://storage.azure.com")
     credential = ManagedIdentityCredential()
     ledger = ledger_from_settings(
-        {"HUNTWIRE_STORAGE__tableServiceUri": https_azurite.endpoint}, credential,
+        {"HUNTWIRE_STORAGE__tableServiceUri": https_azurite.table_endpoint}, credential,
         connection_verify=str(https_azurite.certificate), **table_names())
     hunt = defender_hunt()
     assert len(ledger.record(hunt, defender_rows(3), NOW).new) == 3
     assert len(ledger.pending(hunt)) == 3
     assert endpoint.requests
-    assert endpoint.requests[0]["resource"] == "https://storage.azure.com"
-    assert endpoint.requests[0]["header"] == endpoint.header
+    assert endpoint.requests[0].query["resource"] == "https://storage.azure.com"
+    assert endpoint.requests[0].headers["x-identity-header"] == endpoint.identity_header
 
 
-def test_a_token_for_another_audience_is_refused(https_azurite: HttpsAzurite,
-                                                 identity: Callable[[str], IdentityEndpoint]
+def test_a_token_for_another_audience_is_refused(https_azurite: Azurite,
+                                                 identity: Callable[[str], IdentityServer]
                                                  ) -> None:
     identity("https://vault.azure.net")
-    ledger = Ledger.from_endpoint(https_azurite.endpoint, ManagedIdentityCredential(),
+    ledger = Ledger.from_endpoint(https_azurite.table_endpoint, ManagedIdentityCredential(),
                                   connection_verify=str(https_azurite.certificate),
                                   retry_total=0, **table_names())
     with pytest.raises(LedgerError, match="HTTP 403") as caught:

@@ -14,8 +14,7 @@ import pytest
 from PIL import Image
 
 from shared.cards import MAX_PAYLOAD_BYTES, build_digest, card_of, payload_size
-from shared.cli import _common
-from shared.cli_preview import register
+from shared.cli.preview import register
 from shared.hunt import TeamsOptions
 from shared.preview import (
     SAMPLE_NOW,
@@ -38,7 +37,7 @@ HOSTILE = ("[Reset your password](https://evil.example/login) ![p](https://evil.
 
 def preview_card(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="huntwire")
-    register(parser.add_subparsers(), _common)
+    register(parser.add_subparsers())
     args = parser.parse_args(["preview-card", *argv])
     result: int = args.handler(args)
     return result

@@ -19,6 +19,7 @@ import pytest
 from azure.core.credentials import TokenCredential
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
+from devtools.clock import ManualClock
 from devtools.fake_graph import HUNTING_PATH, FakeGraph, graph_error, hunting_results, throttled
 from devtools.identity import IdentityServer, Reply, Request, token_audience
 from shared.credentials import https_required, make_credential
@@ -36,31 +37,6 @@ from shared.window import Window
 WINDOW = Window(datetime(2026, 11, 20, 8, 0, tzinfo=UTC), datetime(2026, 11, 20, 12, 0, tzinfo=UTC))
 QUERY = "DeviceProcessEvents | where FileName =~ 'powershell.exe' | project Timestamp, DeviceId"
 FAST = RetryPolicy(max_attempts=4, max_total_seconds=60, base_delay=0.5, max_delay=4)
-
-
-class ManualClock:
-    """Time that moves only when someone sleeps: waits are recorded, never really taken."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += seconds
-
-
-class FrozenClock(ManualClock):
-    """Time stands still: every wait is recorded against the same instant."""
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
 
 
 def hunt(query: str = QUERY) -> Hunt:
@@ -322,7 +298,7 @@ def test_no_call_slot_within_the_budget_gives_up_without_calling(
 
 
 def test_pacer_reserves_distinct_slots_across_threads() -> None:
-    frozen = FrozenClock()
+    frozen = ManualClock(frozen=True)
     pacer = CallPacer(calls=5, period_seconds=1.0, clock=frozen)
 
     threads = [threading.Thread(target=lambda: [pacer.acquire() for _ in range(10)])

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 from azure.core.credentials import TokenCredential
 
+from devtools.clock import ManualClock
 from devtools.fake_loganalytics import FakeLogAnalytics, logs_tables, no_tables, partial_error
 from devtools.identity import IdentityServer, Reply, token_audience
 from shared.credentials import make_credential
@@ -28,23 +28,6 @@ WORKSPACE = "5e0c1b2a-0000-4000-8000-00000000beef"
 WINDOW = Window(datetime(2026, 11, 20, 8, 0, tzinfo=UTC), datetime(2026, 11, 20, 12, 0, tzinfo=UTC))
 QUERY = "DeviceProcessEvents | project TimeGenerated, DeviceId, ReportId"
 FAST = RetryPolicy(max_attempts=4, max_total_seconds=60, base_delay=0.5, max_delay=4)
-
-
-class ManualClock:
-    """Time that moves only when someone sleeps: waits are recorded, never really taken."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += seconds
 
 
 def hunt(query: str = QUERY) -> Hunt:

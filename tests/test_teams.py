@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from devtools.clock import ManualClock
 from devtools.webhook import Answer, Drip, Hang, Reply, WebhookReceiver
 from shared.cards import MAX_PAYLOAD_BYTES, PortalLinks, card_of, serialize, summarize_digest
 from shared.errors import ConfigurationError, NotifyError
@@ -32,25 +33,10 @@ PAYLOAD: dict[str, Any] = {"type": "message", "attachments": [{
                 "body": [{"type": "TextBlock", "text": "hunt: 1 new finding"}]}}]}
 
 
-class ManualClock:
-    """Real time plus the time the code under test asked to sleep: back-off and Retry-After
-    waits are recorded and skipped, while request timeouts against the server stay real."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return time.monotonic() + self.offset
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.offset += seconds
-
-
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    """Real time plus the skipped waits: request timeouts against the server stay real."""
+    return ManualClock(real=True)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-// Key Vault in RBAC mode (soft delete, purge protection) holding the Teams Workflows webhook
-// URL. The function app reads it through a versionless Key Vault reference resolved with its
+// Key Vault in RBAC mode (soft delete, purge protection) holding huntwire's secrets: the Teams
+// Workflows webhook URL, the health-notice webhook URL and the HMAC key of snooze links. The
+// function app reads each through a versionless Key Vault reference resolved with its
 // user-assigned identity. The template is the source of truth for the value: rotate it by
 // re-provisioning (docs/deploy.md), not by writing the vault out of band.
 param name string
@@ -11,6 +12,19 @@ param teamsWebhookSecretName string
 @minLength(1)
 @description('Teams Workflows webhook URL (it embeds its own signature, so it is a credential).')
 param teamsWebhookUrl string
+
+param healthWebhookSecretName string
+
+@secure()
+@description('Webhook URL for health notices; empty: the Teams webhook URL is stored instead.')
+param healthWebhookUrl string = ''
+
+param snoozeKeySecretName string
+
+@secure()
+@minLength(32)
+@description('HMAC key that signs snooze links.')
+param snoozeKey string
 
 @minValue(7)
 @maxValue(90)
@@ -53,8 +67,32 @@ resource teamsWebhookSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   }
 }
 
+// Always declared (checkov skips conditional resources): without a health webhook of its own
+// the secret holds the Teams webhook URL, which is also what the code falls back to.
+resource healthWebhookSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  // checkov:skip=CKV_AZURE_41: A Teams Workflows URL has no expiry of its own; an arbitrary exp would only silence alerting when it lapses. Rotation is documented in docs/deploy.md.
+  parent: vault
+  name: healthWebhookSecretName
+  properties: {
+    value: empty(healthWebhookUrl) ? teamsWebhookUrl : healthWebhookUrl
+    contentType: 'text/plain'
+  }
+}
+
+resource snoozeKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  // checkov:skip=CKV_AZURE_41: The snooze HMAC key is replaced on each provision unless pinned (docs/deploy.md); an exp date would break snooze links without rotating anything.
+  parent: vault
+  name: snoozeKeySecretName
+  properties: {
+    value: snoozeKey
+    contentType: 'text/plain'
+  }
+}
+
 output name string = vault.name
 output id string = vault.id
 output uri string = vault.properties.vaultUri
 // Versionless: the app follows the latest version after a rotation.
 output teamsWebhookSecretUri string = '${vault.properties.vaultUri}secrets/${teamsWebhookSecretName}'
+output healthWebhookSecretUri string = '${vault.properties.vaultUri}secrets/${healthWebhookSecretName}'
+output snoozeKeySecretUri string = '${vault.properties.vaultUri}secrets/${snoozeKeySecretName}'

@@ -6,14 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .cards import build_digest
-from .hunt import Hunt, Source, load_hunts
-from .preview import (
+from ..cards import build_digest
+from ..hunt import Hunt, Source, load_hunts
+from ..preview import (
     SAMPLE_NOW,
     PreviewError,
     PreviewFiles,
@@ -22,7 +21,8 @@ from .preview import (
     sample_rows,
     write_preview,
 )
-from .window import hunt_window
+from ..window import hunt_window
+from .common import add_common, hunts_dir
 
 DEFAULT_OUT = Path("out/preview")
 
@@ -31,12 +31,11 @@ class PreviewInputError(Exception):
     """The ``--from-eval`` file or ``--hunt`` selection cannot be used."""
 
 
-def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
-             common: Callable[[argparse.ArgumentParser], None]) -> None:
+def register(commands: Any) -> None:
     """Add ``preview-card`` to the ``huntwire`` command line."""
     sub = commands.add_parser(
         "preview-card", help="write the Teams card for sample findings as JSON, HTML and PNG")
-    common(sub)
+    add_common(sub)
     sub.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
                      help=f"output folder (default: {DEFAULT_OUT})")
     sub.add_argument("--from-eval", type=Path, metavar="FILE",
@@ -108,8 +107,6 @@ def _select_entry(entries: list[dict[str, Any]], hunt_id: str | None) -> dict[st
 
 
 def _known_hunt(args: argparse.Namespace, hunt_id: str) -> Hunt | None:
-    from .cli import hunts_dir
-
     directory = hunts_dir(args)
     if not directory.is_dir():
         return None

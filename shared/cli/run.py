@@ -8,22 +8,19 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .settings import SettingsError, load_settings
+from ..settings import SettingsError, load_settings
+from .common import add_common, event_files, parse_now, to_json_value
 
 if TYPE_CHECKING:
-    from .runner import HuntOutcome, RunSummary
+    from ..runner import HuntOutcome, RunSummary
 
 
-def register(commands: Any, common: Callable[[argparse.ArgumentParser], None],
-             parse_time: Callable[[str], datetime],
-             event_files: Callable[[list[str]], dict[str, Path]]) -> None:
+def register(commands: Any) -> None:
     run = commands.add_parser("run", help="one pass of the hourly job (what the timer runs)")
-    common(run)
+    add_common(run)
     run.add_argument("--once", action="store_true", required=True,
                      help="run every due hunt once, then exit")
     run.add_argument("--dry-run", action="store_true",
@@ -31,24 +28,22 @@ def register(commands: Any, common: Callable[[argparse.ArgumentParser], None],
     run.add_argument("--events", action="append", metavar="TABLE=FILE",
                      help="replay JSON-lines events through the local engine instead of "
                           "Defender/Sentinel (demo, offline replay)")
-    run.add_argument("--now", type=parse_time,
+    run.add_argument("--now", type=parse_now,
                      help="the run's start time (ISO 8601; default: now); for replays")
-    run.add_argument("--since", type=parse_time,
+    run.add_argument("--since", type=parse_now,
                      help="backfill: first window of a hunt with no checkpoint starts here "
                           "(at most 30 days back)")
-    run.set_defaults(handler=lambda args: cmd_run(args, event_files))
+    run.set_defaults(handler=cmd_run)
 
 
-def cmd_run(args: argparse.Namespace, event_files: Callable[[list[str]], dict[str, Path]]) -> int:
-    from .app import build_runner
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..app import build_runner
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
-    env = dict(os.environ)
-    if args.hunts is not None:
-        env["HUNTWIRE_HUNTS_DIR"] = str(args.hunts)
     try:
-        settings = load_settings(env, require_storage=not args.dry_run)
+        settings = load_settings(os.environ, require_storage=not args.dry_run,
+                                 hunts_dir=args.hunts)
     except SettingsError as error:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -65,8 +60,6 @@ def cmd_run(args: argparse.Namespace, event_files: Callable[[list[str]], dict[st
 
 
 def summary_as_json(summary: RunSummary) -> dict[str, Any]:
-    from .cli import to_json_value
-
     hunts = []
     for outcome in summary.outcomes:
         entry = dataclasses.asdict(outcome)
@@ -103,8 +96,6 @@ def _outcome_line(outcome: HuntOutcome) -> str:
 
 
 def _print_rows(outcome: HuntOutcome) -> None:
-    from .cli import to_json_value
-
     for row in outcome.rows_preview:
         print("    " + json.dumps({k: to_json_value(v) for k, v in row.items()
                                    if v not in (None, "")}, ensure_ascii=False)[:400])

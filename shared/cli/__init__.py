@@ -1,0 +1,37 @@
+"""The ``huntwire`` command line: validate, eval, run, preview-card.
+
+One module per command (each has ``register`` and its ``cmd_*``), helpers in ``common``; the
+commands import ``common`` and never this module, so there is no import cycle.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from . import eval as eval_command
+from . import preview, run, validate
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    result: int = args.handler(args)
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="huntwire",
+        description="Scheduled threat hunts on Microsoft Defender XDR and Sentinel, "
+                    "deduplicated in Table Storage and posted to Teams.")
+    commands = parser.add_subparsers(metavar="COMMAND")
+    for command in (validate, eval_command, run, preview):
+        command.register(commands)
+    return parser
+
+
+__all__ = ["build_parser", "main"]
