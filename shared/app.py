@@ -17,6 +17,7 @@ from .sources.base import QuerySource
 from .sources.defender import DefenderSource, Timeouts
 from .sources.local import LocalSource
 from .sources.sentinel import SentinelSource
+from .suppress.wiring import build_suppressor
 from .teams import TeamsWebhook
 
 log = logging.getLogger("huntwire")
@@ -86,4 +87,5 @@ def build_runner(settings: Settings, *, dry_run: bool = False,
         since=since,
         time_budget=time_budget,
         min_time_per_hunt=WORST_CASE_HUNT,
+        suppressor=build_suppressor(settings, with_snoozes=not dry_run),
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .hunt import Hunt, HuntError, load_hunts
+from .suppress import cli as suppress_cli
 from .window import hunt_window, iso
 
 DEFAULT_HUNTS_DIR = Path(__file__).resolve().parents[1] / "hunts"
@@ -35,10 +36,12 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check hunt files: schema and KQL")
     _common(validate)
+    suppress_cli.add_flag(validate)
     validate.set_defaults(handler=cmd_validate)
 
     evaluate = commands.add_parser("eval", help="run hunts locally over JSON-lines events")
     _common(evaluate)
+    suppress_cli.add_flag(evaluate)
     evaluate.add_argument("--events", action="append", required=True, metavar="TABLE=FILE",
                           help="events of one table, one JSON object a line (repeatable)")
     evaluate.add_argument("--hunt", action="append", metavar="ID",
@@ -51,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
 
     cli_run.register(commands, _common, _parse_now, _event_files)
     cli_preview.register(commands, _common)
+    suppress_cli.register(commands)
     return parser
 
 
@@ -82,15 +86,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     loaded = load_hunts(hunts_dir(args))
     kql_errors, kql_warnings = check_hunts(loaded.hunts)
     errors = loaded.errors + kql_errors
+    rule_problems = suppress_cli.validate(args, loaded.hunts)
+    rule_errors = [p for p in rule_problems if p.severity == "error"]
     bad_files = {e.path for e in errors}
     if args.format == "json":
         print(json.dumps({
-            "valid": not errors,
+            "valid": not errors and not rule_errors,
             "hunts": [{"id": h.id, "name": h.name, "file": str(h.path), "source": h.source,
                        "valid": str(h.path) not in bad_files} for h in loaded.hunts],
             "errors": [e.as_dict() for e in errors],
             "warnings": [w.as_dict() for w in kql_warnings] + [{"message": w}
                                                               for w in loaded.warnings],
+            "suppressions": [p.as_dict() for p in rule_problems],
         }, indent=2))
     else:
         for warning in kql_warnings:
@@ -99,10 +106,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"warning: {text}", file=sys.stderr)
         for error in errors:
             print(f"error: {error}", file=sys.stderr)
+        for problem in rule_problems:
+            print(f"{problem.severity}: {problem}", file=sys.stderr)
         valid = len([h for h in loaded.hunts if str(h.path) not in bad_files])
         print(f"{valid} hunt(s) valid, {len(errors)} error(s), "
               f"{len(kql_warnings) + len(loaded.warnings)} warning(s)")
-    return 1 if errors else 0
+    return 1 if errors or rule_errors else 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -115,13 +124,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     selected = _select(loaded.hunts, args.hunt)
     now = args.now or datetime.now(UTC)
     source = LocalSource(_event_files(args.events))
+    suppressor = suppress_cli.eval_suppressor(args, now.date())
     report: list[dict[str, Any]] = []
     for hunt in selected:
         entry: dict[str, Any] = {"id": hunt.id, "name": hunt.name, "matches": [], "error": None}
         try:
             result = source.run(hunt, hunt_window(now, hunt.lookback))
+            applied = suppressor.apply(hunt, result.rows, now.date())
             entry["matches"] = [{k: to_json_value(v) for k, v in row.items()}
-                                for row in result.rows]
+                                for row in applied.kept]
+            entry["suppressed"] = applied.suppressed
         except QueryError as exc:
             entry["error"] = exc.message
         report.append(entry)
@@ -167,6 +179,7 @@ def print_eval_table(report: list[dict[str, Any]], now: datetime) -> None:
     for entry in report:
         count = len(entry["matches"])
         status = f"ERROR {entry['error']}" if entry["error"] else f"{count} match(es)"
+        status += suppress_cli.suppressed_text(entry.get("suppressed") or {})
         print(f"\n== {entry['name']} [{entry['id']}]: {status}")
         for match in entry["matches"]:
             when = match.get("Timestamp") or match.get("TimeGenerated") or ""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .settings import SettingsError, load_settings
+from .suppress import cli as suppress_cli
 
 if TYPE_CHECKING:
     from .runner import HuntOutcome, RunSummary
@@ -24,6 +25,7 @@ def register(commands: Any, common: Callable[[argparse.ArgumentParser], None],
              event_files: Callable[[list[str]], dict[str, Path]]) -> None:
     run = commands.add_parser("run", help="one pass of the hourly job (what the timer runs)")
     common(run)
+    suppress_cli.add_flag(run)
     run.add_argument("--once", action="store_true", required=True,
                      help="run every due hunt once, then exit")
     run.add_argument("--dry-run", action="store_true",
@@ -47,6 +49,7 @@ def cmd_run(args: argparse.Namespace, event_files: Callable[[list[str]], dict[st
     env = dict(os.environ)
     if args.hunts is not None:
         env["HUNTWIRE_HUNTS_DIR"] = str(args.hunts)
+    suppress_cli.export_flag(args, env)
     try:
         settings = load_settings(env, require_storage=not args.dry_run)
     except SettingsError as error:
@@ -99,7 +102,7 @@ def _outcome_line(outcome: HuntOutcome) -> str:
         return head
     return (f"{head}: {outcome.rows} rows, {outcome.new} new, {outcome.posted} posted, "
             f"{outcome.pending} pending ({outcome.window_start} .. {outcome.window_end}, "
-            f"{outcome.seconds:.1f} s)")
+            f"{outcome.seconds:.1f} s)" + suppress_cli.suppressed_text(outcome.suppressed))
 
 
 def _print_rows(outcome: HuntOutcome) -> None:
