@@ -1,9 +1,9 @@
 """Apply rules to the rows a hunt returned: after the query, before the ledger.
 
-Rules are indexed per hunt, and per (column, value) for rules with an ``equals``/``in``
-condition, so a row is checked against the few rules that can match it plus the rules without
-an exact condition. Each suppressed row is counted once, for the first matching rule (file order,
-then snoozes).
+Rules are indexed per hunt: per (column, value) for rules with an ``equals``/``in`` condition,
+and in one RE2 set per column for the others (one pass over the value finds every rule whose
+first condition holds), so a row is checked in full only against the few rules that can match.
+Each suppressed row is counted once, for the first matching rule (file order, then snoozes).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Protocol
 
-from .rules import Rule, fold
+import re2
+
+from .rules import Rule, fold, re2_options
 
 log = logging.getLogger("huntwire")
 
@@ -56,8 +58,9 @@ def notices(rules: Sequence[Rule], today: date) -> Notices:
 class _HuntIndex:
     by_value: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     """column -> folded value -> positions of rules keyed on that exact value"""
-    scan: list[int] = field(default_factory=list)
-    """positions of rules with no exact condition: checked on every row"""
+    sets: list[tuple[str, Any, list[int]]] = field(default_factory=list)
+    """(column, RE2 set of the first condition of each rule with no exact condition, the
+    rules' positions by pattern index)"""
 
 
 class Suppressor:
@@ -75,7 +78,7 @@ class Suppressor:
               today: date) -> SuppressionResult:
         self._announce(today)
         index = self._index(hunt, today)
-        if not index.scan and not index.by_value:
+        if not index.sets and not index.by_value:
             return SuppressionResult(list(rows), {})
         kept: list[dict[str, Any]] = []
         counts: dict[str, int] = {}
@@ -88,11 +91,15 @@ class Suppressor:
         return SuppressionResult(kept, counts)
 
     def _first_match(self, index: _HuntIndex, row: Mapping[str, Any]) -> Rule | None:
-        candidates = list(index.scan)
+        candidates: list[int] = []
         for column, table in index.by_value.items():
             text = fold(row.get(column))
             if text is not None:
                 candidates += table.get(text, ())
+        for column, patterns, positions in index.sets:
+            text = fold(row.get(column))
+            if text is not None:
+                candidates += (positions[i] for i in patterns.Match(text) or ())
         if not candidates:
             return None
         if len(candidates) > 1:
@@ -110,16 +117,23 @@ class Suppressor:
 
     def _build_index(self, hunt: HuntLike, today: date) -> _HuntIndex:
         index = _HuntIndex()
+        loose: dict[str, list[int]] = {}
         for position, rule in enumerate(self.rules):
             if not rule.active_on(today) or not rule.applies_to(hunt.id, hunt.name):
                 continue
             exact = next((c for c in rule.where if c.exact), None)
             if exact is None:
-                index.scan.append(position)
+                loose.setdefault(rule.where[0].column, []).append(position)
                 continue
             table = index.by_value.setdefault(exact.column, {})
             for value in exact.values:
                 table.setdefault(value.casefold(), []).append(position)
+        for column, positions in loose.items():
+            patterns = re2.Set.SearchSet(re2_options())
+            for position in positions:
+                patterns.Add(self.rules[position].where[0].pattern())
+            patterns.Compile()
+            index.sets.append((column, patterns, positions))
         return index
 
     def _announce(self, today: date) -> None:

@@ -70,6 +70,14 @@ class Condition:
         text = fold(row.get(self.column))
         return text is not None and self.test(text)
 
+    def pattern(self) -> str:
+        """The condition as one RE2 pattern on the folded value (for a combined RE2 set)."""
+        if self.operator == "matches":
+            return f"(?:{self.values[0]})"
+        literals = "|".join(re2.escape(v.casefold()) for v in self.values)
+        return {"equals": "^(?:{})$", "in": "^(?:{})$", "startswith": "^(?:{})",
+                "endswith": "(?:{})$", "contains": "(?:{})"}[self.operator].format(literals)
+
     def describe(self) -> str:
         shown = self.values if self.operator == "in" else self.values[0]
         return f"{self.column} {self.operator} {shown!r}"
@@ -134,13 +142,17 @@ def _test(operator: str, values: tuple[str, ...]) -> Callable[[str], bool]:
     return lambda text: pattern.search(text) is not None
 
 
-def compile_re2(pattern: str) -> Any:
-    """Compile *pattern* with RE2, case-insensitive; ValueError on invalid syntax."""
+def re2_options() -> Any:
     options = re2.Options()
     options.case_sensitive = False
     options.log_errors = False
+    return options
+
+
+def compile_re2(pattern: str) -> Any:
+    """Compile *pattern* with RE2, case-insensitive; ValueError on invalid syntax."""
     try:
-        return re2.compile(pattern, options)
+        return re2.compile(pattern, re2_options())
     except re2.error as exc:
         detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
         raise ValueError(f"invalid RE2 regular expression {pattern!r}: {detail}") from exc
