@@ -11,6 +11,7 @@ import azure.functions as func
 
 from shared.app import build_runner
 from shared.settings import Settings, SettingsError, load_settings
+from shared.suppress.function import snooze_context, snooze_http
 
 app = func.FunctionApp()
 log = logging.getLogger("huntwire")
@@ -42,3 +43,9 @@ def hourly_hunts(timer: func.TimerRequest) -> None:
         failed = [o.hunt_id for o in summary.outcomes if o.status in ("failed", "skipped")]
         # Failing the invocation makes it visible in Application Insights and alerts.
         raise RuntimeError(f"huntwire run incomplete: hunts {', '.join(failed)} did not finish")
+
+
+@app.route(route="snooze", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def snooze(req: func.HttpRequest) -> func.HttpResponse:
+    """The card's "Snooze similar" page; the signed token in the link is the authorisation."""
+    return snooze_http(req, snooze_context(settings()))

@@ -3,7 +3,9 @@
 Starts Azurite and a local webhook standing in for Teams, replays the bundled day of telemetry
 (samples/) through the local source, runs `huntwire run --once` twice (midnight, then the next
 hour), and shows the findings, the card posted (out/demo/*.json, *.png) and that the second run
-posted nothing new. Stops what it started.
+posted nothing new. The day also holds one run of a vendor agent's download cradle, which the
+shipped rule in suppressions/example-vendor-agent.yaml silences (counted, never posted). Stops
+what it started.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from devtools.azurite import Azurite
 from devtools.webhook import WebhookReceiver
@@ -43,10 +47,25 @@ def main() -> int:
     return verdict(first, second, posted_first, posted_second)
 
 
+def process_events() -> Path:
+    """The sample day plus the vendor agent of the shipped suppression rule, at 23:30."""
+    (rule,) = yaml.safe_load((REPO / "suppressions" / "example-vendor-agent.yaml").read_text())
+    agent = {"Timestamp": "2026-11-27T23:30:00Z", "DeviceId": "a562d07cbc2c8e3e93afd954e14c1d7e"
+             "84488709", "DeviceName": "ws-sales-019.corp.contoso.com", "ReportId": 99001,
+             "ActionType": "ProcessCreated", "FileName": "powershell.exe", "ProcessId": 9901,
+             "ProcessCommandLine": rule["where"]["ProcessCommandLine"]["equals"],
+             "InitiatingProcessFileName": rule["where"]["InitiatingProcessFileName"]["in"][0],
+             "AccountDomain": "nt authority", "AccountName": "system"}
+    path = OUT / "DeviceProcessEvents.jsonl"
+    path.write_text((SAMPLES / "DeviceProcessEvents.jsonl").read_text() + json.dumps(agent)
+                    + "\n")
+    return path
+
+
 def run_job(env: dict[str, str], title: str, now: str, *extra: str) -> dict[str, Any]:
     print(f"\n=== {title}: huntwire run --once --now {now} {' '.join(extra)}")
     command = [sys.executable, "-m", "shared", "run", "--once", "--format", "json", "--now", now,
-               "--events", f"DeviceProcessEvents={SAMPLES / 'DeviceProcessEvents.jsonl'}",
+               "--events", f"DeviceProcessEvents={process_events()}",
                "--events", f"DeviceNetworkEvents={SAMPLES / 'DeviceNetworkEvents.jsonl'}",
                *extra]
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True,
@@ -56,7 +75,9 @@ def run_job(env: dict[str, str], title: str, now: str, *extra: str) -> dict[str,
     summary: dict[str, Any] = json.loads(done.stdout)
     for hunt in summary["hunts"]:
         print(f"  [{hunt['status']:>7}] {hunt['name']}: {hunt['rows']} rows, {hunt['new']} new, "
-              f"{hunt['posted']} posted" + (f"  ({hunt['error']})" if hunt["error"] else ""))
+              f"{hunt['posted']} posted" + (f"  ({hunt['error']})" if hunt["error"] else "")
+              + "".join(f", {n} suppressed by rule {rule}"
+                        for rule, n in hunt.get("suppressed", {}).items()))
         for finding in hunt["new_findings"]:
             print("      " + describe(finding))
     totals = summary["totals"]
@@ -102,6 +123,8 @@ def verdict(first: dict[str, Any], second: dict[str, Any], posted_first: int,
         problems.append("the first run posted nothing")
     if posted_second != 0 or second["totals"]["new"] != 0:
         problems.append("the second run posted again")
+    if not any(h.get("suppressed") for h in first["hunts"]):
+        problems.append("the vendor agent's run was not suppressed")
     if problems:
         print("  FAILED: " + "; ".join(problems))
         return 1

@@ -19,6 +19,7 @@ from .settings import Settings
 from .sources.base import QuerySource, Timeouts
 from .sources.catalog import factory, source_names
 from .sources.local import LocalSource
+from .suppress.wiring import build_suppressor
 
 log = logging.getLogger("huntwire")
 
@@ -82,4 +83,5 @@ def build_runner(settings: Settings, *, dry_run: bool = False,
         since=since,
         time_budget=time_budget,
         min_time_per_hunt=WORST_CASE_HUNT,
+        suppressor=build_suppressor(settings, with_snoozes=not dry_run),
     )

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -19,6 +19,7 @@ from .hunt import Hunt
 from .ledger import Checkpoint, Finding, Ledger
 from .notify.base import FindingsBatch, Notifier, NotifyError
 from .sources.base import QueryError, QueryResult, QuerySource, close_sources
+from .suppress.apply import Suppressor
 from .window import Window, hunt_window, iso
 
 log = logging.getLogger("huntwire")
@@ -37,6 +38,8 @@ class HuntOutcome:
     window_start: str | None = None
     window_end: str | None = None
     rows: int = 0
+    suppressed: dict[str, int] = field(default_factory=dict)
+    """Rows the query returned that suppression rules silenced, per rule id."""
     new: int = 0
     seen: int = 0
     posted: int = 0
@@ -82,6 +85,8 @@ class Runner:
     since: datetime | None = None
     """Backfill: where a hunt's first window starts when it has no checkpoint yet."""
     monotonic: Callable[[], float] = time.monotonic
+    suppressor: Suppressor | None = None
+    """Suppression rules, applied after the query and before the ledger."""
 
     def run_once(self, now: datetime) -> RunSummary:
         deadline = self.monotonic() + self.time_budget.total_seconds()
@@ -132,6 +137,10 @@ class Runner:
         result = source.run(hunt, window)
         outcome.rows = len(result.rows)
         outcome.warnings += _result_warnings(result)
+        if self.suppressor is not None:
+            applied = self.suppressor.apply(hunt, result.rows, now.date())
+            result = replace(result, rows=applied.kept)
+            outcome.suppressed = applied.suppressed
         if self.dry_run or self.ledger is None:
             outcome.rows_preview = result.rows
             return

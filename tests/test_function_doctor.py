@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-DEPLOYED = ("function_app.py", "host.json", "requirements.txt", ".funcignore", "shared", "hunts")
+DEPLOYED = ("function_app.py", "host.json", "requirements.txt", ".funcignore", "shared", "hunts",
+            "suppressions")
 """What `func azure functionapp publish`/azd ship after .funcignore; the doctor checks that."""
 
 

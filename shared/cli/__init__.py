@@ -1,4 +1,4 @@
-"""The ``huntwire`` command line: validate, eval, run, preview-card.
+"""The ``huntwire`` command line: validate, eval, run, preview-card, suppressions.
 
 One module per command (each has ``register`` and its ``cmd_*``), helpers in ``common``; the
 commands import ``common`` and never this module, so there is no import cycle.
@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Sequence
 
 from . import eval as eval_command
-from . import preview, run, validate
+from . import preview, run, suppressions, validate
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Scheduled threat hunts on Microsoft Defender XDR and Sentinel, "
                     "deduplicated in Table Storage and posted to Teams.")
     commands = parser.add_subparsers(metavar="COMMAND")
-    for command in (validate, eval_command, run, preview):
+    for command in (validate, eval_command, run, preview, suppressions):
         command.register(commands)
     return parser
 

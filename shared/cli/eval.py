@@ -11,12 +11,14 @@ from typing import Any
 from ..hunt import Hunt, load_hunts
 from ..sources.catalog import time_columns
 from ..window import hunt_window, iso
+from . import suppressions as suppress_cli
 from .common import add_common, event_files, hunts_dir, parse_now, to_json_value
 
 
 def register(commands: Any) -> None:
     evaluate = commands.add_parser("eval", help="run hunts locally over JSON-lines events")
     add_common(evaluate)
+    suppress_cli.add_flag(evaluate)
     evaluate.add_argument("--events", action="append", required=True, metavar="TABLE=FILE",
                           help="events of one table, one JSON object a line (repeatable)")
     evaluate.add_argument("--hunt", action="append", metavar="ID",
@@ -36,13 +38,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     selected = _select(loaded.hunts, args.hunt)
     now = args.now or datetime.now(UTC)
     source = LocalSource(event_files(args.events))
+    suppressor = suppress_cli.eval_suppressor(args, now.date())
     report: list[dict[str, Any]] = []
     for hunt in selected:
         entry: dict[str, Any] = {"id": hunt.id, "name": hunt.name, "matches": [], "error": None}
         try:
             result = source.run(hunt, hunt_window(now, hunt.lookback))
+            applied = suppressor.apply(hunt, result.rows, now.date())
             entry["matches"] = [{k: to_json_value(v) for k, v in row.items()}
-                                for row in result.rows]
+                                for row in applied.kept]
+            entry["suppressed"] = applied.suppressed
         except QueryError as exc:
             entry["error"] = exc.message
         report.append(entry)
@@ -70,6 +75,7 @@ def print_eval_table(report: list[dict[str, Any]], now: datetime) -> None:
     for entry in report:
         count = len(entry["matches"])
         status = f"ERROR {entry['error']}" if entry["error"] else f"{count} match(es)"
+        status += suppress_cli.suppressed_text(entry.get("suppressed") or {})
         print(f"\n== {entry['name']} [{entry['id']}]: {status}")
         for match in entry["matches"]:
             when = next((match[c] for c in time_columns() if match.get(c)), "")

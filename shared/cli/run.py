@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..settings import SettingsError, load_settings
+from . import suppressions as suppress_cli
 from .common import add_common, event_files, parse_now, to_json_value
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 def register(commands: Any) -> None:
     run = commands.add_parser("run", help="one pass of the hourly job (what the timer runs)")
     add_common(run)
+    suppress_cli.add_flag(run)
     run.add_argument("--once", action="store_true", required=True,
                      help="run every due hunt once, then exit")
     run.add_argument("--dry-run", action="store_true",
@@ -43,7 +45,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                         stream=sys.stderr)
     try:
         settings = load_settings(os.environ, require_storage=not args.dry_run,
-                                 hunts_dir=args.hunts)
+                                 hunts_dir=args.hunts, suppressions_dir=args.suppressions)
     except SettingsError as error:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -92,7 +94,7 @@ def _outcome_line(outcome: HuntOutcome) -> str:
         return head
     return (f"{head}: {outcome.rows} rows, {outcome.new} new, {outcome.posted} posted, "
             f"{outcome.pending} pending ({outcome.window_start} .. {outcome.window_end}, "
-            f"{outcome.seconds:.1f} s)")
+            f"{outcome.seconds:.1f} s)" + suppress_cli.suppressed_text(outcome.suppressed))
 
 
 def _print_rows(outcome: HuntOutcome) -> None:

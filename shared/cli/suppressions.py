@@ -1,0 +1,116 @@
+"""Suppressions on the command line: the ``--suppressions DIR`` flag of validate, eval and run,
+the calls those commands make, and ``huntwire suppressions list|remove ID``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from ..hunt import Hunt
+from ..settings import resolve_suppressions_dir
+from ..suppress.apply import Suppressor, notices
+from ..suppress.loader import load_rule_files
+from ..suppress.validate import RuleProblem, hunt_columns, validate_rules
+from ..suppress.wiring import snooze_store
+
+
+def add_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--suppressions", type=Path, default=None, metavar="DIR",
+                        help="folder of suppression rule files (default: "
+                             "$HUNTWIRE_SUPPRESSIONS_DIR or ./suppressions)")
+
+
+def rules_dir(args: argparse.Namespace) -> Path:
+    flag = getattr(args, "suppressions", None)
+    return resolve_suppressions_dir(os.environ, flag)
+
+
+def validate(args: argparse.Namespace, hunts: Sequence[Hunt]) -> list[RuleProblem]:
+    """The rule problems ``huntwire validate`` reports (a missing default folder is fine)."""
+    directory = rules_dir(args)
+    if args.suppressions is None and not directory.is_dir():
+        return []
+    columns: dict[str, set[str]] | None
+    try:
+        columns = hunt_columns(hunts) if any(directory.glob("*.y*ml")) else {}
+    except Exception as exc:  # the KQL checker's own failure is reported by the hunt check
+        columns = None
+        print(f"warning: suppression columns not checked: {exc}", file=sys.stderr)
+    return validate_rules(directory, hunts, datetime.now(UTC).date(), columns)
+
+
+def eval_suppressor(args: argparse.Namespace, today: date) -> Suppressor:
+    """``eval``: the file rules (snoozes live in storage, which eval does not use)."""
+    directory = rules_dir(args)
+    if args.suppressions is not None and not directory.is_dir():
+        raise SystemExit(f"huntwire eval: suppressions folder not found: {directory}")
+    loaded = load_rule_files(directory, today)
+    for error in loaded.errors:
+        print(f"error: {error}: its rules are not applied", file=sys.stderr)
+    for line in notices(loaded.rules, today).lines(today):
+        print(f"warning: {line}", file=sys.stderr)
+    return Suppressor(loaded.rules, log_notices=False)
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("suppressions", help="list or remove snoozes (Table Storage)")
+    actions = parser.add_subparsers(metavar="ACTION")
+    listing = actions.add_parser("list", help="every snooze, with who, why and until when")
+    listing.add_argument("--format", choices=("text", "json"), default="text")
+    listing.set_defaults(handler=cmd_list)
+    remove = actions.add_parser("remove", help="delete one snooze by its id")
+    remove.add_argument("id")
+    remove.set_defaults(handler=cmd_remove)
+    parser.set_defaults(handler=lambda _args: parser.print_help() or 2)
+
+
+def _store() -> Any:
+    from ..settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(dict(os.environ))
+    except SettingsError as error:
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return snooze_store(settings)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    snoozes = _store().all()
+    today = datetime.now(UTC).date()
+    if args.format == "json":
+        print(json.dumps([{"id": s.id, "hunt": s.hunt_id, "where": s.values, "reason": s.reason,
+                           "owner": s.owner, "created": s.created.isoformat(),
+                           "expires": s.expires.isoformat(), "active": s.expires >= today}
+                          for s in snoozes], indent=2, ensure_ascii=False))
+        return 0
+    for s in snoozes:
+        state = "active" if s.expires >= today else "expired"
+        where = ", ".join(f"{c} = {v[:60]!r}" for c, v in s.values.items())
+        print(f"{s.id}  {state:<7} until {s.expires}  hunt {s.hunt_id}  by {s.owner}: "
+              f"{s.reason}\n    {where}")
+    print(f"{len(snoozes)} snooze(s)")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    if not _store().remove(args.id):
+        print(f"error: no snooze with id {args.id}", file=sys.stderr)
+        return 1
+    print(f"removed {args.id}")
+    return 0
+
+
+def suppressed_text(counts: dict[str, int]) -> str:
+    """``; suppressed 3 (rule-a 2, rule-b 1)`` for a run's text output, or nothing."""
+    if not counts:
+        return ""
+    detail = ", ".join(f"{rule} {n}" for rule, n in sorted(counts.items()))
+    return f"; suppressed {sum(counts.values())} ({detail})"

@@ -1,0 +1,165 @@
+"""The snooze page behind the card's link: GET shows what would be suppressed and asks for a
+reason and a name; only a POST from that form (carrying the token again) creates the snooze.
+Teams and mail scanners open links with GET, so GET never writes. Everything shown is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from .store import MAX_SNOOZE, Snooze, SnoozeStore, SnoozeStoreError, snooze_expiry
+from .token import SnoozeClaim, TokenError, read_token
+
+log = logging.getLogger("huntwire")
+
+MAX_REASON = 500
+MAX_NAME = 100
+DAY_CHOICES = (1, 7, 14, 30)
+_MARKDOWN = re.compile(r"[\\`*_{}\[\]()<>#+!|~-]")
+HEADERS = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store",
+           "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff",
+           "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                      "form-action 'self'; frame-ancestors 'none'"}
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    method: str
+    params: Mapping[str, str]
+    form: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PageResponse:
+    status: int
+    body: str
+    headers: Mapping[str, str] = field(default_factory=lambda: dict(HEADERS))
+
+
+@dataclass
+class SnoozeContext:
+    key: bytes | None
+    store: SnoozeStore | None
+    hunt_names: Mapping[str, str]
+    """hunt id -> name: a token for a hunt that no longer exists is refused"""
+    announce: Callable[[str], object] | None = None
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+def handle(request: PageRequest, context: SnoozeContext) -> PageResponse:
+    method = request.method.upper()
+    if method not in ("GET", "POST"):
+        return _page(405, "Method not allowed", "<p>Use the link from the card.</p>")
+    if context.key is None or context.store is None:
+        return _page(503, "Snoozing is not set up", "<p>HUNTWIRE_SNOOZE_KEY or storage is "
+                     "missing.</p>")
+    token = (request.form if method == "POST" else request.params).get("t", "")
+    try:
+        claim = read_token(context.key, token, context.now(),
+                           fingerprint=request.form.get("finding") if method == "POST" else None)
+    except TokenError as exc:
+        return _page(403, "Link refused", f"<p>{_e(exc.message)}</p>")
+    hunt_name = context.hunt_names.get(claim.hunt_id)
+    if hunt_name is None:
+        return _page(404, "Unknown hunt", "<p>The hunt of this link no longer exists.</p>")
+    if method == "GET":
+        return _form(token, claim, hunt_name)
+    return _create(request.form, claim, hunt_name, context)
+
+
+def _create(form: Mapping[str, str], claim: SnoozeClaim, hunt_name: str,
+            context: SnoozeContext) -> PageResponse:
+    assert context.store is not None
+    reason, owner = form.get("reason", "").strip(), form.get("name", "").strip()
+    try:
+        days = int(form.get("days", "7"))
+        if not reason or not owner or len(reason) > MAX_REASON or len(owner) > MAX_NAME:
+            raise ValueError("a reason (up to 500 characters) and a name (up to 100) are "
+                             "required")
+        created = context.now()
+        snooze = Snooze(f"snooze-{claim.fingerprint}", claim.hunt_id, claim.values, reason,
+                        owner, created, snooze_expiry(created, days))
+    except ValueError as exc:
+        message = str(exc) if "required" in str(exc) or "days" in str(exc) else "bad form"
+        return _page(400, "Not snoozed", f"<p>{_e(message)}</p>")
+    try:
+        added = context.store.add(snooze)
+    except SnoozeStoreError as exc:
+        log.error("huntwire.snooze %s", exc)
+        return _page(503, "Not snoozed", "<p>Storage is unavailable; try again later.</p>")
+    if not added:
+        existing = context.store.get(snooze.id)
+        until = existing.expires.isoformat() if existing else "?"
+        return _page(409, "Already snoozed", f"<p>Findings like this one are already snoozed "
+                     f"until {_e(until)}.</p>")
+    _audit(snooze, hunt_name, context)
+    return _page(201, "Snoozed", f"<p>Findings like this one from <b>{_e(hunt_name)}</b> are "
+                 f"snoozed until {_e(snooze.expires.isoformat())} (rule "
+                 f"<code>{_e(snooze.id)}</code>).</p>")
+
+
+def announcement_line(snooze: Snooze, hunt_name: str) -> str:
+    """One short line for the channel."""
+    what = ", ".join(f"{c} = {_plain(_short(v))}" for c, v in snooze.values.items())
+    return (f"{_plain(_short(snooze.owner, 40))} snoozed '{_plain(_short(hunt_name, 60))}' "
+            f"until {snooze.expires.isoformat()} where {what}: "
+            f"{_plain(_short(snooze.reason, 80))}")
+
+
+def _audit(snooze: Snooze, hunt_name: str, context: SnoozeContext) -> None:
+    log.warning("huntwire.snooze %s", json.dumps({
+        "rule": snooze.id, "hunt": snooze.hunt_id, "owner": snooze.owner,
+        "reason": snooze.reason, "created": snooze.created.isoformat(),
+        "expires": snooze.expires.isoformat(),
+        "where": {c: _short(v, 200) for c, v in snooze.values.items()}}, ensure_ascii=False))
+    if context.announce is None:
+        return
+    try:
+        context.announce(announcement_line(snooze, hunt_name))
+    except Exception as exc:  # the snooze stands; the log above is its audit record
+        log.error("huntwire.snooze announcement not posted: %s", type(exc).__name__)
+
+
+def _form(token: str, claim: SnoozeClaim, hunt_name: str) -> PageResponse:
+    rows = "".join(f"<tr><th>{_e(c)}</th><td><code>{_e(v)}</code></td></tr>"
+                   for c, v in claim.values.items())
+    options = "".join(f'<option value="{d}"{" selected" if d == 7 else ""}>{d} day(s)'
+                      "</option>" for d in DAY_CHOICES if d <= MAX_SNOOZE.days)
+    body = (f"<p>Hunt <b>{_e(hunt_name)}</b> will stop reporting rows whose values equal "
+            f"exactly (ignoring case):</p><table>{rows}</table>"
+            '<form method="post">'
+            f'<input type="hidden" name="t" value="{_e(token)}">'
+            f'<input type="hidden" name="finding" value="{_e(claim.fingerprint)}">'
+            f'<p><label>Reason <input name="reason" required maxlength="{MAX_REASON}">'
+            "</label></p>"
+            f'<p><label>Your name <input name="name" required maxlength="{MAX_NAME}">'
+            "</label></p>"
+            f'<p><label>For <select name="days">{options}</select></label></p>'
+            '<p><button type="submit">Snooze</button></p></form>')
+    return _page(200, "Snooze similar findings", body)
+
+
+def _page(status: int, title: str, body: str) -> PageResponse:
+    return PageResponse(status, f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+                        f"<title>huntwire: {_e(title)}</title></head><body>"
+                        f"<h1>{_e(title)}</h1>{body}</body></html>")
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _plain(text: str) -> str:
+    """Text that Teams' Markdown shows as typed (no links, emphasis or HTML)."""
+    return _MARKDOWN.sub(r"\\\g<0>", text)
+
+
+def _short(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,110 @@
+"""Signed, expiring snooze tokens: ``v1.<payload>.<HMAC-SHA256>``, both base64url.
+
+The payload (zlib-compressed JSON) names one hunt and the identifying values of one finding,
+and when the token expires. Anything changed in it breaks the signature; the signature is
+compared in constant time. The key is the setting ``HUNTWIRE_SNOOZE_KEY`` (Key Vault in Azure).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ..errors import HuntwireError
+
+VERSION = "v1"
+MIN_KEY_BYTES = 32
+MAX_TOKEN_CHARS = 6000
+
+
+class TokenError(HuntwireError):
+    """The token is malformed, forged, tampered with, expired, or for another finding."""
+
+    permanent = True
+
+
+@dataclass(frozen=True)
+class SnoozeClaim:
+    hunt_id: str
+    values: dict[str, str]
+    """column -> the exact value the hunt returned"""
+    expires: datetime
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable id of (hunt, values): the snooze rule's id and the form's finding field."""
+        return finding_fingerprint(self.hunt_id, self.values)
+
+
+def finding_fingerprint(hunt_id: str, values: Mapping[str, str]) -> str:
+    canonical = json.dumps([hunt_id.casefold(), sorted(values.items())], ensure_ascii=False,
+                           separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def check_key(key: bytes) -> bytes:
+    if len(key) < MIN_KEY_BYTES:
+        raise TokenError(f"the snooze key must be at least {MIN_KEY_BYTES} bytes")
+    return key
+
+
+def make_token(key: bytes, hunt_id: str, values: Mapping[str, str], expires: datetime) -> str:
+    body = json.dumps({"h": hunt_id, "v": dict(values), "e": int(expires.timestamp())},
+                      ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    payload = _b64(zlib.compress(body.encode(), 9))
+    signed = f"{VERSION}.{payload}"
+    return f"{signed}.{_b64(_sign(check_key(key), signed))}"
+
+
+def read_token(key: bytes, token: str, now: datetime, *, hunt_id: str | None = None,
+               fingerprint: str | None = None) -> SnoozeClaim:
+    """The claim of a genuine, unexpired token; with *hunt_id*/*fingerprint*, also check that
+    the token is for that hunt / that finding. Raises TokenError otherwise."""
+    parts = token.split(".") if len(token) <= MAX_TOKEN_CHARS else []
+    if len(parts) != 3 or parts[0] != VERSION:
+        raise TokenError("malformed link")
+    signed = f"{parts[0]}.{parts[1]}"
+    try:
+        signature = _unb64(parts[2])
+    except ValueError:
+        raise TokenError("malformed link") from None
+    if not hmac.compare_digest(signature, _sign(check_key(key), signed)):
+        raise TokenError("this link's signature is not valid")
+    claim = _claim(parts[1])
+    if now >= claim.expires:
+        raise TokenError("this link has expired")
+    if hunt_id is not None and claim.hunt_id != hunt_id:
+        raise TokenError("this link is for another hunt")
+    if fingerprint is not None and not hmac.compare_digest(claim.fingerprint, fingerprint):
+        raise TokenError("this link is for another finding")
+    return claim
+
+
+def _claim(payload: str) -> SnoozeClaim:
+    try:
+        body = json.loads(zlib.decompress(_unb64(payload), bufsize=MAX_TOKEN_CHARS))
+        values = {str(k): str(v) for k, v in body["v"].items()}
+        return SnoozeClaim(str(body["h"]), values, datetime.fromtimestamp(int(body["e"]), UTC))
+    except (ValueError, KeyError, TypeError, AttributeError, zlib.error):
+        raise TokenError("malformed link") from None
+
+
+def _sign(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, TypeError) as exc:
+        raise ValueError("not base64url") from exc
