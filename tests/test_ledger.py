@@ -266,7 +266,7 @@ def test_crash_after_marking_before_claiming_loses_nothing(ledger: Ledger) -> No
     hunt = defender_hunt()
     rows = defender_rows(4)
     keys = [finding_key(hunt, row) for row in rows]
-    ledger._write_markers(hunt.id, keys, NOW)  # the process died right after this write
+    ledger.markers.write(hunt.id, keys, NOW)  # the process died right after this write
     assert ledger.pending(hunt) == []  # nothing claimed yet, nothing to post
     result = ledger.record(hunt, rows, NOW + timedelta(hours=1))
     assert sorted(f.key for f in result.new) == sorted(keys)
@@ -278,7 +278,7 @@ def test_markers_of_claims_that_never_happened_are_dropped_after_two_days(
     hunt = defender_hunt()
     clock = [NOW]
     ledger = make_ledger(clock=lambda: clock[0])
-    ledger._write_markers(hunt.id, [finding_key(hunt, defender_rows(1)[0])], NOW)
+    ledger.markers.write(hunt.id, [finding_key(hunt, defender_rows(1)[0])], NOW)
     ledger.pending(hunt)
     assert len(list(ledger.pending_client.list_entities())) == 1
     clock[0] = NOW + timedelta(days=3)
