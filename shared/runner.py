@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from .hunt import Hunt
-from .ledger import Checkpoint, Finding, Ledger
+from .ledger import Checkpoint, Finding, Ledger, oldest_first
 from .notify.base import FindingsBatch, Notifier, NotifyError
 from .sources.base import QueryError, QueryResult, QuerySource, close_sources
 from .suppress.apply import Suppressor
@@ -153,11 +153,15 @@ class Runner:
         recorded = self.ledger.record(hunt, result.rows, now)
         outcome.new, outcome.seen = len(recorded.new), recorded.seen
         outcome.new_findings = [finding.row for finding in recorded.new]
-        pending = self.ledger.pending(hunt)
-        outcome.posted = self._notify(hunt, window, pending, outcome)
+        # Post our claims plus pending findings no other run holds (leased to us), so
+        # overlapping runs never post a finding twice; a failed post gives the leases back.
+        held = oldest_first([*recorded.new, *self.ledger.take_pending(hunt, now)])
+        outcome.posted = self._notify(hunt, window, held, outcome)
         if outcome.posted:
-            self.ledger.mark_notified(hunt, pending, now)
-        outcome.pending = len(pending) - outcome.posted
+            self.ledger.mark_notified(hunt, held, now)
+        elif held:
+            self.ledger.release(hunt, held)
+        outcome.pending = len(held) - outcome.posted
 
     def _notify(self, hunt: Hunt, window: Window, pending: list[Finding],
                 outcome: HuntOutcome) -> int:

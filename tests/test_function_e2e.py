@@ -181,15 +181,18 @@ def test_failed_post_loses_nothing_and_next_run_posts_once(
 
 
 def _forget_last_run(world: dict[str, Any]) -> None:
-    """Make the hunts due again now, as an hour passing would (windows stay as they were)."""
+    """Make the hunts due again now, as an hour passing would (windows stay as they were, and
+    leases on pending findings, at most 15 minutes, run out)."""
     from shared.ledger import Ledger
 
     ledger = Ledger.from_connection_string(world["env"]["HUNTWIRE_STORAGE"])
+    an_hour_later = datetime.now(UTC) + timedelta(hours=1)
     for hunt in load_hunts(world["hunts"]).hunts:
         checkpoint = ledger.checkpoint(hunt.id)
         if checkpoint is not None:
             checkpoint.last_run_start = datetime(2000, 1, 1, tzinfo=UTC)
             ledger.save_checkpoint(checkpoint)
+        ledger.release(hunt, ledger.take_pending(hunt, an_hour_later))
 
 
 def test_process_killed_between_claim_and_notify_posts_next_run(

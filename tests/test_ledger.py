@@ -257,7 +257,7 @@ def test_crash_after_marking_before_claiming_loses_nothing(ledger: Ledger) -> No
     hunt = defender_hunt()
     rows = defender_rows(4)
     keys = [finding_key(hunt, row) for row in rows]
-    ledger._write_markers(hunt.id, keys, NOW)  # the process died right after this write
+    ledger.markers.write(hunt.id, keys, NOW)  # the process died right after this write
     assert ledger.pending(hunt) == []  # nothing claimed yet, nothing to post
     result = ledger.record(hunt, rows, NOW + timedelta(hours=1))
     assert sorted(f.key for f in result.new) == sorted(keys)
@@ -269,7 +269,7 @@ def test_markers_of_claims_that_never_happened_are_dropped_after_two_days(
     hunt = defender_hunt()
     clock = [NOW]
     ledger = make_ledger(clock=lambda: clock[0])
-    ledger._write_markers(hunt.id, [finding_key(hunt, defender_rows(1)[0])], NOW)
+    ledger.markers.write(hunt.id, [finding_key(hunt, defender_rows(1)[0])], NOW)
     ledger.pending(hunt)
     assert len(list(ledger.pending_client.list_entities())) == 1
     clock[0] = NOW + timedelta(days=3)
@@ -380,6 +380,31 @@ def test_overlapping_posters_each_take_a_pending_finding_once(
     assert len(first_keys | second_keys) == 120
     assert second.take_pending(hunt, later) == []  # leased to whoever took them
     assert len(second.take_pending(hunt, later + timedelta(minutes=16))) == 120
+
+
+def test_a_released_lease_can_be_taken_at_once_by_another_run(
+        make_ledger: Callable[..., Ledger]) -> None:
+    hunt = defender_hunt()
+    failed, next_run = make_ledger(), make_ledger()
+    claimed = failed.record(hunt, defender_rows(12), NOW).new
+    soon = NOW + timedelta(minutes=1)
+    assert next_run.take_pending(hunt, soon) == []  # still leased to the claiming run
+    assert failed.release(hunt, claimed) == 12  # its post failed: give them back
+    assert {f.key for f in next_run.take_pending(hunt, soon)} == {f.key for f in claimed}
+    assert failed.take_pending(hunt, soon) == []
+
+
+def test_release_leaves_alone_a_lease_another_run_holds(
+        make_ledger: Callable[..., Ledger]) -> None:
+    hunt, other = defender_hunt(), defender_hunt()
+    slow, taker, third = make_ledger(), make_ledger(), make_ledger()
+    claimed = slow.record(hunt, defender_rows(5), NOW).new
+    later = NOW + timedelta(minutes=16)  # the claim lease ran out before the slow run gave up
+    assert len(taker.take_pending(hunt, later)) == 5
+    assert slow.release(hunt, claimed) == 0
+    assert third.take_pending(hunt, later + timedelta(minutes=1)) == []
+    with pytest.raises(LedgerError, match="another hunt"):
+        slow.release(other, claimed)
 
 
 # --- realertAfter --------------------------------------------------------------------------
