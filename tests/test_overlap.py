@@ -143,8 +143,9 @@ class World:
         self.events.write_text("".join(json.dumps(row) + "\n" for row in self.rows))
         return tokens
 
-    def run(self, now: datetime, processes: int) -> list[dict[str, Any]]:
-        """*processes* runs of `huntwire run --once`, started together; their JSON reports."""
+    def run(self, now: datetime, processes: int, exit_code: int = 0) -> list[dict[str, Any]]:
+        """*processes* runs of `huntwire run --once`, started together; their JSON reports.
+        Each must exit with *exit_code* (1: a finding could not be delivered)."""
         command = [sys.executable, "-m", "shared", "run", "--once", "--format", "json",
                    "--now", now.strftime("%Y-%m-%dT%H:%M:%SZ"),
                    "--events", f"DeviceProcessEvents={self.events}"]
@@ -156,7 +157,7 @@ class World:
         reports = []
         for process in started:
             out, err = process.communicate(timeout=180)
-            assert process.returncode == 0, err
+            assert process.returncode == exit_code, err
             reports.append(json.loads(out))
         return reports
 
@@ -221,7 +222,7 @@ def test_a_failed_post_is_posted_once_by_the_next_overlapping_runs(world: World)
     failed = world.add_events(0, BASE)
     world.webhook.script(Reply(400, {"Content-Type": "application/json"},
                                b'{"error":{"code":"InvalidRequestContent"}}'))
-    (report,) = world.run(BASE, processes=1)
+    (report,) = world.run(BASE, processes=1, exit_code=1)
     assert (hunt_of(report)["new"], hunt_of(report)["posted"]) == (PER_ROUND, 0)
     assert world.delivered() == []
 
