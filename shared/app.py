@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from .credentials import make_credential
+from .health.runner_hooks import build_health
 from .hunt import Hunt, load_hunts
 from .ledger import Ledger
 from .retry import CallPacer, RetryPolicy
@@ -86,4 +87,5 @@ def build_runner(settings: Settings, *, dry_run: bool = False,
         since=since,
         time_budget=time_budget,
         min_time_per_hunt=WORST_CASE_HUNT,
+        health=None if dry_run else build_health(settings),
     )

@@ -48,9 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=cmd_eval)
 
     from . import cli_preview, cli_run
+    from .health import status as health_status
 
     cli_run.register(commands, _common, _parse_now, _event_files)
     cli_preview.register(commands, _common)
+    health_status.register(commands)
     return parser
 
 

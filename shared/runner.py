@@ -16,10 +16,11 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from .card import build_digest
+from .errors import HuntwireError, NotifyError
+from .health.notices import with_held_back_note
 from .hunt import Hunt
 from .ledger import Checkpoint, Finding, Ledger
 from .sources.base import QueryError, QueryResult, QuerySource
-from .teams import TeamsDeliveryError
 from .window import Window, hunt_window, iso
 
 log = logging.getLogger("huntwire")
@@ -27,11 +28,21 @@ log = logging.getLogger("huntwire")
 DUE_TOLERANCE = timedelta(minutes=5)
 """A timer may fire a little early; a hunt last run 58 minutes ago is due on an hourly timer."""
 
-Status = Literal["ok", "failed", "not-due", "skipped"]
+Status = Literal["ok", "failed", "not-due", "skipped", "disabled"]
 
 
 class Notifier(Protocol):
     def post(self, payload: dict[str, Any]) -> object: ...
+
+
+class HealthHooks(Protocol):
+    """``shared.health.runner_hooks.RunnerHealth``: see that module."""
+
+    def before_hunt(self, hunt: Hunt, now: datetime) -> str | None: ...
+
+    def after_hunt(self, hunt: Hunt, outcome: HuntOutcome, now: datetime) -> None: ...
+
+    def after_run(self, summary: RunSummary, now: datetime) -> None: ...
 
 
 @dataclass
@@ -53,6 +64,15 @@ class HuntOutcome:
     """Dry run: the rows the query returned."""
     new_findings: list[dict[str, Any]] = field(default_factory=list, repr=False)
     """The findings this run claimed as new (their ledger summaries)."""
+    error_permanent: bool = False
+    error_kind: str | None = None
+    error_status: int | None = None
+    truncated: bool = False
+    partial: bool = False
+    delivery_failed: bool = False
+    """New or pending findings could not be delivered: they stay pending, the run fails."""
+    pending_since: str | None = None
+    """Claim time of the oldest finding this run found pending (before posting)."""
 
 
 @dataclass
@@ -63,13 +83,15 @@ class RunSummary:
 
     @property
     def ok(self) -> bool:
-        return not self.stopped_early and all(o.status != "failed" for o in self.outcomes)
+        return not self.stopped_early and all(o.status != "failed" and not o.delivery_failed
+                                              for o in self.outcomes)
 
     def totals(self) -> dict[str, int]:
         keys = ("rows", "new", "posted", "pending")
         counts = {k: sum(getattr(o, k) for o in self.outcomes) for k in keys}
-        for status in ("ok", "failed", "not-due", "skipped"):
+        for status in ("ok", "failed", "not-due", "skipped", "disabled"):
             counts[status.replace("-", "_")] = sum(o.status == status for o in self.outcomes)
+        counts["delivery_failed"] = sum(o.delivery_failed for o in self.outcomes)
         return counts
 
 
@@ -87,6 +109,7 @@ class Runner:
     since: datetime | None = None
     """Backfill: where a hunt's first window starts when it has no checkpoint yet."""
     monotonic: Callable[[], float] = time.monotonic
+    health: HealthHooks | None = None
 
     def run_once(self, now: datetime) -> RunSummary:
         deadline = self.monotonic() + self.time_budget.total_seconds()
@@ -100,13 +123,25 @@ class Runner:
                     error=f"time budget: {remaining:.0f} s left, a hunt may need "
                           f"{self.min_time_per_hunt.total_seconds():.0f} s; runs next time"))
                 continue
-            summary.outcomes.append(self._run_isolated(hunt, now))
+            summary.outcomes.append(self._run_with_health(hunt, now))
+        if self.health is not None:
+            self.health.after_run(summary, now)
         for outcome in summary.outcomes:
             _log_outcome(outcome)
         log.info("huntwire.run %s", json.dumps({"started": summary.started, "ok": summary.ok,
                                                 "stopped_early": summary.stopped_early,
                                                 **summary.totals()}))
         return summary
+
+    def _run_with_health(self, hunt: Hunt, now: datetime) -> HuntOutcome:
+        if self.health is None:
+            return self._run_isolated(hunt, now)
+        disabled = self.health.before_hunt(hunt, now)
+        if disabled is not None:
+            return HuntOutcome(hunt.id, hunt.name, "disabled", error=disabled)
+        outcome = self._run_isolated(hunt, now)
+        self.health.after_hunt(hunt, outcome, now)
+        return outcome
 
     def _run_isolated(self, hunt: Hunt, now: datetime) -> HuntOutcome:
         started = self.monotonic()
@@ -115,9 +150,11 @@ class Runner:
             self._run_hunt(hunt, now, outcome)
         except QueryError as exc:
             outcome.status, outcome.error = "failed", exc.message
+            _note_error(outcome, exc)
         except Exception as exc:  # one hunt's bug or outage must not stop the others
             log.exception("hunt %s failed", hunt.id)
             outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
+            _note_error(outcome, exc)
         outcome.seconds = round(self.monotonic() - started, 3)
         return outcome
 
@@ -136,6 +173,7 @@ class Runner:
         result = source.run(hunt, window)
         outcome.rows = len(result.rows)
         outcome.warnings += _result_warnings(result)
+        outcome.truncated, outcome.partial = result.truncated, result.partial
         if self.dry_run or self.ledger is None:
             outcome.rows_preview = result.rows
             return
@@ -149,22 +187,28 @@ class Runner:
         outcome.new, outcome.seen = len(recorded.new), recorded.seen
         outcome.new_findings = [finding.row for finding in recorded.new]
         pending = self.ledger.pending(hunt)
-        outcome.posted = self._notify(hunt, window, pending, outcome)
+        oldest = min((f.first_seen for f in pending), default=None)
+        outcome.pending_since = iso(oldest) if oldest is not None else None
+        outcome.posted = self._notify(hunt, window, pending, outcome, held_back_since=(
+            oldest if oldest is not None and oldest < now else None))
         if outcome.posted:
             self.ledger.mark_notified(hunt, pending, now)
         outcome.pending = len(pending) - outcome.posted
 
     def _notify(self, hunt: Hunt, window: Window, pending: list[Finding],
-                outcome: HuntOutcome) -> int:
+                outcome: HuntOutcome, held_back_since: datetime | None = None) -> int:
         if not pending:
             return 0
         if self.notifier is None:
             outcome.warnings.append("no Teams webhook configured: findings stay pending")
             return 0
         payload = build_digest(hunt, window, [f.row for f in pending], total_new=len(pending))
+        if held_back_since is not None:
+            payload = with_held_back_note(payload, held_back_since)
         try:
             self.notifier.post(payload)
-        except TeamsDeliveryError as exc:
+        except NotifyError as exc:
+            outcome.delivery_failed = True
             outcome.warnings.append(f"Teams post failed, {len(pending)} finding(s) stay "
                                     f"pending: {exc}")
             return 0
@@ -199,6 +243,14 @@ def is_due(hunt: Hunt, checkpoint: Checkpoint | None, now: datetime) -> bool:
     if checkpoint.last_run_start > now:  # clock skew: never let a future stamp block a hunt
         return True
     return now - checkpoint.last_run_start >= hunt.frequency - DUE_TOLERANCE
+
+
+def _note_error(outcome: HuntOutcome, exc: Exception) -> None:
+    """What hunt health needs to know about a failure: permanent or not, and its kind."""
+    outcome.error_permanent = isinstance(exc, HuntwireError) and exc.permanent
+    kind, status = getattr(exc, "kind", None), getattr(exc, "status", None)
+    outcome.error_kind = kind if isinstance(kind, str) else None
+    outcome.error_status = status if isinstance(status, int) else None
 
 
 def _result_warnings(result: QueryResult) -> list[str]:
