@@ -96,10 +96,11 @@ def should_skip(record: HuntHealth | None, file_hash: str) -> bool:
 
 
 def reenable(record: HuntHealth) -> HuntHealth:
-    """The file of a disabled hunt changed: run it again, with a fresh count of failures."""
+    """The file of a disabled hunt changed: run it again; permanent failures count afresh
+    (its failure stays announced: a new disable is announced, ``failing`` is not repeated)."""
     return replace(record, disabled=False, disabled_since=None, disabled_hash=None,
                    reenabled=True, permanent_failures=0,
-                   notices_sent=record.notices_sent - FAILURE_NOTICES)
+                   notices_sent=record.notices_sent - {"auto-disabled"})
 
 
 def after_run(previous: HuntHealth | None, facts: RunFacts,
