@@ -118,13 +118,18 @@ def test_broken_hunt_announced_once_disabled_then_reenabled_by_its_fix(
     # The channel heard about it exactly once, with what to do.
     (notice,) = [p for p in world.webhook.payloads if health_kind(p)]
     text = json.dumps(notice)
-    assert "Broken on the service side" in text and "broken.yaml" in text
+    assert "Broken on the service side" in text
+    assert "broken.yaml" in text
     status = world.status(capsys)
     broken = by_id(status, BROKEN_ID)
-    assert broken["state"] == "auto-disabled" and broken["enabled"] is False
-    assert broken["consecutive_failures"] == 3 and "refused" in broken["last_error"]
+    assert broken["state"] == "auto-disabled"
+    assert broken["enabled"] is False
+    assert broken["consecutive_failures"] == 3
+    assert "refused" in broken["last_error"]
     good = by_id(status, "33333333-0000-0000-0000-000000000001")
-    assert good["state"] == "ok" and good["consecutive_failures"] == 0 and good["pending"] == 0
+    assert good["state"] == "ok"
+    assert good["consecutive_failures"] == 0
+    assert good["pending"] == 0
     # Disabled: not queried, no new notice, and the run is no longer failing.
     queries = world.broken_queries()
     code, report = world.run(T0 + 3 * HOUR, capsys)
@@ -143,8 +148,10 @@ def test_broken_hunt_announced_once_disabled_then_reenabled_by_its_fix(
     assert by_id(report, BROKEN_ID)["status"] == "ok"
     assert world.notices() == ["auto-disabled", "re-enabled"]
     broken = by_id(world.status(capsys), BROKEN_ID)
-    assert broken["state"] == "ok" and broken["consecutive_failures"] == 0
-    assert broken["enabled"] is True and broken["last_success"] == "2026-01-05T05:00:00Z"
+    assert broken["state"] == "ok"
+    assert broken["consecutive_failures"] == 0
+    assert broken["enabled"] is True
+    assert broken["last_success"] == "2026-01-05T05:00:00Z"
 
 
 def test_undelivered_findings_fail_the_run_and_arrive_once_held_back(
@@ -155,10 +162,14 @@ def test_undelivered_findings_fail_the_run_and_arrive_once_held_back(
     code, report = world.run(T0, capsys)
     assert code == 1
     (hunt,) = report["hunts"]
-    assert hunt["status"] == "ok" and hunt["delivery_failed"] is True and hunt["pending"] == 1
-    assert report["ok"] is False and report["totals"]["delivery_failed"] == 1
+    assert hunt["status"] == "ok"
+    assert hunt["delivery_failed"] is True
+    assert hunt["pending"] == 1
+    assert report["ok"] is False
+    assert report["totals"]["delivery_failed"] == 1
     notifier = world.status(capsys)["notifier"]
-    assert notifier["state"] == "failing" and notifier["pending"] == 1
+    assert notifier["state"] == "failing"
+    assert notifier["pending"] == 1
     assert notifier["held_back_since"] == "2026-01-05T01:00:00Z"
     failed_posts = len(world.webhook.posts)
     world.webhook.default = Reply(202)
@@ -169,7 +180,8 @@ def test_undelivered_findings_fail_the_run_and_arrive_once_held_back(
     assert "Held back since 2026-01-05 01:00 UTC" in json.dumps(delivered)
     assert report["hunts"][0]["pending_since"] == "2026-01-05T01:00:00Z"
     status = world.status(capsys)
-    assert status["notifier"]["state"] == "ok" and status["notifier"]["pending"] == 0
+    assert status["notifier"]["state"] == "ok"
+    assert status["notifier"]["pending"] == 0
     world.run(T0 + 2 * HOUR, capsys)
     assert len(world.webhook.posts) == failed_posts + 1  # delivered once
 

@@ -20,7 +20,8 @@ def rule(name: str) -> str:
 def test_failed_invocations_alert_on_any_failed_request_of_the_function() -> None:
     body = rule("failedInvocations")
     assert "where success == false" in body
-    assert "operator: 'GreaterThan'" in body and "threshold: 0" in body
+    assert "operator: 'GreaterThan'" in body
+    assert "threshold: 0" in body
     assert "applicationInsightsId" in body
     assert "operation_Name =~ \\'${functionName}\\'" in ALERTS
     assert "param functionName string = 'hourly_hunts'" in ALERTS  # function_app.py's name
@@ -29,7 +30,8 @@ def test_failed_invocations_alert_on_any_failed_request_of_the_function() -> Non
 def test_no_invocation_for_two_hours_alerts() -> None:
     body = rule("noInvocation")
     assert "windowSize: 'PT2H'" in body
-    assert "operator: 'LessThan'" in body and "threshold: 1" in body
+    assert "operator: 'LessThan'" in body
+    assert "threshold: 1" in body
 
 
 def test_email_action_group_only_when_an_address_is_given() -> None:

@@ -32,7 +32,7 @@ def facts(n: int, status: str = "ok", *, permanent: bool = False, status_code: i
 
 
 def run_many(record: HuntHealth | None, runs: list[RunFacts],
-             limits: Limits = Limits()) -> tuple[HuntHealth, list[list[str]]]:
+             limits: Limits | None = None) -> tuple[HuntHealth, list[list[str]]]:
     kinds: list[list[str]] = []
     for run in runs:
         if record is not None and should_skip(record, run.file_hash):
@@ -40,7 +40,7 @@ def run_many(record: HuntHealth | None, runs: list[RunFacts],
             continue
         if record is not None and record.disabled:
             record = reenable(record)
-        record, notices = after_run(record, run, limits)
+        record, notices = after_run(record, run, limits or Limits())
         kinds.append([n.kind for n in notices])
     assert record is not None
     return record, kinds
@@ -61,7 +61,8 @@ def test_failing_notice_says_since_when_the_error_and_what_to_do() -> None:
     _, (notice,) = after_run(record, facts(2, "failed", status_code=429))
     assert notice.since == T0
     assert notice.failures == 3
-    assert notice.error is not None and "refused" in notice.error
+    assert notice.error is not None
+    assert "refused" in notice.error
     assert "throttling" in notice.advice
 
 
@@ -74,13 +75,15 @@ def test_permanent_failure_auto_disables_with_one_notice_until_the_file_changes(
     runs = [facts(i, "failed", permanent=True, status_code=400) for i in range(5)]
     record, kinds = run_many(None, runs)
     assert kinds == [[], [], ["auto-disabled"], ["skipped"], ["skipped"]]
-    assert record.disabled and record.disabled_since == T0 + 2 * HOUR
+    assert record.disabled
+    assert record.disabled_since == T0 + 2 * HOUR
     assert record.consecutive_failures == 3
     assert record.last_error_kind == "bad-query"
     # The file changes: it runs again, and its next success says it was re-enabled.
     record, kinds = run_many(record, [facts(5, file_hash="h2"), facts(6, file_hash="h2")])
     assert kinds == [["re-enabled"], []]
-    assert not record.disabled and record.consecutive_failures == 0
+    assert not record.disabled
+    assert record.consecutive_failures == 0
 
 
 def test_reenabled_hunt_that_still_fails_is_disabled_and_announced_again() -> None:
@@ -107,12 +110,15 @@ def test_missing_permission_never_disables_and_is_announced_once_per_source() ->
         assert hunt_notices == []
         source, notice = source_after_run(source, run)
         notices += [notice] if notice else []
-    assert record is not None and not record.disabled
+    assert record is not None
+    assert not record.disabled
     (notice,) = notices
-    assert notice.kind == "access" and "ThreatHunting.Read.All" in notice.advice
+    assert notice.kind == "access"
+    assert "ThreatHunting.Read.All" in notice.advice
     sentinel = replace(facts(9, "failed", status_code=403), source="sentinel")
     _, sentinel_notice = source_after_run(None, sentinel)
-    assert sentinel_notice is not None and "Log Analytics Reader" in sentinel_notice.advice
+    assert sentinel_notice is not None
+    assert "Log Analytics Reader" in sentinel_notice.advice
     # Access comes back: cleared, so a later loss is a new problem.
     source, _ = source_after_run(source, facts(10))
     _, again = source_after_run(source, facts(11, "failed", status_code=403))
@@ -138,7 +144,8 @@ def test_truncated_result_is_announced_once_until_a_complete_run() -> None:
 def test_not_due_and_disabled_outcomes_change_nothing() -> None:
     record, _ = run_many(None, [facts(0, "failed", status_code=500)])
     same, notices = after_run(record, facts(1, "not-due"))
-    assert same == record and notices == []
+    assert same == record
+    assert notices == []
 
 
 def test_heartbeat_once_a_day_from_the_configured_hour() -> None:
@@ -151,7 +158,8 @@ def test_heartbeat_once_a_day_from_the_configured_hour() -> None:
     eight = T0.replace(hour=8)
     assert heartbeat_due(tally, eight, 8)
     sent = after_heartbeat(tally, eight)
-    assert sent.runs == 0 and sent.since == eight
+    assert sent.runs == 0
+    assert sent.since == eight
     assert not heartbeat_due(sent, eight + HOUR, 8)
     assert heartbeat_due(sent, eight + 24 * HOUR, 8)
     assert heartbeat_due(tally, T0.replace(hour=11), 8)  # the 08:00 run was missed

@@ -29,7 +29,8 @@ def test_hunt_record_round_trips(store: HealthStore) -> None:
     saved = store.save_hunt(record)
     loaded = store.hunt("h-1")
     assert loaded == replace(record, last_error="see https://hooks.example/…")
-    assert loaded is not None and loaded.etag == saved.etag is not None
+    assert loaded is not None
+    assert loaded.etag == saved.etag is not None
     assert store.hunts() == {"h-1": loaded}
 
 
@@ -48,7 +49,8 @@ def test_stale_etag_loses_and_modify_reapplies(store: HealthStore) -> None:
                          store.save_heartbeat)
     assert tally.runs == 2
     stored = store.heartbeat()
-    assert stored is not None and stored.runs == 2
+    assert stored is not None
+    assert stored.runs == 2
 
 
 HOSTILE = "<at>SOC</at> [click](https://evil.example/x) **bold** javascript:alert(1)"
@@ -65,7 +67,9 @@ def test_each_notice_is_a_short_escaped_card(kind: str) -> None:
     assert all(block["type"] == "TextBlock" for block in card["body"])
     assert health_kind(payload) == kind
     text = json.dumps(payload)
-    assert "https://evil" not in text and "<at>" not in text and "](" not in text
+    assert "https://evil" not in text
+    assert "<at>" not in text
+    assert "](" not in text
     assert "javascript:" not in text
     assert len(text) < 3000
 
