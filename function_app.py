@@ -40,7 +40,8 @@ def hourly_hunts(timer: func.TimerRequest) -> None:
     runner = build_runner(settings(), time_budget=FUNCTION_TIMEOUT - SAFETY_MARGIN)
     summary = runner.run_once(datetime.now(UTC))
     if not summary.ok:
-        failed = [o.hunt_id for o in summary.outcomes if o.status in ("failed", "skipped")]
+        failed = [o.hunt_id for o in summary.outcomes
+                  if o.status in ("failed", "skipped") or o.delivery_failed]
         # Failing the invocation makes it visible in Application Insights and alerts.
         raise RuntimeError(f"huntwire run incomplete: hunts {', '.join(failed)} did not finish")
 

@@ -89,6 +89,9 @@ param publicUrl string = ''
 @description('NCRONTAB schedule of the hunt timer (six fields, seconds first).')
 param huntSchedule string = '0 0 * * * *'
 
+@description('Optional e-mail address for the alerts on failed hunt runs and on no run for 2 hours.')
+param alertEmail string = ''
+
 @description('ARM resource id of the Sentinel Log Analytics workspace to hunt in. Empty: no Sentinel hunts, no role assignment.')
 param sentinelWorkspaceResourceId string = ''
 
@@ -283,6 +286,18 @@ module api 'modules/api.bicep' = {
   dependsOn: [
     rbac
   ]
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    functionAppName: api.outputs.name
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    location: location
+    tags: tags
+    alertEmail: alertEmail
+  }
 }
 
 // azd writes these outputs into .azure/<env>/.env.

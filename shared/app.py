@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .cards import PortalLinks
 from .credentials import make_credential
+from .health.runner_hooks import build_health
 from .hunt import Hunt, load_hunts
 from .ledger import Ledger
 from .notify import Notifier
@@ -84,4 +85,5 @@ def build_runner(settings: Settings, *, dry_run: bool = False,
         time_budget=time_budget,
         min_time_per_hunt=WORST_CASE_HUNT,
         suppressor=build_suppressor(settings, with_snoozes=not dry_run),
+        health=None if dry_run else build_health(settings),
     )

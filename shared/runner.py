@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
+from .errors import HuntwireError
 from .hunt import Hunt
 from .ledger import Checkpoint, Finding, Ledger, oldest_first
 from .notify.base import FindingsBatch, Notifier, NotifyError
@@ -27,7 +28,17 @@ log = logging.getLogger("huntwire")
 DUE_TOLERANCE = timedelta(minutes=5)
 """A timer may fire a little early; a hunt last run 58 minutes ago is due on an hourly timer."""
 
-Status = Literal["ok", "failed", "not-due", "skipped"]
+Status = Literal["ok", "failed", "not-due", "skipped", "disabled"]
+
+
+class HealthHooks(Protocol):
+    """``shared.health.runner_hooks.RunnerHealth``: see that module."""
+
+    def before_hunt(self, hunt: Hunt, now: datetime) -> str | None: ...
+
+    def after_hunt(self, hunt: Hunt, outcome: HuntOutcome, now: datetime) -> None: ...
+
+    def after_run(self, summary: RunSummary, now: datetime) -> None: ...
 
 
 @dataclass
@@ -51,6 +62,15 @@ class HuntOutcome:
     """Dry run: the rows the query returned."""
     new_findings: list[dict[str, Any]] = field(default_factory=list, repr=False)
     """The findings this run claimed as new (their ledger summaries)."""
+    error_permanent: bool = False
+    error_kind: str | None = None
+    error_status: int | None = None
+    truncated: bool = False
+    partial: bool = False
+    delivery_failed: bool = False
+    """New or pending findings could not be delivered: they stay pending, the run fails."""
+    pending_since: str | None = None
+    """Claim time of the oldest finding this run found pending (before posting)."""
 
 
 @dataclass
@@ -61,13 +81,15 @@ class RunSummary:
 
     @property
     def ok(self) -> bool:
-        return not self.stopped_early and all(o.status != "failed" for o in self.outcomes)
+        return not self.stopped_early and all(o.status != "failed" and not o.delivery_failed
+                                              for o in self.outcomes)
 
     def totals(self) -> dict[str, int]:
         keys = ("rows", "new", "posted", "pending")
         counts = {k: sum(getattr(o, k) for o in self.outcomes) for k in keys}
-        for status in ("ok", "failed", "not-due", "skipped"):
+        for status in ("ok", "failed", "not-due", "skipped", "disabled"):
             counts[status.replace("-", "_")] = sum(o.status == status for o in self.outcomes)
+        counts["delivery_failed"] = sum(o.delivery_failed for o in self.outcomes)
         return counts
 
 
@@ -87,6 +109,7 @@ class Runner:
     monotonic: Callable[[], float] = time.monotonic
     suppressor: Suppressor | None = None
     """Suppression rules, applied after the query and before the ledger."""
+    health: HealthHooks | None = None
 
     def run_once(self, now: datetime) -> RunSummary:
         deadline = self.monotonic() + self.time_budget.total_seconds()
@@ -100,7 +123,9 @@ class Runner:
                     error=f"time budget: {remaining:.0f} s left, a hunt may need "
                           f"{self.min_time_per_hunt.total_seconds():.0f} s; runs next time"))
                 continue
-            summary.outcomes.append(self._run_isolated(hunt, now))
+            summary.outcomes.append(self._run_with_health(hunt, now))
+        if self.health is not None:
+            self.health.after_run(summary, now)
         for outcome in summary.outcomes:
             _log_outcome(outcome)
         log.info("huntwire.run %s", json.dumps({"started": summary.started, "ok": summary.ok,
@@ -109,6 +134,16 @@ class Runner:
         close_sources(self.sources.values())
         return summary
 
+    def _run_with_health(self, hunt: Hunt, now: datetime) -> HuntOutcome:
+        if self.health is None:
+            return self._run_isolated(hunt, now)
+        disabled = self.health.before_hunt(hunt, now)
+        if disabled is not None:
+            return HuntOutcome(hunt.id, hunt.name, "disabled", error=disabled)
+        outcome = self._run_isolated(hunt, now)
+        self.health.after_hunt(hunt, outcome, now)
+        return outcome
+
     def _run_isolated(self, hunt: Hunt, now: datetime) -> HuntOutcome:
         started = self.monotonic()
         outcome = HuntOutcome(hunt.id, hunt.name, "ok")
@@ -116,9 +151,11 @@ class Runner:
             self._run_hunt(hunt, now, outcome)
         except QueryError as exc:
             outcome.status, outcome.error = "failed", exc.message
+            _note_error(outcome, exc)
         except Exception as exc:  # one hunt's bug or outage must not stop the others
             log.exception("hunt %s failed", hunt.id)
             outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
+            _note_error(outcome, exc)
         outcome.seconds = round(self.monotonic() - started, 3)
         return outcome
 
@@ -137,6 +174,7 @@ class Runner:
         result = source.run(hunt, window)
         outcome.rows = len(result.rows)
         outcome.warnings += _result_warnings(result)
+        outcome.truncated, outcome.partial = result.truncated, result.partial
         if self.suppressor is not None:
             applied = self.suppressor.apply(hunt, result.rows, now.date())
             result = replace(result, rows=applied.kept)
@@ -156,7 +194,10 @@ class Runner:
         # Post our claims plus pending findings no other run holds (leased to us), so
         # overlapping runs never post a finding twice; a failed post gives the leases back.
         held = oldest_first([*recorded.new, *self.ledger.take_pending(hunt, now)])
-        outcome.posted = self._notify(hunt, window, held, outcome)
+        oldest = min((f.first_seen for f in held), default=None)
+        outcome.pending_since = iso(oldest) if oldest is not None else None
+        outcome.posted = self._notify(hunt, window, held, outcome, held_back_since=(
+            oldest if oldest is not None and oldest < now else None))
         if outcome.posted:
             self.ledger.mark_notified(hunt, held, now)
         elif held:
@@ -164,21 +205,23 @@ class Runner:
         outcome.pending = len(held) - outcome.posted
 
     def _notify(self, hunt: Hunt, window: Window, pending: list[Finding],
-                outcome: HuntOutcome) -> int:
-        """Hand *pending* to the notifier; a failed delivery fails the hunt, loudly, and the
-        findings stay pending for the next run."""
+                outcome: HuntOutcome, held_back_since: datetime | None = None) -> int:
+        """Hand *pending* to the notifier. A failed delivery fails the run, loudly (the query
+        itself succeeded, so the hunt's own health is untouched), and the findings stay pending
+        for the next run."""
         if not pending:
             return 0
         if self.notifier is None:
             outcome.warnings.append("no Teams webhook (or other notifier) configured: findings "
                                     "stay pending")
             return 0
-        batch = FindingsBatch(hunt, window, [f.row for f in pending], total_new=len(pending))
+        batch = FindingsBatch(hunt, window, [f.row for f in pending], total_new=len(pending),
+                              held_back_since=held_back_since)
         try:
             self.notifier.post_findings(batch)
         except NotifyError as exc:
             kind = "permanent" if exc.permanent else "transient"
-            outcome.status = "failed"
+            outcome.delivery_failed = True
             outcome.error = (f"notification failed ({kind}), {len(pending)} finding(s) stay "
                              f"pending: {exc.message}")
             return 0
@@ -213,6 +256,14 @@ def is_due(hunt: Hunt, checkpoint: Checkpoint | None, now: datetime) -> bool:
     if checkpoint.last_run_start > now:  # clock skew: never let a future stamp block a hunt
         return True
     return now - checkpoint.last_run_start >= hunt.frequency - DUE_TOLERANCE
+
+
+def _note_error(outcome: HuntOutcome, exc: Exception) -> None:
+    """What hunt health needs to know about a failure: permanent or not, and its kind."""
+    outcome.error_permanent = isinstance(exc, HuntwireError) and exc.permanent
+    kind, status = getattr(exc, "kind", None), getattr(exc, "status", None)
+    outcome.error_kind = kind if isinstance(kind, str) else None
+    outcome.error_status = status if isinstance(status, int) else None
 
 
 def _result_warnings(result: QueryResult) -> list[str]:

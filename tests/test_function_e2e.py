@@ -24,6 +24,7 @@ from devtools.fake_graph import FakeGraph
 from devtools.identity import IdentityServer
 from devtools.webhook import Hang, Reply, WebhookReceiver
 from shared.cards import summarize_digest
+from shared.health.notices import health_kind
 from shared.hunt import load_hunts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,7 +114,13 @@ def run_timer(user_function: Callable[[func.TimerRequest], None]) -> str | None:
 
 
 def hunt_names(payloads: list[Any]) -> list[str]:
-    return [summarize_digest(p).hunt_name for p in payloads]
+    """Hunt names of the findings digests among *payloads* (health notices left out)."""
+    return [summarize_digest(p).hunt_name for p in payloads if health_kind(p) is None]
+
+
+def digest_posts(webhook: WebhookReceiver) -> list[Any]:
+    """Posts of findings digests (health notices and the heartbeat left out)."""
+    return [post for post in webhook.posts if health_kind(post.json()) is None]
 
 
 def test_function_binding_is_a_timer_on_the_schedule_setting(function: Any) -> None:
@@ -145,7 +152,7 @@ def test_first_run_posts_one_digest_per_hunt_second_run_posts_nothing(
     assert error is not None
     assert "99999999-0000-0000-0000-000000000001" in error
     # ...but did not stop the others: every hunt with findings posted exactly one digest.
-    first = webhook.payloads
+    first = [post.json() for post in digest_posts(webhook)]
     names = hunt_names(first)
     assert len(names) == len(set(names)) >= 2
     assert SEED in names
@@ -158,7 +165,7 @@ def test_first_run_posts_one_digest_per_hunt_second_run_posts_nothing(
     # Second hourly run: the same events are seen again, nothing new is posted.
     _forget_last_run(world)
     run_timer(user_function)
-    assert len(webhook.payloads) == len(first)
+    assert len(digest_posts(webhook)) == len(first)
     assert len(world["graph"].requests) > len(queries)  # it did query again
 
 
@@ -166,18 +173,20 @@ def test_failed_post_loses_nothing_and_next_run_posts_once(
         world: dict[str, Any], user_function: Callable[[func.TimerRequest], None]) -> None:
     webhook: WebhookReceiver = world["webhook"]
     webhook.default = Reply(503, {"Retry-After": "0"})  # fail fast: retries still all happen
-    run_timer(user_function)
-    failed_attempts = len(webhook.posts)
+    error = run_timer(user_function)
+    assert error is not None
+    failed_attempts = len(digest_posts(webhook))
+    posts_after_failure = len(webhook.posts)
     assert failed_attempts >= 2  # tried, retried, gave up: findings stay pending
     webhook.default = Reply(202)
     _forget_last_run(world)
     run_timer(user_function)
-    delivered = hunt_names(webhook.payloads[failed_attempts:])
+    delivered = hunt_names(webhook.payloads[posts_after_failure:])
     assert len(delivered) == len(set(delivered)) >= 2
     assert SEED in delivered
     _forget_last_run(world)
     run_timer(user_function)
-    assert len(webhook.posts) == failed_attempts + len(delivered)
+    assert len(digest_posts(webhook)) == failed_attempts + len(delivered)
 
 
 def _forget_last_run(world: dict[str, Any]) -> None:

@@ -7,9 +7,10 @@ The header names severity, hunt, count, window, ATT&CK techniques and tactics; t
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from ..hunt import Hunt
@@ -155,3 +156,21 @@ def summarize_digest(payload: Mapping[str, Any]) -> DigestSummary:
         total_new=int(str(counts[0]["text"]).split(" ")[0].replace(",", "")),
         findings_shown=sum(1 for element in body[1:] if element.get("type") == "Container"),
     )
+
+
+def with_held_back_note(payload: Mapping[str, Any], since: datetime) -> dict[str, Any]:
+    """*payload* (a findings digest) with "Held back since <time>" under its header.
+
+    The note goes at the end of the header container (the card's first element), or first in
+    the body; when it would push the card over the Teams limit the digest is sent without it.
+    """
+    noted = copy.deepcopy(dict(payload))
+    moment = since.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    note = {"type": "TextBlock", "text": f"Held back since {moment}: Teams could not be "
+            "reached; delivered now.", "wrap": True, "isSubtle": True, "spacing": "Small"}
+    body = noted["attachments"][0]["content"]["body"]
+    if body and body[0].get("type") == "Container":
+        body[0].setdefault("items", []).append(note)
+    else:
+        body.insert(0, note)
+    return dict(payload) if payload_size(noted) > MAX_PAYLOAD_BYTES else noted

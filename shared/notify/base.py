@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from ..errors import NotifyError
@@ -31,6 +32,8 @@ class FindingsBatch:
     """The findings' result rows, oldest first; a notifier may show only some of them."""
     total_new: int
     """How many findings the batch stands for (at least ``len(rows)``)."""
+    held_back_since: datetime | None = None
+    """When the oldest finding was first claimed, if an earlier delivery failed."""
 
     def __post_init__(self) -> None:
         if self.total_new < len(self.rows):

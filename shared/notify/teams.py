@@ -17,6 +17,7 @@ from typing import Any
 import requests
 
 from ..cards import MAX_PAYLOAD_BYTES, PortalLinks, build_digest, build_notice, serialize
+from ..cards.digest import with_held_back_note
 from ..retry import SYSTEM_CLOCK, Clock
 from ..settings import Settings
 from .base import Delivery, FindingsBatch, Notice
@@ -99,6 +100,8 @@ class TeamsNotifier:
     def post_findings(self, batch: FindingsBatch) -> Delivery:
         payload = build_digest(batch.hunt, batch.window, batch.rows, total_new=batch.total_new,
                                portal=self.portal)
+        if batch.held_back_since is not None:
+            payload = with_held_back_note(payload, batch.held_back_since)
         return self.webhook.post(payload)
 
     def post_notice(self, notice: Notice) -> Delivery:

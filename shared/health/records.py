@@ -1,0 +1,216 @@
+"""Health records in Table Storage (table ``huntwireHealth``), updated with ETag guards.
+
+PartitionKey ``hunt`` (RowKey = hunt id), ``source`` (RowKey = ``defender`` | ``sentinel``),
+``notifier`` (RowKey ``teams``) and ``heartbeat`` (RowKey ``latest``). Every write is
+conditional on the ETag read (or insert-if-absent), so two overlapping runs never overwrite each
+other's counts: the loser re-reads, re-applies its change and writes again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import types
+import typing
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import fields, replace
+from datetime import UTC, datetime
+from typing import Any, Final, TypeVar
+
+from azure.core import MatchConditions
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+
+from ..errors import StorageError
+from .model import HeartbeatTally, HuntHealth, NotifierHealth, SourceHealth
+
+TABLE: Final = "huntwireHealth"
+ATTEMPTS: Final = 5
+MAX_TEXT: Final = 2000
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s?#]+)[^\s\"'<>]*")
+_CLIENT_OPTIONS: Final[dict[str, Any]] = {"connection_timeout": 10, "read_timeout": 30,
+                                          "retry_total": 3}
+R = TypeVar("R", HuntHealth, SourceHealth, NotifierHealth, HeartbeatTally)
+
+
+class HealthStoreError(StorageError):
+    """Health records could not be read or written (never fatal to a run)."""
+
+
+class HealthStore:
+    """Reads and ETag-guarded writes of every health record."""
+
+    def __init__(self, service: TableServiceClient, table: str = TABLE) -> None:
+        self._service = service
+        self._name = table
+        self._table: TableClient | None = None
+
+    @classmethod
+    def from_connection_string(cls, connection_string: str, table: str = TABLE) -> HealthStore:
+        try:
+            service = TableServiceClient.from_connection_string(connection_string,
+                                                                **_CLIENT_OPTIONS)
+        except ValueError:
+            raise HealthStoreError("the storage connection string is not valid") from None
+        return cls(service, table)
+
+    @classmethod
+    def from_endpoint(cls, uri: str, credential: TokenCredential,
+                      table: str = TABLE) -> HealthStore:
+        return cls(TableServiceClient(endpoint=uri, credential=credential, **_CLIENT_OPTIONS),
+                   table)
+
+    @property
+    def table(self) -> TableClient:
+        if self._table is None:
+            with _errors("creating the health table"):
+                self._table = self._service.create_table_if_not_exists(self._name)
+        return self._table
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def hunt(self, hunt_id: str) -> HuntHealth | None:
+        return self._get(HuntHealth, "hunt", hunt_id, hunt_id=hunt_id)
+
+    def hunts(self) -> dict[str, HuntHealth]:
+        with _errors("listing hunt health"):
+            entities = list(self.table.query_entities("PartitionKey eq 'hunt'"))
+        return {e["RowKey"]: _decode(HuntHealth, e, hunt_id=e["RowKey"]) for e in entities}
+
+    def source(self, name: str) -> SourceHealth | None:
+        return self._get(SourceHealth, "source", name, source=name)
+
+    def notifier(self) -> NotifierHealth | None:
+        return self._get(NotifierHealth, "notifier", "teams")
+
+    def heartbeat(self) -> HeartbeatTally | None:
+        return self._get(HeartbeatTally, "heartbeat", "latest")
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def save_hunt(self, record: HuntHealth) -> HuntHealth:
+        return self._put(record, "hunt", record.hunt_id)
+
+    def save_source(self, record: SourceHealth) -> SourceHealth:
+        return self._put(record, "source", record.source)
+
+    def save_notifier(self, record: NotifierHealth) -> NotifierHealth:
+        return self._put(record, "notifier", "teams")
+
+    def save_heartbeat(self, record: HeartbeatTally) -> HeartbeatTally:
+        return self._put(record, "heartbeat", "latest")
+
+    def modify(self, read: Callable[[], R | None], change: Callable[[R | None], R],
+               save: Callable[[R], R]) -> R:
+        """Read, change and write back; on an ETag conflict read again and re-apply."""
+        for _ in range(ATTEMPTS - 1):
+            try:
+                return save(change(read()))
+            except ConflictError:
+                continue
+        return save(change(read()))
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _get(self, cls: type[R], pk: str, rk: str, **keys: str) -> R | None:
+        with _errors(f"reading health {pk}/{rk}"):
+            try:
+                entity = self.table.get_entity(pk, rk)
+            except ResourceNotFoundError:
+                return None
+        return _decode(cls, entity, **keys)
+
+    def _put(self, record: R, pk: str, rk: str) -> R:
+        entity = _encode(record, pk, rk)
+        with _errors(f"saving health {pk}/{rk}"):
+            try:
+                if record.etag is None:
+                    meta = self.table.create_entity(entity)
+                else:
+                    meta = self.table.update_entity(entity, mode=UpdateMode.REPLACE,
+                                                    etag=record.etag,
+                                                    match_condition=MatchConditions.IfNotModified)
+            except (ResourceExistsError, ResourceModifiedError) as exc:
+                raise ConflictError(f"health {pk}/{rk} changed meanwhile") from exc
+        return replace(record, etag=meta.get("etag"))
+
+
+class ConflictError(HealthStoreError):
+    """Another run wrote the record first (ETag mismatch or insert race)."""
+
+    permanent = False
+
+
+def _pascal(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+_KEY_FIELDS = {"hunt_id", "source", "etag"}
+
+
+def _encode(record: Any, pk: str, rk: str) -> dict[str, Any]:
+    entity: dict[str, Any] = {"PartitionKey": pk, "RowKey": rk}
+    for f in fields(record):
+        value = getattr(record, f.name)
+        if f.name in _KEY_FIELDS or value is None:
+            continue
+        if isinstance(value, frozenset):
+            value = ",".join(sorted(value))
+        elif isinstance(value, dict):
+            value = json.dumps(value, sort_keys=True)
+        elif isinstance(value, str):
+            value = redact(value)[:MAX_TEXT]
+        entity[_pascal(f.name)] = value
+    return entity
+
+
+def _decode(cls: type[R], entity: Any, **keys: str) -> R:
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = dict(keys)
+    for f in fields(cls):
+        raw = entity.get(_pascal(f.name))
+        if f.name in _KEY_FIELDS or raw is None:
+            continue
+        values[f.name] = _convert(hints[f.name], raw)
+    metadata = getattr(entity, "metadata", None) or {}
+    return cls(**values, etag=metadata.get("etag"))
+
+
+def _convert(hint: Any, raw: Any) -> Any:
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    base = next((o for o in options if o is not type(None)), hint)
+    origin = typing.get_origin(base) or base
+    if origin is datetime:
+        return datetime.fromtimestamp(raw.timestamp(), UTC)
+    if origin is frozenset:
+        return frozenset(s for s in str(raw).split(",") if s)
+    if origin is dict:
+        return {str(k): int(v) for k, v in json.loads(raw).items()}
+    if origin in (int, bool):
+        return origin(raw)
+    return str(raw)
+
+
+def redact(text: str) -> str:
+    """*text* with every URL cut to its scheme and host (webhook URLs carry their secret)."""
+    return _URL.sub(r"\1/…", text)
+
+
+@contextmanager
+def _errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except HealthStoreError:
+        raise
+    except HttpResponseError as exc:
+        raise HealthStoreError(f"{action} failed: HTTP {exc.status_code}") from exc
+    except AzureError as exc:
+        raise HealthStoreError(f"{action} failed: {type(exc).__name__}") from exc

@@ -1,0 +1,251 @@
+"""The runner's one entry point into hunt health.
+
+    health = build_health(settings)          # None for dry runs
+    reason = health.before_hunt(hunt, now)   # not None: skip, outcome status "disabled"
+    ...run the hunt into outcome...
+    health.after_hunt(hunt, outcome, now)    # update its record, post its notices
+    health.after_run(summary, now)           # heartbeat, notifier state
+
+Health never breaks a run: a storage or Teams failure here is logged and the run goes on.
+Notices are posted before the record that says they were sent is saved (at least once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..errors import HuntwireError
+from .heartbeat import HuntRun, after_heartbeat, heartbeat_due, tally_run
+from .model import HeartbeatTally, HuntHealth, Notice, NotifierHealth, SourceHealth
+from .notices import heartbeat_card, notice_card, when
+from .policy import (
+    Limits,
+    RunFacts,
+    after_run,
+    notifier_after_run,
+    reenable,
+    should_skip,
+    source_after_run,
+)
+from .records import ConflictError, HealthStore
+
+if TYPE_CHECKING:
+    from ..hunt import Hunt
+    from ..runner import HuntOutcome, RunSummary
+    from ..settings import Settings
+
+log = logging.getLogger("huntwire.health")
+ATTEMPTS = 5
+
+
+class Poster(Protocol):
+    def post(self, payload: dict[str, Any]) -> object: ...
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    webhook_url: str | None = field(default=None, repr=False)
+    """``HUNTWIRE_HEALTH_WEBHOOK_URL`` when set, else the Teams webhook."""
+    heartbeat_hour: int | None = 8
+    """UTC hour of the daily heartbeat; None turns it off."""
+    limits: Limits = field(default_factory=Limits)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HealthConfig:
+        hour = getattr(settings, "heartbeat_hour", 8)
+        url = getattr(settings, "health_webhook_url", None) or settings.teams_webhook_url
+        return cls(webhook_url=url, heartbeat_hour=hour)
+
+
+def post_card(poster: Poster | None, payload: dict[str, Any]) -> str | None:
+    """Post one health card; None when delivered, else why not (never raises)."""
+    if poster is None:
+        return "no webhook configured"
+    try:
+        poster.post(payload)
+    except HuntwireError as exc:
+        return exc.message
+    return None
+
+
+def file_hash(hunt: Hunt) -> str:
+    """sha256 of the hunt file's bytes (its query when the file cannot be read)."""
+    try:
+        data = hunt.path.read_bytes()
+    except OSError:
+        data = hunt.query.encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+class RunnerHealth:
+    """Hooks the runner calls around each hunt and once at the end of a run."""
+
+    def __init__(self, store: HealthStore, poster: Poster | None, config: HealthConfig,
+                 *, findings_notifier: bool = True) -> None:
+        self.store = store
+        self.poster = poster
+        self.config = config
+        self.findings_notifier = findings_notifier
+        """Whether a Teams webhook for findings is configured (the notifier's state)."""
+        self._runs: list[HuntRun] = []
+        self._posted = 0
+        self._failed: list[str] = []
+
+    def before_hunt(self, hunt: Hunt, now: datetime) -> str | None:
+        """None to run *hunt*; the reason to skip it when it is auto-disabled."""
+        try:
+            record = self.store.hunt(hunt.id)
+            digest = file_hash(hunt)
+            if record is None or not record.disabled:
+                return None
+            if should_skip(record, digest):
+                return (f"auto-disabled since {when(record.disabled_since)}: "
+                        f"{record.last_error or 'repeated permanent failure'}; fix its file "
+                        "to run it again")
+            self.store.save_hunt(reenable(record))
+            log.warning("huntwire.health hunt %s re-enabled: its file changed", hunt.id)
+        except HuntwireError as exc:
+            log.warning("huntwire.health before %s: %s", hunt.id, exc.message)
+        return None
+
+    def after_hunt(self, hunt: Hunt, outcome: HuntOutcome, now: datetime) -> None:
+        self._runs.append(HuntRun(hunt.id, outcome.status, outcome.new,
+                                  int(getattr(outcome, "incidents", 0) or 0),
+                                  int(getattr(outcome, "suppressed_rows", 0) or 0)))
+        if outcome.status not in ("ok", "failed"):
+            return
+        facts = facts_of(hunt, outcome, now)
+        try:
+            self._update_hunt(facts)
+            self._update_source(facts)
+        except HuntwireError as exc:
+            log.warning("huntwire.health after %s: %s", hunt.id, exc.message)
+
+    def after_run(self, summary: RunSummary, now: datetime) -> None:
+        try:
+            self._heartbeat(now)
+        except HuntwireError as exc:
+            log.warning("huntwire.health heartbeat: %s", exc.message)
+        try:
+            self._update_notifier(summary, now)
+        except HuntwireError as exc:
+            log.warning("huntwire.health notifier: %s", exc.message)
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _update_hunt(self, facts: RunFacts) -> None:
+        posted: set[str] = set()
+        for attempt in range(ATTEMPTS):
+            record, notices = after_run(self.store.hunt(facts.hunt_id), facts,
+                                        self.config.limits)
+            unsent: set[str] = {n.kind for n in notices
+                                if n.kind not in posted and not self._send(n)}
+            posted |= {n.kind for n in notices} - unsent
+            try:
+                self.store.save_hunt(record.without_notices(unsent))
+                return
+            except ConflictError:
+                if attempt == ATTEMPTS - 1:
+                    raise
+
+    def _update_source(self, facts: RunFacts) -> None:
+        for attempt in range(ATTEMPTS):
+            previous = self.store.source(facts.source)
+            record, notice = source_after_run(previous, facts)
+            if record == previous:
+                return
+            if notice is not None and not self._send(notice):
+                return  # not announced: try again next run
+            try:
+                self.store.save_source(record)
+                return
+            except ConflictError:
+                if attempt == ATTEMPTS - 1:
+                    raise
+
+    def _heartbeat(self, now: datetime) -> None:
+        def change(tally: HeartbeatTally | None) -> HeartbeatTally:
+            return tally_run(tally, self._runs, now)
+
+        tally = self.store.modify(self.store.heartbeat, change, self.store.save_heartbeat)
+        if not heartbeat_due(tally, now, self.config.heartbeat_hour):
+            return
+        if self._deliver(heartbeat_card(tally, now)):
+            self.store.save_heartbeat(after_heartbeat(tally, now))
+
+    def _update_notifier(self, summary: RunSummary, now: datetime) -> None:
+        failed = [(o.warnings or ["findings not delivered"])[-1]
+                  for o in summary.outcomes if o.delivery_failed] + self._failed
+        delivered = sum(o.posted > 0 for o in summary.outcomes) + self._posted
+        hunts = self.store.hunts().values()
+        waiting = [h for h in hunts if h.pending]
+        since = min((h.pending_since for h in waiting if h.pending_since), default=None)
+
+        def change(previous: NotifierHealth | None) -> NotifierHealth:
+            return notifier_after_run(
+                previous, configured=self.findings_notifier, delivered=delivered,
+                failed=failed, pending=sum(h.pending for h in waiting), held_back_since=since,
+                now=now)
+
+        self.store.modify(self.store.notifier, change, self.store.save_notifier)
+
+    def _send(self, notice: Notice) -> bool:
+        log.warning("huntwire.health notice %s for hunt %s", notice.kind, notice.hunt_id)
+        return self._deliver(notice_card(notice))
+
+    def _deliver(self, payload: dict[str, Any]) -> bool:
+        error = post_card(self.poster, payload)
+        if error is not None:
+            log.warning("huntwire.health notice not delivered: %s", error)
+            self._failed.append(error)
+            return False
+        self._posted += 1
+        return True
+
+
+def facts_of(hunt: Hunt, outcome: HuntOutcome, now: datetime) -> RunFacts:
+    """What health needs from a hunt's outcome."""
+    pending_since = outcome.pending_since
+    return RunFacts(
+        hunt_id=hunt.id, name=hunt.name, source=hunt.source, file=hunt.path.name,
+        file_hash=file_hash(hunt), now=now, status=outcome.status, error=outcome.error,
+        error_permanent=outcome.error_permanent, error_kind=outcome.error_kind,
+        error_status=outcome.error_status, rows=outcome.rows, truncated=outcome.truncated,
+        partial=outcome.partial,
+        partial_error=next((w for w in outcome.warnings if w.startswith("partial")), None),
+        pending=outcome.pending,
+        pending_since=datetime.fromisoformat(pending_since) if pending_since else None)
+
+
+def make_poster(url: str | None) -> Poster | None:
+    """The one place health cards meet the Teams client (a notifier after the refactor)."""
+    from ..notify.teams import TeamsWebhook
+
+    return TeamsWebhook(url) if url else None
+
+
+def build_health(settings: Settings) -> RunnerHealth:
+    """Hooks on the run's storage account, posting to the health (or Teams) webhook."""
+    config = HealthConfig.from_settings(settings)
+    return RunnerHealth(store_from_settings(settings), make_poster(config.webhook_url), config,
+                        findings_notifier=bool(settings.teams_webhook_url))
+
+
+def store_from_settings(settings: Settings) -> HealthStore:
+    """The health table on the same storage settings as ``run`` (connection string or MI)."""
+    if settings.storage_connection_string:
+        return HealthStore.from_connection_string(settings.storage_connection_string)
+    from ..credentials import make_credential
+
+    if not settings.table_service_uri:
+        raise HuntwireError("no storage configured for health records", permanent=True)
+    return HealthStore.from_endpoint(settings.table_service_uri,
+                                     make_credential(settings.client_id))
+
+
+__all__ = ["HealthConfig", "HuntHealth", "RunnerHealth", "SourceHealth", "build_health",
+           "facts_of", "file_hash", "post_card", "store_from_settings"]
