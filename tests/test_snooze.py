@@ -267,7 +267,8 @@ def test_a_snoozed_finding_does_not_reach_teams_on_the_next_run(
     (tmp_path / "no-rules").mkdir()  # an explicitly set folder must exist
     env = {"PATH": "/usr/bin:/bin", "HUNTWIRE_STORAGE": storage_connection_string,
            "HUNTWIRE_TEAMS_WEBHOOK_URL": snooze_env.url, "HUNTWIRE_HUNTS_DIR": str(hunts),
-           "HUNTWIRE_SUPPRESSIONS_DIR": str(tmp_path / "no-rules")}
+           "HUNTWIRE_SUPPRESSIONS_DIR": str(tmp_path / "no-rules"),
+           "HUNTWIRE_HEARTBEAT_HOUR": "off"}  # count only digests and the announcement
 
     def run(now: datetime, rows: list[dict[str, Any]]) -> dict[str, Any]:
         events.write_text("".join(json.dumps(r) + "\n" for r in rows))
