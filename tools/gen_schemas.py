@@ -61,8 +61,9 @@ def columns(spec: str, defines: dict[str, Columns], where: str) -> Columns:
                 raise ListingError(f"{where}: bad column '{token}'")
             items = [(name, TYPES[short])]
         for name, kql_type in items:
-            if name in result:
-                raise ListingError(f"{where}: column {name} listed twice")
+            # DuckDB (the local engine) folds case: Kusto's clientIP_s and clientIp_s collide.
+            if name.lower() in (n.lower() for n in result):
+                raise ListingError(f"{where}: column {name} listed twice (letter case aside)")
             result[name] = kql_type
     return result
 
