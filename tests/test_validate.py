@@ -36,6 +36,16 @@ def run_validate(folder: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int,
     return code, json.loads(capsys.readouterr().out)
 
 
+def validate_alone(folder: Path, capsys: pytest.CaptureFixture[str], *extra: str
+                   ) -> tuple[int, dict[str, Any]]:
+    """validate *folder* without the repository's suppression rules (they name its hunts)."""
+    rules = folder / "no-rules"
+    rules.mkdir(exist_ok=True)
+    code = main(["validate", "--hunts", str(folder), "--suppressions", str(rules), *extra])
+    out = capsys.readouterr().out
+    return code, (json.loads(out) if "json" in extra else {"text": out})
+
+
 @pytest.fixture(scope="module")
 def broken_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("broken")
@@ -153,7 +163,7 @@ def test_unknown_tables_in_fuzzy_union_and_table_call_are_warnings(
               "  | project TimeGenerated, Computer\n", number=1, source="sentinel")
     hunt_file(tmp_path, "table-call", '  table("Contoso_Proxy_CL")\n  | take 5\n', number=2,
               source="sentinel")
-    code, report = run_validate(tmp_path, capsys)
+    code, report = validate_alone(tmp_path, capsys, "--format", "json")
     assert (code, report["errors"]) == (0, [])
     by_file = {Path(w["file"]).name: w for w in report["warnings"] if "file" in w}
     assert by_file["fuzzy.yaml"]["code"] == "KS205"
@@ -167,7 +177,7 @@ def test_unknown_tables_in_fuzzy_union_and_table_call_are_warnings(
 def test_an_unknown_plain_table_is_still_an_error(tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     hunt_file(tmp_path, "plain", "  Contoso_Proxy_CL\n  | take 5\n", number=1, source="sentinel")
-    code, report = run_validate(tmp_path, capsys)
+    code, report = validate_alone(tmp_path, capsys, "--format", "json")
     assert code == 1
     assert [e["code"] for e in report["errors"]] == ["KS204"]
 
@@ -179,7 +189,7 @@ def test_sentinel_time_placeholders_validate_and_keep_positions(
              "  SigninLogs\n  | where TimeGenerated between (starttime .. endtime)\n"
              "  | project TimeGenerated, UserPrincipalName, IPAdress\n")
     hunt_file(tmp_path, "placeholders", query, number=1, source="sentinel")
-    code, report = run_validate(tmp_path, capsys)
+    code, report = validate_alone(tmp_path, capsys, "--format", "json")
     (error,) = report["errors"]
     assert code == 1
     assert error["code"] == "KS142"
@@ -193,7 +203,7 @@ def test_watchlist_function_columns_are_open(tmp_path: Path,
              "  SigninLogs\n  | where tolower(UserPrincipalName) in (vip)\n"
              "  | project TimeGenerated, UserPrincipalName, IPAddress\n")
     hunt_file(tmp_path, "watchlist", query, number=1, source="sentinel")
-    code, report = run_validate(tmp_path, capsys)
+    code, report = validate_alone(tmp_path, capsys, "--format", "json")
     assert (code, report["errors"]) == (0, [])
 
 
@@ -202,6 +212,7 @@ def test_text_output_names_each_hunts_identity(tmp_path: Path,
     hunt_file(tmp_path, "by-account", "  SecurityEvent\n  | where EventID == 4625\n"
               "  | summarize Attempts = count(), LastSeen = max(TimeGenerated) by Account,"
               " Computer\n", number=1, source="sentinel")
-    assert main(["validate", "--hunts", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+    code, report = validate_alone(tmp_path, capsys)
+    assert code == 0
+    out = report["text"]
     assert "identity: by-account.yaml: Account, Computer [entities+keys]" in out
