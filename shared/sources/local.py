@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..hunt import Hunt
-from ..schemas import Flavour, Schema, table_schemas
+from ..schemas import FLAVOURS, Flavour, Schema, table_schemas
 from ..window import Window
 from .base import Column, QueryError, QueryResult
 from .catalog import SourceKind, source_kind
@@ -58,7 +58,7 @@ class LocalSource:
         self._duckdb_kql = duckdb_kql
         self._events = {table: Path(path) for table, path in events.items()}
         self._connections: dict[Flavour, Any] = {}
-        known = table_schemas(source_kind("defender").schema_flavour)
+        known = sorted({table for flavour in FLAVOURS for table in table_schemas(flavour)})
         unknown = set(self._events) - set(known)
         if unknown:
             raise ValueError(f"no schema for table(s) {', '.join(sorted(unknown))}; known: "
