@@ -35,6 +35,7 @@ from .fake_graph import LocalEngine, kusto_timespan, parse_interval
 from .identity import Reply, Request, ScriptedService, token_audience
 
 QUERY_PATH = re.compile(r"^/v1/workspaces/(?P<workspace>[^/]+)/query$")
+METADATA_PATH = re.compile(r"^/v1/workspaces/(?P<workspace>[^/]+)/metadata$")
 ROW_LIMIT = 500_000
 PARTIAL_MESSAGE = "There were some errors when processing your query."
 TOO_LARGE = ("Query result set has exceeded the internal record count limit {limit} "
@@ -50,16 +51,20 @@ class FakeLogAnalytics(ScriptedService):
     """
 
     def __init__(self, workspace_id: str, events: Mapping[str, Path | str] | None = None, *,
-                 audience: str | None = None, row_limit: int = ROW_LIMIT):
+                 audience: str | None = None, row_limit: int = ROW_LIMIT,
+                 metadata: Mapping[str, Mapping[str, str]] | None = None):
         super().__init__()
+        self.metadata = dict(metadata or {})
+        """``GET .../metadata`` answers these tables (``{table: {column: type}}``)."""
         self.workspace_id = workspace_id
         self.engine = LocalEngine(events) if events else None
         self.audience = audience
         self.row_limit = row_limit
 
     def _refusal(self, request: Request) -> Reply | None:
-        match = QUERY_PATH.match(request.path)
-        if match is None or request.method != "POST":
+        metadata = METADATA_PATH.match(request.path) if request.method == "GET" else None
+        match = metadata or QUERY_PATH.match(request.path)
+        if match is None or (metadata is None and request.method != "POST"):
             return logs_error(404, "PathNotFoundError", f"The requested path does not exist: "
                               f"{request.method} {request.path}")
         audience = token_audience(request.headers.get("authorization"))
@@ -68,9 +73,11 @@ class FakeLogAnalytics(ScriptedService):
                               "The provided authentication is not valid for this resource")
         if match.group("workspace") != self.workspace_id:
             return logs_error(404, "WorkspaceNotFoundError", "The workspace could not be found")
-        return _body_refusal(request)
+        return None if metadata else _body_refusal(request)
 
     def _run_locally(self, request: Request) -> Reply:
+        if METADATA_PATH.match(request.path):
+            return Reply(200, metadata_document(self.metadata))
         body = request.json()
         window = parse_interval(body.get("timespan"))
         if window is None:
@@ -92,6 +99,13 @@ class FakeLogAnalytics(ScriptedService):
             return logs_tables(columns, rows)
         return logs_tables(columns, rows, error=partial_error(
             TOO_LARGE.format(limit=self.row_limit)))
+
+
+def metadata_document(tables: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    """The workspace metadata API's reply (its ``tables`` part: id, name, columns)."""
+    return {"tables": [{"id": f"t_{name}", "name": name, "timespanColumn": "TimeGenerated",
+                        "columns": [{"name": c, "type": t} for c, t in columns.items()]}
+                       for name, columns in tables.items()]}
 
 
 def logs_tables(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]], *,

@@ -2,7 +2,7 @@
 
 ``python -m devtools.make_samples --out samples --day 2026-11-27`` writes
 ``DeviceProcessEvents.jsonl`` and ``DeviceNetworkEvents.jsonl`` (one JSON object a line, columns
-from ``shared/table_schemas.json`` in schema order), ``manifest.json`` (the attacks and the hard
+from ``shared/schemas/defender.json`` in schema order), ``manifest.json`` (the attacks and the hard
 negatives, with the ReportIds that identify their rows) and ``README.md``.
 
 Six devices of a fictitious ``contoso`` domain live through an ordinary day (services, scheduled

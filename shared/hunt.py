@@ -153,6 +153,10 @@ class Hunt:
     query_line: int = 1
     """1-based line of the file where the query text starts (for KQL positions)."""
     query_column: int = 1
+    dedup_explicit: bool = False
+    """True when the file sets ``dedupBy``; otherwise the finding identity is derived."""
+    entity_columns: tuple[str, ...] = ()
+    """Columns named by ``entityMappings`` (``fieldMappings[].columnName``), in file order."""
 
     @property
     def time_column(self) -> str:
@@ -348,6 +352,8 @@ def _build(path: Path, doc: dict[str, Any], lines: dict[str, int],
                            columns=_strings(teams.get("columns"))),
         query_line=query_at[0],
         query_column=query_at[1],
+        dedup_explicit=bool(doc.get("dedupBy")),
+        entity_columns=entity_columns(doc.get("entityMappings")),
     )
 
 
@@ -359,6 +365,18 @@ def _realert_after(path: Path, doc: dict[str, Any], lines: dict[str, int]) -> ti
         raise HuntError(path, "realertAfter is longer than 365 days", "realertAfter",
                         line=lines.get("realertAfter"))
     return value
+
+
+def entity_columns(mappings: Any) -> tuple[str, ...]:
+    """``columnName`` of every ``entityMappings[].fieldMappings[]``, once each; tolerant."""
+    found: list[str] = []
+    for mapping in mappings if isinstance(mappings, list) else ():
+        fields = mapping.get("fieldMappings") if isinstance(mapping, Mapping) else None
+        for field_map in fields if isinstance(fields, list) else ():
+            name = field_map.get("columnName") if isinstance(field_map, Mapping) else None
+            if isinstance(name, str) and name and name not in found:
+                found.append(name)
+    return tuple(found)
 
 
 def _strings(values: Iterable[Any] | None) -> tuple[str, ...]:

@@ -6,15 +6,21 @@ import json
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .hunt import Hunt, HuntError
-from .schemas import table_schemas
+from .identity import Identity, Summarize, finding_identity
+from .schemas import function_schemas, table_schemas
 from .sources.catalog import source_kind, source_names
 
 SCRIPT = Path(__file__).with_name("kql_check.js")
 NODE_TIMEOUT_SECONDS = 120
+# Sentinel's hunting-query placeholders, filled with the window when a hunt runs. For checking,
+# a datetime of the same length keeps every diagnostic's position.
+PLACEHOLDERS = {"{{StartTimeISO}}": "2026-01-01T00:00", "{{EndTimeISO}}": "2026-01-02    "}
+UNKNOWN_TABLE = "KS204"
 
 
 class KqlCheckerUnavailable(RuntimeError):
@@ -34,6 +40,25 @@ class Diagnostic:
 class CheckedQuery:
     diagnostics: list[Diagnostic]
     columns: list[tuple[str, str]]
+    summarize: Summarize | None = None
+    tables: tuple[str, ...] = ()
+
+
+@dataclass
+class Validation:
+    """What ``validate`` learns about the hunts: problems, and each valid hunt's identity."""
+
+    errors: list[HuntError] = field(default_factory=list)
+    warnings: list[HuntError] = field(default_factory=list)
+    identities: dict[str, Identity] = field(default_factory=dict)
+    checked: dict[str, CheckedQuery] = field(default_factory=dict)
+
+
+def for_checking(query: str) -> str:
+    """The query with Sentinel's ``{{StartTimeISO}}``/``{{EndTimeISO}}`` filled, same length."""
+    for placeholder, value in PLACEHOLDERS.items():
+        query = query.replace(placeholder, value)
+    return query
 
 
 def analyse(queries: dict[str, str], flavour: str) -> dict[str, CheckedQuery]:
@@ -41,8 +66,10 @@ def analyse(queries: dict[str, str], flavour: str) -> dict[str, CheckedQuery]:
     node = shutil.which("node")
     if node is None:
         raise KqlCheckerUnavailable("node is not on PATH; run `make setup`")
-    request = {"tables": table_schemas(source_kind(flavour).schema_flavour),
-               "queries": [{"id": key, "query": text} for key, text in queries.items()]}
+    chosen = source_kind(flavour).schema_flavour
+    request = {"tables": table_schemas(chosen), "functions": function_schemas(chosen),
+               "queries": [{"id": key, "query": for_checking(text)}
+                           for key, text in queries.items()]}
     env = dict(os.environ)
     env.setdefault("NODE_PATH", str(Path(__file__).resolve().parents[1] / "node_modules"))
     completed = subprocess.run([node, str(SCRIPT)], input=json.dumps(request), text=True,
@@ -53,28 +80,60 @@ def analyse(queries: dict[str, str], flavour: str) -> dict[str, CheckedQuery]:
             raise KqlCheckerUnavailable("@kusto/language-service-next is not installed; run "
                                         "`make setup`")
         raise RuntimeError(f"KQL checker failed: {completed.stderr.strip()[-2000:]}")
-    answers = json.loads(completed.stdout)
-    return {a["id"]: CheckedQuery([Diagnostic(**d) for d in a["diagnostics"]],
-                                  [(c["name"], c["type"]) for c in a["columns"]])
-            for a in answers}
+    return {a["id"]: _checked(a) for a in json.loads(completed.stdout)}
 
 
-def check_hunts(hunts: list[Hunt]) -> tuple[list[HuntError], list[HuntError]]:
-    """Return (errors, warnings) for the hunts' KQL, positioned in the hunt files."""
-    errors: list[HuntError] = []
-    warnings: list[HuntError] = []
+def _checked(answer: dict[str, Any]) -> CheckedQuery:
+    shape = answer.get("summarize")
+    summarize = (Summarize(tuple(shape["keys"]), tuple(shape["aggregates"]))
+                 if isinstance(shape, dict) else None)
+    tables = answer.get("tables")
+    return CheckedQuery([Diagnostic(**d) for d in answer["diagnostics"]],
+                        [(c["name"], c["type"]) for c in answer["columns"]], summarize,
+                        tuple(tables) if isinstance(tables, list) else ())
+
+
+def validate_hunts(hunts: list[Hunt]) -> Validation:
+    """Check every hunt's KQL; give each hunt without KQL errors its finding identity."""
+    result = Validation()
     for flavour in source_names():
         group = {h.id: h for h in hunts if h.source == flavour}
         if not group:
             continue
-        results = analyse({key: h.query for key, h in group.items()}, flavour)
+        answers = analyse({key: h.query for key, h in group.items()}, flavour)
         for key, hunt in group.items():
-            checked = results[key]
+            checked = answers[key]
+            result.checked[key] = checked
+            hunt_errors = []
             for diagnostic in checked.diagnostics:
-                target = errors if diagnostic.severity == "Error" else warnings
-                target.append(_positioned(hunt, diagnostic))
-            errors.extend(_missing_columns(hunt, checked))
-    return errors, warnings
+                problem = _positioned(hunt, diagnostic)
+                if diagnostic.severity == "Error" and not _runtime_table(hunt, diagnostic):
+                    hunt_errors.append(problem)
+                else:
+                    result.warnings.append(problem)
+            if not hunt_errors:
+                hunt_errors = _missing_columns(hunt, checked)
+            if not hunt_errors:
+                result.identities[key] = finding_identity(hunt, checked.columns,
+                                                          checked.summarize)
+            result.errors.extend(hunt_errors)
+    return result
+
+
+def check_hunts(hunts: list[Hunt]) -> tuple[list[HuntError], list[HuntError]]:
+    """Return (errors, warnings) for the hunts' KQL, positioned in the hunt files."""
+    result = validate_hunts(hunts)
+    return result.errors, result.warnings
+
+
+def _runtime_table(hunt: Hunt, diagnostic: Diagnostic) -> bool:
+    """``table("X")`` names its table at run time: an unknown one is a warning, not an error."""
+    if diagnostic.code != UNKNOWN_TABLE:
+        return False
+    text = for_checking(hunt.query)
+    named = text[diagnostic.start: diagnostic.start + diagnostic.length]
+    before = text[: diagnostic.start].rstrip()
+    return named[:1] in ("'", '"') and before.endswith("(")
 
 
 def _positioned(hunt: Hunt, diagnostic: Diagnostic) -> HuntError:
@@ -82,22 +141,24 @@ def _positioned(hunt: Hunt, diagnostic: Diagnostic) -> HuntError:
     kql_line = before.count("\n") + 1
     kql_column = diagnostic.start - (before.rfind("\n") + 1) + 1
     line, column = hunt.file_position(kql_line, kql_column)
-    return HuntError(hunt.path, diagnostic.message, "query", line=line, column=column,
+    message = diagnostic.message
+    if _runtime_table(hunt, diagnostic):
+        message += " (table() is resolved when the hunt runs)"
+    return HuntError(hunt.path, message, "query", line=line, column=column,
                      code=diagnostic.code)
 
 
 def _missing_columns(hunt: Hunt, checked: CheckedQuery) -> list[HuntError]:
-    if any(d.severity == "Error" for d in checked.diagnostics):
+    """Only an explicit ``dedupBy`` requires columns; otherwise the identity is derived.
+
+    A source's ``required_columns`` (Defender's Timestamp, DeviceId, ReportId) are a rule of
+    custom detections, not of hunting queries: they are no longer required here.
+    """
+    if not hunt.dedup_explicit:
         return []
     returned = {name for name, _ in checked.columns}
-    kind = source_kind(hunt.source)
-    required = list(kind.required_columns)
-    required += [c for c in hunt.dedup_by if c not in required]
-    missing = [c for c in required if c not in returned]
+    missing = [c for c in hunt.dedup_by if c not in returned]
     if not missing:
         return []
-    *first, last = kind.required_columns or ("",)
-    why = (f"{kind.title} hunts must return {', '.join(first)} and {last}"
-           if kind.required_columns else "dedupBy columns must be returned")
-    return [HuntError(hunt.path, f"query does not return {', '.join(missing)} ({why})", "query",
-                      line=hunt.query_line, code="HW001")]
+    return [HuntError(hunt.path, f"query does not return {', '.join(missing)} (dedupBy columns "
+                      "must be returned)", "query", line=hunt.query_line, code="HW001")]

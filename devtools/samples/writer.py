@@ -209,7 +209,7 @@ def readme(day: Day, meta: dict[str, Any], sizes: dict[str, tuple[int, int]]) ->
     lines += [
         "",
         "`DeviceProcessEvents.jsonl` and `DeviceNetworkEvents.jsonl` hold one event a line, "
-        "columns named and typed as in `shared/table_schemas.json` (Defender XDR advanced "
+        "columns named and typed as in `shared/schemas/defender.json` (Defender XDR advanced "
         "hunting), timestamps ISO 8601 UTC with microseconds. `manifest.json` lists the "
         "devices, the attacks and some benign look-alikes (hard negatives), each with the "
         "`DeviceId` and `ReportId` of its rows (ReportIds are unique per device across both "

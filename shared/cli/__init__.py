@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Sequence
 
 from . import eval as eval_command
-from . import preview, run, status, suppressions, validate
+from . import preview, run, schema, status, suppressions, validate
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Scheduled threat hunts on Microsoft Defender XDR and Sentinel, "
                     "deduplicated in Table Storage and posted to Teams.")
     commands = parser.add_subparsers(metavar="COMMAND")
-    for command in (validate, eval_command, run, status, preview, suppressions):
+    for command in (validate, eval_command, run, status, preview, suppressions, schema):
         command.register(commands)
     return parser
 

@@ -36,7 +36,7 @@ class SourceKind:
     title: str
     time_column: str
     schema_flavour: Flavour
-    """Key of ``shared/table_schemas.json`` flavours used by the validator and local engine."""
+    """Key of the ``shared/schemas/`` flavours used by the validator and local engine."""
     default_dedup: tuple[str, ...]
     required_columns: tuple[str, ...]
     """Columns every hunt of this source must return (checked by ``validate``)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..hunt import Hunt
-from ..schemas import Flavour, table_schemas
+from ..schemas import FLAVOURS, Flavour, Schema, table_schemas
 from ..window import Window
 from .base import Column, QueryError, QueryResult
 from .catalog import SourceKind, source_kind
@@ -58,7 +58,7 @@ class LocalSource:
         self._duckdb_kql = duckdb_kql
         self._events = {table: Path(path) for table, path in events.items()}
         self._connections: dict[Flavour, Any] = {}
-        known = table_schemas(source_kind("defender").schema_flavour)
+        known = sorted({table for flavour in FLAVOURS for table in table_schemas(flavour)})
         unknown = set(self._events) - set(known)
         if unknown:
             raise ValueError(f"no schema for table(s) {', '.join(sorted(unknown))}; known: "
@@ -89,7 +89,7 @@ class LocalSource:
         flavour = kind.schema_flavour
         if flavour not in self._connections:
             con = self._duckdb_kql.connect()
-            for table, columns in table_schemas(flavour).items():
+            for table, columns in local_schemas(kind).items():
                 self._load_table(con, table, columns, kind.time_column)
             self._connections[flavour] = con
         return self._connections[flavour]
@@ -115,7 +115,7 @@ class LocalSource:
 
     def _apply_window(self, con: Any, kind: SourceKind, window: Window) -> None:
         time_column = kind.time_column
-        for table, columns in table_schemas(kind.schema_flavour).items():
+        for table, columns in local_schemas(kind).items():
             # The view keeps the schema's types; TIMESTAMPTZ read in UTC becomes KQL datetime.
             projection = ", ".join(
                 f'CAST("{n}" AS TIMESTAMP) AS "{n}"' if t == "datetime" else f'"{n}"'
@@ -126,6 +126,12 @@ class LocalSource:
                 f'CREATE OR REPLACE VIEW "{table}" AS SELECT {projection} '  # noqa: S608
                 f'FROM "__all_{table}" WHERE "{time_column}" >= {start} '
                 f'AND "{time_column}" < {end}')
+
+
+def local_schemas(kind: SourceKind) -> Schema:
+    """The tables the engine loads: those with the source's time column, which windows them."""
+    return {table: columns for table, columns in table_schemas(kind.schema_flavour).items()
+            if kind.time_column in columns}
 
 
 def _python_value(value: Any, kql_type: str) -> Any:
