@@ -29,7 +29,7 @@ def _runtime_nodes(tree: ast.Module) -> Iterator[ast.AST]:
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             node.body = []
-        yield node
+    yield from ast.walk(tree)
 
 
 def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
