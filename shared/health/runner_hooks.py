@@ -56,9 +56,8 @@ class HealthConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HealthConfig:
-        hour = getattr(settings, "heartbeat_hour", 8)
-        url = getattr(settings, "health_webhook_url", None) or settings.teams_webhook_url
-        return cls(webhook_url=url, heartbeat_hour=hour)
+        url = settings.health_webhook_url or settings.teams_webhook_url
+        return cls(webhook_url=url, heartbeat_hour=settings.heartbeat_hour)
 
 
 def post_card(poster: Poster | None, payload: dict[str, Any]) -> str | None:
@@ -115,7 +114,7 @@ class RunnerHealth:
     def after_hunt(self, hunt: Hunt, outcome: HuntOutcome, now: datetime) -> None:
         self._runs.append(HuntRun(hunt.id, outcome.status, outcome.new,
                                   int(getattr(outcome, "incidents", 0) or 0),
-                                  int(getattr(outcome, "suppressed_rows", 0) or 0)))
+                                  sum(outcome.suppressed.values())))
         if outcome.status not in ("ok", "failed"):
             return
         facts = facts_of(hunt, outcome, now)
