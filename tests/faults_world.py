@@ -109,7 +109,7 @@ class World:
     def accepted_bodies(self) -> list[str]:
         return [post.body.decode() for post in self.webhook.posts
                 if isinstance(post.answer, Reply) and post.answer.status < 300
-                and b"fwtok" in post.body]
+                and b"error" not in post.answer.body.lower() and b"fwtok" in post.body]
 
     def notices(self) -> list[str]:
         """Bodies of posts that are not findings cards (coverage and other notices)."""
