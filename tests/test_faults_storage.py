@@ -76,6 +76,7 @@ def test_flaky_storage_over_hourly_runs_loses_nothing(seed: int, azurite: Azurit
 def test_the_storage_suite_injected_at_least_100_faults() -> None:
     if len(TOTAL_INJECTED) < len(SEEDS):
         pytest.skip("needs the seeded storage runs of this module")
+    print("storage faults injected:", TOTAL_INJECTED)
     assert sum(TOTAL_INJECTED.values()) >= 100
 
 
