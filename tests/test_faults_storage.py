@@ -19,7 +19,7 @@ from tests.faults_world import Events, World, duplicates, lost, make_hunt, table
 
 pytestmark = pytest.mark.faults
 
-SEEDS = (1, 2, 3, 4, 5)
+SEEDS = (1, 2, 3, 4, 5, 6)
 HOURS = 8
 PER_HOUR = 4
 TOTAL_INJECTED: dict[str, int] = {}

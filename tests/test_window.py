@@ -86,7 +86,7 @@ def test_window_bounds_must_be_aware_and_ordered() -> None:
 
 
 def test_the_catch_up_cap_names_the_data_it_cannot_reach() -> None:
-    from shared.window import MAX_CATCH_UP, dropped_by_cap, halves
+    from shared.window import dropped_by_cap, halves
 
     now = datetime(2026, 11, 27, 12, tzinfo=UTC)
     assert dropped_by_cap(now, None) is None
