@@ -17,7 +17,8 @@ seeded random generator, so a failing case can be replayed exactly:
         proxy.injected  # Counter of faults by kind
 
 ``rate`` can be changed between runs; ``only`` limits faults to requests whose method and path
-match (e.g. only writes).
+match (e.g. only writes). ``on_request`` (settable at any time) is called with each request's
+method and path before it is forwarded, e.g. to delete a table in the middle of a run.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ BUSY_BODY = (b'{"odata.error":{"code":"ServerBusy","message":{"lang":"en-US",'
 
 RequestFilter = Callable[[str, str], bool]
 """(method, path) -> whether this request may receive a fault."""
+RequestHook = Callable[[str, str], None]
 
 
 class FaultProxy:
@@ -54,6 +56,7 @@ class FaultProxy:
         self.kinds = tuple(kinds)
         self.only = only
         self.injected: Counter[str] = Counter()
+        self.on_request: RequestHook | None = None
         self.forwarded = 0
         self._random = random.Random(seed)
         self._lock = threading.Lock()
@@ -129,6 +132,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        hook = self.server.proxy.on_request
+        if hook is not None:
+            hook(self.command, self.path)
         fault = self.server.proxy.draw(self.command, self.path)
         if fault == "busy":
             self._answer(503, {"Content-Type": "application/json"}, BUSY_BODY)

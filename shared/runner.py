@@ -15,13 +15,14 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from .coverage import Coverage, dropped_gap, query_covering, report_gaps
 from .errors import HuntwireError
 from .hunt import Hunt
 from .ledger import Checkpoint, Finding, Ledger, oldest_first
 from .notify.base import FindingsBatch, Notifier, NotifyError
 from .sources.base import QueryError, QueryResult, QuerySource, close_sources
 from .suppress.apply import Suppressor
-from .window import Window, hunt_window, iso
+from .window import Window, dropped_by_cap, hunt_window, iso
 
 log = logging.getLogger("huntwire")
 
@@ -169,12 +170,17 @@ class Runner:
             outcome.status = "skipped"
             outcome.error = f"no {hunt.source} source configured"
             return
-        window = hunt_window(now, hunt.lookback, self._resume_point(checkpoint))
+        resume = self._resume_point(hunt, checkpoint, now)
+        window = hunt_window(now, hunt.lookback, resume)
         outcome.window_start, outcome.window_end = iso(window.start), iso(window.end)
-        result = source.run(hunt, window)
+        covered = query_covering(source, hunt, window)
+        dropped = dropped_by_cap(now, resume)
+        if dropped is not None:
+            covered.gaps.insert(0, dropped_gap(dropped))
+        result = covered.result
         outcome.rows = len(result.rows)
-        outcome.warnings += _result_warnings(result)
-        outcome.truncated, outcome.partial = result.truncated, result.partial
+        outcome.warnings += covered.warnings
+        outcome.truncated, outcome.partial = covered.split or result.truncated, result.partial
         if self.suppressor is not None:
             applied = self.suppressor.apply(hunt, result.rows, now.date())
             result = replace(result, rows=applied.kept)
@@ -183,7 +189,7 @@ class Runner:
             outcome.rows_preview = result.rows
             return
         self._record_and_notify(hunt, window, result, now, outcome)
-        self._save_checkpoint(hunt, window, now, result, outcome)
+        self._save_checkpoint(hunt, covered, now, outcome)
 
     def _record_and_notify(self, hunt: Hunt, window: Window, result: QueryResult,
                            now: datetime, outcome: HuntOutcome) -> None:
@@ -227,27 +233,38 @@ class Runner:
             return 0
         return len(pending)
 
-    def _save_checkpoint(self, hunt: Hunt, window: Window, now: datetime, result: QueryResult,
+    def _save_checkpoint(self, hunt: Hunt, covered: Coverage, now: datetime,
                          outcome: HuntOutcome) -> None:
+        """Advance the hunt's resume point over the data fully seen; a gap fails the run with a
+        notice."""
         assert self.ledger is not None
         previous = self.ledger.checkpoint(hunt.id)
-        complete = not (result.partial or result.truncated)
-        # Advance only over data fully seen: a partial or truncated answer is asked again, so
-        # the next window must start no later than this one did.
         resume = previous.last_success_end if previous else None
-        success_end = window.end if complete else (resume or window.start)
+        success_end = max(resume or covered.covered_end, covered.covered_end)
+        problems = [*covered.gaps, *covered.warnings]
         self.ledger.save_checkpoint(Checkpoint(
             hunt_id=hunt.id, last_success_end=success_end, last_run_start=now,
-            last_error=None if complete else "; ".join(outcome.warnings),
+            last_error="; ".join(problems) if problems else None,
             rows=outcome.rows, new=outcome.new, posted=outcome.posted))
+        if covered.gaps:
+            line = report_gaps(self.notifier, hunt, covered.gaps)
+            outcome.status, outcome.error_kind = "failed", "coverage"
+            outcome.error = f"{outcome.error}; {line}" if outcome.error else line
 
     def _checkpoint(self, hunt: Hunt) -> Checkpoint | None:
         return self.ledger.checkpoint(hunt.id) if self.ledger is not None else None
 
-    def _resume_point(self, checkpoint: Checkpoint | None) -> datetime | None:
+    def _resume_point(self, hunt: Hunt, checkpoint: Checkpoint | None,
+                      now: datetime) -> datetime | None:
+        """Where the data not yet covered starts. A hunt's first attempt stores its first
+        window's start (``--since`` or now - lookback) at once, so failed first runs lose
+        nothing."""
         if checkpoint is not None and checkpoint.last_success_end is not None:
             return checkpoint.last_success_end
-        return self.since
+        first = self.since or now - hunt.lookback
+        if self.ledger is not None and not self.dry_run:
+            self.ledger.save_checkpoint(Checkpoint(hunt_id=hunt.id, last_success_end=first))
+        return first
 
 
 def is_due(hunt: Hunt, checkpoint: Checkpoint | None, now: datetime) -> bool:
@@ -264,16 +281,6 @@ def _note_error(outcome: HuntOutcome, exc: Exception) -> None:
     kind, status = getattr(exc, "kind", None), getattr(exc, "status", None)
     outcome.error_kind = kind if isinstance(kind, str) else None
     outcome.error_status = status if isinstance(status, int) else None
-
-
-def _result_warnings(result: QueryResult) -> list[str]:
-    warnings = []
-    if result.truncated:
-        warnings.append(f"result truncated at {len(result.rows)} rows: narrow the query; the "
-                        "window will be queried again")
-    if result.partial:
-        warnings.append(f"partial result: {result.partial_error}")
-    return warnings
 
 
 def _log_outcome(outcome: HuntOutcome) -> None:

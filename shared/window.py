@@ -49,3 +49,18 @@ def hunt_window(now: datetime, lookback: timedelta,
     if last_success_end is not None and last_success_end < start:
         start = last_success_end
     return Window(max(start, now - MAX_CATCH_UP), now)
+
+
+def dropped_by_cap(now: datetime, last_success_end: datetime | None) -> Window | None:
+    """The data a catch-up from *last_success_end* cannot reach (older than 30 days), if any:
+    it was never queried, and the run must say so."""
+    cap = now - MAX_CATCH_UP
+    if last_success_end is None or last_success_end >= cap:
+        return None
+    return Window(last_success_end, cap)
+
+
+def halves(window: Window) -> tuple[Window, Window]:
+    """*window* split in two at its middle (a truncated answer is asked again in halves)."""
+    middle = window.start + window.duration / 2
+    return Window(window.start, middle), Window(middle, window.end)

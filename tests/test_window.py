@@ -83,3 +83,16 @@ def test_window_bounds_must_be_aware_and_ordered() -> None:
         Window(datetime(2026, 1, 1), NOW)
     with pytest.raises(ValueError, match="not before"):
         Window(NOW, NOW)
+
+
+def test_the_catch_up_cap_names_the_data_it_cannot_reach() -> None:
+    from shared.window import dropped_by_cap, halves
+
+    now = datetime(2026, 11, 27, 12, tzinfo=UTC)
+    assert dropped_by_cap(now, None) is None
+    assert dropped_by_cap(now, now - MAX_CATCH_UP) is None
+    gap = dropped_by_cap(now, now - timedelta(days=35))
+    assert gap is not None
+    assert (gap.start, gap.end) == (now - timedelta(days=35), now - MAX_CATCH_UP)
+    first, second = halves(Window(now - timedelta(hours=4), now))
+    assert (first.end, second.start, second.end) == (now - timedelta(hours=2),) * 2 + (now,)

@@ -48,6 +48,7 @@ class Ledger:
         self._leases = Leases(self._tables, claim_lease)
         self._pending = Pending(self._tables, self.markers, self._leases, clock)
         self._checkpoints = Checkpoints(self._tables)
+        self._seen_pending: dict[str, tuple[str, ...]] = {}
 
     @classmethod
     def from_connection_string(cls, connection_string: str, **kw: Any) -> Ledger:
@@ -88,8 +89,10 @@ class Ledger:
         if not observed:
             return RecordResult([], 0, 0)
         with storage_errors("recording findings", hunt_id):
-            return Recording(self._tables, self.markers, self._leases, hunt, observed,
-                             now).run()
+            recorded = Recording(self._tables, self.markers, self._leases, hunt, observed,
+                                 now).run()
+        self._seen_pending[hunt_id] = recorded.still_pending
+        return recorded
 
     def pending(self, hunt: Hunt) -> list[Finding]:
         """Every claimed, not yet notified finding of *hunt*, oldest first, leased or not.
@@ -106,11 +109,14 @@ class Ledger:
 
         Leases are taken with ETag-conditional writes, so overlapping runs never both get the
         same finding. This run's own claims are already leased to it: post ``record().new``
-        plus what this returns.
+        plus what this returns. Findings the last ``record()`` of *hunt* saw still pending are
+        included even when no pending marker lists them (they are marked again).
         """
         now = require_aware(now)
+        seen_pending = self._seen_pending.pop(hunt.id, ())
         with storage_errors("leasing pending findings", hunt.id):
-            return self._pending.take(hunt.id, now, lease or self._leases.claim_lease)
+            return self._pending.take(hunt.id, now, lease or self._leases.claim_lease,
+                                      seen_pending)
 
     def release(self, hunt: Hunt, findings: Sequence[Finding]) -> int:
         """Give back this ledger's leases on *findings* after a failed post, so the next run

@@ -43,6 +43,9 @@ class RecordResult:
     """Distinct findings already in the ledger (times_seen/last_seen bumped), not re-opened."""
     reopened: int
     """How many of ``new`` were re-opened by ``realertAfter`` rather than first seen."""
+    still_pending: tuple[str, ...] = ()
+    """Keys of findings seen again while still ``pending`` (never delivered): ``take_pending``
+    lists them even when no pending marker names them (a lost pending table loses nothing)."""
 
 
 @dataclass

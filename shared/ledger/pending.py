@@ -10,7 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.data.tables import TableEntity, UpdateMode
 
 from .model import NOTIFIED, PENDING, Finding, finding_from_entity, oldest_first, utc, utc_or_none
@@ -47,7 +52,13 @@ class Markers:
                     "Keys": ",".join(chunk), "CreatedAt": now}
                    for number, chunk in enumerate(chunks(keys, MARKER_KEYS))]
         for batch in batches([(None, ("create", marker, {})) for marker in markers]):
-            transact(self._tables.pending, [operation for _, operation in batch])
+            try:
+                transact(self._tables.pending, [operation for _, operation in batch])
+            except (ResourceExistsError, HttpResponseError) as exc:
+                # The row keys carry this call's random tag: "already exists" can only be our
+                # own write, applied by an attempt whose reply was lost and then retried.
+                if not _already_exists(exc):
+                    raise
 
     def read(self, hunt_id: str) -> list[Marker]:
         entities = self._tables.pending.query_entities("PartitionKey eq @pk",
@@ -89,6 +100,8 @@ class Leases:
         self.owner = uuid.uuid4().hex
         """This ledger's (this run's) name in ``LeaseOwner``."""
         self.claim_lease = claim_lease
+        self.claimed: set[str] = set()
+        """Keys this ledger handed out in ``record().new`` (already the caller's to post)."""
 
     def claim_fields(self) -> dict[str, Any]:
         """What a new claim stores to be leased to this run."""
@@ -111,8 +124,13 @@ class Leases:
         """The candidates whose lease has ended, now leased to this run until now + *lease*."""
         free = [(finding, entity) for finding, entity in candidates
                 if (self.until(entity) or now) <= now]
+        # Still leased to this run but not handed out as a claim: a write of ours whose reply
+        # was lost (a retried create answered 409, a retried lease 412).
+        ours = [finding for finding, entity in candidates
+                if entity.get("LeaseOwner") == self.owner and (self.until(entity) or now) > now
+                and finding.key not in self.claimed]
         fields = {"LeaseUntil": now + lease, "LeaseOwner": self.owner}
-        return [finding for finding, _ in self._write(hunt_id, free, fields)]
+        return [*ours, *(finding for finding, _ in self._write(hunt_id, free, fields))]
 
     def release(self, hunt_id: str, keys: Sequence[str]) -> int:
         """Give up this run's leases on *keys* (a failed post), so any run may take them now.
@@ -141,9 +159,23 @@ class Leases:
                         if not done:
                             table.update_entity(patch, **options)
                         written.append(target)
-                    except (ResourceModifiedError, ResourceNotFoundError):
+                    except ResourceModifiedError:
+                        if self._applied(table, hunt_id, target[1]["RowKey"], fields):
+                            written.append(target)  # ours, applied by a retried attempt
+                    except ResourceNotFoundError:
                         continue
         return written
+
+    def _applied(self, table: Any, hunt_id: str, key: str, fields: dict[str, Any]) -> bool:
+        """Whether the stored finding already holds *fields* (a write whose reply was lost)."""
+        if fields.get("LeaseOwner") != self.owner:
+            return False
+        try:
+            stored = table.get_entity(hunt_id, key, select=["LeaseOwner", "LeaseUntil"])
+        except ResourceNotFoundError:
+            return False
+        return bool(stored.get("LeaseOwner") == self.owner
+                    and utc_or_none(stored.get("LeaseUntil")) == fields["LeaseUntil"])
 
     def _table_name(self, target: tuple[Any, TableEntity]) -> str:
         return self._tables.findings_table_name(target[1]["RowKey"])
@@ -159,10 +191,19 @@ class Pending:
         self._leases = leases
         self._clock = clock
 
-    def listed(self, hunt_id: str) -> list[tuple[Finding, TableEntity]]:
-        """Every pending finding the markers name, oldest first; prunes stale marker entries."""
+    def listed(self, hunt_id: str, seen_pending: Sequence[str] = (),
+               now: datetime | None = None) -> list[tuple[Finding, TableEntity]]:
+        """Every pending finding the markers name, oldest first; prunes stale marker entries.
+
+        *seen_pending*: keys a run found still pending in the findings table; those no marker
+        names (a lost or wiped pending table) are listed too, and marked again.
+        """
         markers = self._markers.read(hunt_id)
-        keys = list(dict.fromkeys(key for marker in markers for key in marker.keys))
+        listed = dict.fromkeys(key for marker in markers for key in marker.keys)
+        unlisted = [key for key in dict.fromkeys(seen_pending) if key not in listed]
+        if unlisted:
+            self._markers.write(hunt_id, unlisted, now or utc(self._clock()))
+        keys = [*listed, *unlisted]
         if not keys:
             return []
         stored = self._tables.read_findings(hunt_id, keys)
@@ -175,8 +216,9 @@ class Pending:
         findings = oldest_first(finding_from_entity(hunt_id, e) for e in live.values())
         return [(finding, live[finding.key]) for finding in findings]
 
-    def take(self, hunt_id: str, now: datetime, lease: timedelta) -> list[Finding]:
-        return self._leases.take(hunt_id, self.listed(hunt_id), now, lease)
+    def take(self, hunt_id: str, now: datetime, lease: timedelta,
+             seen_pending: Sequence[str] = ()) -> list[Finding]:
+        return self._leases.take(hunt_id, self.listed(hunt_id, seen_pending, now), now, lease)
 
     def mark_notified(self, hunt_id: str, keys: Sequence[str], now: datetime) -> None:
         """State ``notified`` on *keys* (findings that vanished are skipped); markers shrink."""
@@ -195,3 +237,10 @@ class Pending:
 
     def _patch_table(self, patch: dict[str, Any]) -> str:
         return self._tables.findings_table_name(patch["RowKey"])
+
+
+def _already_exists(exc: Exception) -> bool:
+    if isinstance(exc, ResourceExistsError):
+        return True
+    code = getattr(exc, "error_code", None) or ""
+    return getattr(exc, "status_code", None) == 409 or "EntityAlreadyExists" in str(code)

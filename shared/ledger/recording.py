@@ -58,7 +58,11 @@ class Recording:
         raced = self._claim([self.observed[key] for key in absent])
         existing.update(raced)
         self._touch(existing)
-        return RecordResult(self.new, self.seen, self.reopened)
+        claimed = {finding.key for finding in self.new}
+        self._leases.claimed |= claimed
+        still_pending = tuple(key for key, entity in existing.items()
+                              if entity.get("State") == PENDING and key not in claimed)
+        return RecordResult(self.new, self.seen, self.reopened, still_pending)
 
     def _mark(self, keys: Sequence[str]) -> None:
         keys = [key for key in keys if key not in self.marked]
