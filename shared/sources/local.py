@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..hunt import Hunt
+from ..hunt_time import render_query
 from ..schemas import FLAVOURS, Flavour, Schema, table_schemas
 from ..window import Window
 from .base import Column, QueryError, QueryResult
@@ -69,7 +70,8 @@ class LocalSource:
         con = self._connection(kind)
         self._apply_window(con, kind, window)
         try:
-            relation = self._duckdb_kql.query(con, hunt.query, query_now=window.end)
+            relation = self._duckdb_kql.query(con, render_query(hunt.query, window),
+                                               query_now=window.end)
             names = list(relation.columns)
             types = [str(t) for t in relation.types]
             records = relation.fetchall()
