@@ -38,7 +38,7 @@ lint: setup
 	$(BIN)/mypy
 
 validate: setup
-	$(BIN)/huntwire validate
+	$(BIN)/huntwire validate --manifest "$$(mktemp)"
 
 pytest: setup browser $(INFRA_VENV)/.installed
 	$(BIN)/pytest -q

@@ -12,6 +12,7 @@ from .credentials import make_credential
 from .health.runner_hooks import build_health
 from .hunt import Hunt, load_hunts
 from .ledger import Ledger
+from .manifest import default_manifest_path, validated_hunts
 from .notify import Notifier
 from .notify import build_notifier as build_configured_notifier
 from .retry import RetryPolicy
@@ -39,7 +40,7 @@ def load_valid_hunts(hunts_dir: Path) -> list[Hunt]:
         log.error("huntwire.hunt_file %s", error)
     for warning in loaded.warnings:
         log.warning("huntwire.hunt_file %s", warning)
-    return loaded.hunts
+    return validated_hunts(loaded.hunts, default_manifest_path(hunts_dir))
 
 
 def build_sources(settings: Settings,

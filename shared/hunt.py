@@ -17,6 +17,7 @@ import jsonschema
 import yaml
 
 from .errors import ConfigurationError
+from .hunt_time import effective_lookback
 from .hunt_yaml import YamlProblem, decode, parse, printable
 from .sources import catalog
 
@@ -146,6 +147,8 @@ class Hunt:
     techniques: tuple[str, ...] = ()
     frequency: timedelta = DEFAULT_FREQUENCY
     lookback: timedelta = DEFAULT_LOOKBACK
+    lookback_reason: str = "default"
+    """Why the hunt gets this lookback (:func:`shared.hunt_time.effective_lookback`)."""
     dedup_by: tuple[str, ...] = ()
     enabled: bool = True
     realert_after: timedelta | None = None
@@ -322,8 +325,9 @@ def _build(path: Path, doc: dict[str, Any], lines: dict[str, int],
     if not timedelta(0) < frequency <= MAX_LOOKBACK:
         raise HuntError(path, f"frequency {doc['frequency']} must be more than 0 and at most "
                         "30 days", "frequency", line=lines.get("frequency"))
-    lookback = parse_duration(doc["lookback"]) if "lookback" in doc else max(DEFAULT_LOOKBACK,
-                                                                             frequency)
+    explicit = parse_duration(doc["lookback"]) if "lookback" in doc else None
+    lookback, lookback_reason = effective_lookback(doc["query"], explicit, DEFAULT_LOOKBACK,
+                                                   frequency)
     if lookback < frequency:
         raise HuntError(path, f"lookback {doc['lookback']} is shorter than frequency "
                         f"{doc.get('frequency', '1h')}: runs would leave gaps", "lookback",
@@ -345,6 +349,7 @@ def _build(path: Path, doc: dict[str, Any], lines: dict[str, int],
         techniques=_strings(doc.get("relevantTechniques")),
         frequency=frequency,
         lookback=lookback,
+        lookback_reason=lookback_reason,
         dedup_by=dedup,
         enabled=doc.get("enabled", True),
         realert_after=_realert_after(path, doc, lines),

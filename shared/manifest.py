@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Any
 from .errors import ConfigurationError
 from .hunt import Hunt
 from .identity import Identity
+
+log = logging.getLogger("huntwire")
 
 FORMAT = "huntwire-manifest/1"
 DEFAULT_NAME = "huntwire.manifest.json"
@@ -109,3 +112,28 @@ def manifest_identity(hunt: Hunt, manifest: Manifest) -> Identity | None:
         return None
     entry = manifest.hunts[hunt.id]
     return Identity(entry.identity, entry.basis)
+
+
+def validated_hunts(hunts: list[Hunt], path: Path) -> list[Hunt]:
+    """*hunts* that the manifest at *path* allows, each other one skipped with a logged notice.
+
+    Without a manifest file (local runs) every hunt runs, with one warning; a manifest that
+    cannot be read runs nothing, since nothing can be shown to have passed validation.
+    """
+    if not path.exists():
+        log.warning("huntwire.manifest no validation manifest at %s: running every hunt "
+                    "unvalidated (deployments ship one: `huntwire validate --manifest`)", path)
+        return hunts
+    try:
+        manifest = load_manifest(path)
+    except ConfigurationError as exc:
+        log.error("huntwire.manifest %s: no hunt runs", exc)
+        return []
+    allowed = []
+    for hunt in hunts:
+        reason = manifest_allows(hunt, manifest)
+        if reason is None:
+            allowed.append(hunt)
+        else:
+            log.warning("huntwire.hunt_skipped %s", reason)
+    return allowed

@@ -147,6 +147,57 @@ CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
         "InitiatingProcessFileName) | order by ReportId asc",
         [{"ReportId": 1, "Parent": "cmd.exe /c run.cmd"},
          {"ReportId": 4, "Parent": "services.exe"}]),
+    # -- issue 15: constructs of the SOC's own hunts (shared/kql_local_ext.py) --
+    "makeset_and_makelist_are_make_set_and_make_list": (
+        f"{PROCESSES} | where DeviceId == \"d2\" "
+        "| summarize makeset(FileName), makelist(InitiatingProcessFileName)",
+        [{"set_FileName": ["pwsh.exe"], "list_InitiatingProcessFileName": ["services.exe"]}]),
+    "make_set_if_and_make_list_if_keep_rows_where_the_predicate_holds": (
+        f"{PROCESSES} | summarize s = make_set_if(FileName, ReportId > 3), "
+        "l = make_list_if(ReportId, DeviceId == \"d1\") | project s, n = array_length(l)",
+        [{"s": ["pwsh.exe"], "n": 3}]),
+    "extractjson_is_a_string_typeof_casts": (
+        "print a = extractjson(\"$.port\", '{\"port\": 443}'), "
+        "b = extract_json(\"$.port\", '{\"port\": 443}', typeof(long)) + 1, "
+        "c = extract_json(\"$.missing\", '{\"port\": 443}')",
+        [{"a": "443", "b": 444, "c": None}]),
+    "join_on_two_left_right_keys": (
+        f"{PROCESSES} | join kind=inner ({PARENTS}) "
+        "on $left.DeviceId == $right.DeviceId, $left.InitiatingProcessId == $right.ProcessId "
+        "| project ReportId, ParentCommandLine | order by ReportId asc",
+        [{"ReportId": 1, "ParentCommandLine": "cmd.exe /c run.cmd"},
+         {"ReportId": 2, "ParentCommandLine": "cmd.exe /c run.cmd"},
+         {"ReportId": 3, "ParentCommandLine": "cmd.exe /c run.cmd"}]),
+    "parse_extracts_typed_fields": (
+        'print s = "user=bob id=5 end" | parse s with "user=" u " id=" i:long " " * '
+        "| project u, i",
+        [{"u": "bob", "i": 5}]),
+    "ipv4_range_functions": (
+        'print a = ipv4_is_private("10.1.2.3"), b = ipv4_is_private("8.8.8.8"), '
+        'c = ipv4_is_private("172.32.0.1"), d = ipv4_is_private("172.31.255.1"), '
+        'e = ipv4_is_in_range("192.168.1.7", "192.168.1.0/24"), '
+        'f = ipv4_is_in_range("192.168.2.7", "192.168.1.0/24"), '
+        'g = ipv4_is_in_any_range("8.8.8.8", "10.0.0.0/8", "8.8.0.0/16"), '
+        'h = ipv4_is_in_any_range("1.1.1.1", dynamic(["10.0.0.0/8", "192.168.0.0/16"])), '
+        'i = ipv4_is_match("192.168.1.1", "192.168.1.255", 24), '
+        'j = isnull(ipv4_is_private("not an address"))',
+        [{"a": True, "b": False, "c": False, "d": True, "e": True, "f": False, "g": True,
+          "h": False, "i": True, "j": True}]),
+    "parse_path_splits_a_windows_path": (
+        'print p = parse_path(@"C:\\Temp\\tool.exe") '
+        "| project RootPath = tostring(p.RootPath), DirectoryPath = tostring(p.DirectoryPath), "
+        "DirectoryName = tostring(p.DirectoryName), Filename = tostring(p.Filename), "
+        "Extension = tostring(p.Extension)",
+        [{"RootPath": "C:", "DirectoryPath": "C:\\Temp", "DirectoryName": "Temp",
+          "Filename": "tool.exe", "Extension": "exe"}]),
+    "make_bag_merges_property_bags": (
+        f"{PROCESSES} | where DeviceId == \"d1\" "
+        "| summarize b = make_bag(bag_pack(tostring(ReportId), FileName))",
+        [{"b": {"1": "powershell.exe", "2": "powershell.exe", "3": "powershell.exe"}}]),
+    "deprecated_replace_takes_regex_rewrite_then_text": (
+        'print a = replace(@"is (\\d+)", @"was: \\1", "Number is 42"), '
+        f'b = replace(@"\\x00", "", base64_decode_tostring("{UTF16}"))',
+        [{"a": "Number was: 42", "b": SHELL_TEXT}]),
     "project_renames_read_the_input_row": (
         f"{PROCESSES} | where ReportId == 4 "
         "| project FileName = InitiatingProcessFileName, InitiatingProcessFileName = FileName",
@@ -194,9 +245,26 @@ def test_bad_regex_passes_microsofts_parser_but_fails_locally(engine: LocalSourc
         run_local(engine, query)
 
 
-def test_unsupported_functions_fail_locally_instead_of_guessing(engine: LocalSource) -> None:
-    for query in ('print a = ipv4_is_private("10.0.0.1")',
-                  'print a = ipv4_is_in_range("10.0.0.1", "10.0.0.0/8")',
-                  'print a = parse_path(@"C:\\x\\y.exe")'):
-        with pytest.raises(QueryError):
-            run_local(engine, query)
+def test_project_reorder_moves_the_named_columns_first(engine: LocalSource) -> None:
+    rows = run_local(engine, f"{PROCESSES} | where ReportId == 4 "
+                     "| project DeviceId, ReportId, FileName | project-reorder FileName, ReportId")
+    assert [list(row) for row in rows] == [["FileName", "ReportId", "DeviceId"]]
+    assert rows[0]["FileName"] == "pwsh.exe"
+
+
+@pytest.mark.parametrize(("query", "named"), [
+    ('externaldata(a:string)[@"https://example.org/list.csv"] with (format="csv")',
+     "externaldata"),
+    (f"{PROCESSES} | evaluate bag_unpack(FileName)", "evaluate bag_unpack"),
+    (f"{PROCESSES} | order by Timestamp asc | extend p = prev(ReportId)", "prev()"),
+    (f"{PROCESSES} | serialize | extend n = row_number()", "serialize"),
+    (f"{PROCESSES} | top-nested 1 of DeviceId by c = count()", "top-nested"),
+    ("let f = (d:string) { DeviceProcessEvents | where DeviceId == d }; f(\"x\")",
+     "let function:f"),
+])
+def test_unsupported_constructs_fail_locally_instead_of_guessing(
+        engine: LocalSource, query: str, named: str) -> None:
+    with pytest.raises(QueryError) as raised:
+        run_local(engine, query)
+    assert "not supported locally: " in raised.value.message
+    assert named in raised.value.message

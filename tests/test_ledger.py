@@ -45,7 +45,8 @@ UNDATED = re.compile(r"^u-[0-9a-f]{32}$")
 def defender_hunt(**changes: Any) -> Hunt:
     fields: dict[str, Any] = {"id": str(uuid.uuid4()), "name": "encoded powershell",
                               "query": "DeviceProcessEvents", "source": "defender",
-                              "path": Path("hunt.yaml"), "dedup_by": ("DeviceId", "ReportId")}
+                              "path": Path("hunt.yaml"), "dedup_by": ("DeviceId", "ReportId"),
+                              "dedup_explicit": True}
     return Hunt(**{**fields, **changes})
 
 

@@ -1,5 +1,5 @@
 """The ``huntwire`` command line: validate, eval, run, status, preview-card,
-suppressions.
+suppressions, schema, import.
 
 One module per command (each has ``register`` and its ``cmd_*``), helpers in ``common``; the
 commands import ``common`` and never this module, so there is no import cycle.
@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Sequence
 
 from . import eval as eval_command
-from . import preview, run, schema, status, suppressions, validate
+from . import import_, preview, run, schema, status, suppressions, validate
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Scheduled threat hunts on Microsoft Defender XDR and Sentinel, "
                     "deduplicated in Table Storage and posted to Teams.")
     commands = parser.add_subparsers(metavar="COMMAND")
-    for command in (validate, eval_command, run, status, preview, suppressions, schema):
+    for command in (validate, eval_command, run, status, preview, suppressions, schema,
+                    import_):
         command.register(commands)
     return parser
 

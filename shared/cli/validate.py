@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..hunt import load_hunts
+from ..hunt_time import format_span
 from ..identity import Identity
 from ..manifest import write_manifest
 from . import suppressions as suppress_cli
@@ -41,7 +42,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             "valid": not errors and not rule_errors,
             "hunts": [{"id": h.id, "name": h.name, "file": str(h.path), "source": h.source,
                        "valid": str(h.path) not in bad_files,
-                       "identity": _identity_json(identities.get(h.id))}
+                       "identity": _identity_json(identities.get(h.id)),
+                       "lookback": format_span(h.lookback), "lookback_reason": h.lookback_reason}
                       for h in loaded.hunts],
             "errors": [e.as_dict() for e in errors],
             "warnings": [w.as_dict() for w in kql_warnings] + [{"message": w}
@@ -60,6 +62,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for hunt in loaded.hunts:
             if hunt.id in identities:
                 print(f"identity: {hunt.path.name}: {identities[hunt.id].describe()}")
+            print(f"lookback: {hunt.path.name}: {format_span(hunt.lookback)} "
+                  f"({hunt.lookback_reason})")
         valid = len([h for h in loaded.hunts if str(h.path) not in bad_files])
         print(f"{valid} hunt(s) valid, {len(errors)} error(s), "
               f"{len(kql_warnings) + len(loaded.warnings)} warning(s)")

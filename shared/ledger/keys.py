@@ -5,6 +5,7 @@ Pure functions: no storage here. See docs/ledger.md for why keys start with the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -12,9 +13,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, Final
 
+from ..errors import ConfigurationError
 from ..hunt import Hunt
+from ..identity import Summarize, finding_identity, summarize_of
+from ..manifest import default_manifest_path, load_manifest, manifest_identity
 from .model import LedgerError, utc
 
 ROW_SUMMARY_MAX_BYTES: Final = 16 * 1024
@@ -49,9 +54,17 @@ def event_time_of(hunt: Hunt, row: Mapping[str, Any]) -> datetime | None:
 
 
 def identity_includes_time(hunt: Hunt) -> bool:
-    """Whether a finding's identity includes its event time (docs/ledger.md, "Finding keys")."""
-    columns = hunt.dedup_by
-    return not columns or hunt.time_column in columns or "ReportId" in columns
+    """Whether a finding's identity includes its event time (docs/ledger.md, "Finding keys").
+
+    With ``dedupBy``: when it names the time column or Defender's ``ReportId`` (which repeats per
+    device). Without: when the hunt returns events (no ``summarize``); a summarize hunt's rows are
+    aggregates over the window, identified by their keys alone, so hour after hour over the same
+    activity they keep one key while counts and ``LastSeen`` grow.
+    """
+    columns = hunt.dedup_by if hunt.dedup_explicit else ()
+    if columns:
+        return hunt.time_column in columns or "ReportId" in columns
+    return _summarize_of(hunt.query) is None
 
 
 def finding_key(hunt: Hunt, row: Mapping[str, Any]) -> str:
@@ -118,17 +131,59 @@ def _key(hunt: Hunt, row: Mapping[str, Any], event_time: datetime | None) -> str
     return UNDATED_PREFIX + digest
 
 
+def identity_columns(hunt: Hunt, columns: Sequence[str]) -> tuple[str, ...]:
+    """The columns that identify *hunt*'s findings, given the columns its rows carry.
+
+    ``dedupBy`` when the file sets it; else the identity ``validate`` found (the manifest beside
+    the hunt file, when it lists this very file); else :func:`shared.identity.finding_identity`.
+    """
+    if hunt.dedup_explicit and hunt.dedup_by:
+        return hunt.dedup_by
+    from_manifest = _manifest_identity(hunt)
+    if from_manifest and all(column in columns for column in from_manifest):
+        return from_manifest
+    return _derived_identity(hunt, tuple(columns))
+
+
 def _identity(hunt: Hunt, row: Mapping[str, Any], event_time: datetime | None) -> dict[str, Any]:
-    if not hunt.dedup_by:
-        return dict(row)
-    missing = [column for column in hunt.dedup_by if column not in row]
+    chosen = identity_columns(hunt, list(row))
+    missing = [column for column in chosen if column not in row]
     if missing:
         raise LedgerError(f"hunt {hunt.id}: dedupBy column(s) {', '.join(missing)} are not in "
                           "the query result", hunt_id=hunt.id)
-    identity = {column: row[column] for column in hunt.dedup_by}
+    identity = {column: row[column] for column in chosen}
     if event_time is not None and hunt.time_column not in identity:
         identity[hunt.time_column] = event_time
     return identity
+
+
+@functools.lru_cache(maxsize=512)
+def _derived_identity(hunt: Hunt, columns: tuple[str, ...]) -> tuple[str, ...]:
+    return finding_identity(hunt, columns).columns
+
+
+@functools.lru_cache(maxsize=512)
+def _summarize_of(query: str) -> Summarize | None:
+    return summarize_of(query)
+
+
+def _manifest_identity(hunt: Hunt) -> tuple[str, ...] | None:
+    path = default_manifest_path(hunt.path.parent)
+    try:
+        stamp = (path.stat().st_mtime_ns, hunt.path.stat().st_mtime_ns)
+    except OSError:
+        return None
+    return _manifest_identity_at(hunt, str(path), stamp)
+
+
+@functools.lru_cache(maxsize=512)
+def _manifest_identity_at(hunt: Hunt, path: str, stamp: tuple[int, int]) -> tuple[str, ...] | None:
+    del stamp  # part of the cache key only: an edited manifest or hunt file is read again
+    try:
+        identity = manifest_identity(hunt, load_manifest(Path(path)))
+    except ConfigurationError:
+        return None
+    return identity.columns if identity is not None and identity.columns else None
 
 
 def _canonical_json(value: Any) -> str:

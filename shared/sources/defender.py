@@ -25,6 +25,7 @@ from urllib3.exceptions import ProtocolError
 
 from ..credentials import https_required
 from ..hunt import Hunt
+from ..hunt_time import render_query
 from ..retry import (
     RETRYABLE_STATUSES,
     SYSTEM_CLOCK,
@@ -110,7 +111,7 @@ class DefenderSource:
         self._rng = rng or random.Random()
 
     def run(self, hunt: Hunt, window: Window) -> QueryResult:
-        body = {"Query": hunt.query, "Timespan": window.iso_interval()}
+        body = {"Query": render_query(hunt.query, window), "Timespan": window.iso_interval()}
         outcome = run_with_retries(hunt.id, "Graph runHuntingQuery",
                                    lambda attempt: self._post(hunt.id, body, attempt),
                                    policy=self._policy, clock=self._clock, rng=self._rng,

@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .. import kql_local_ext
 from ..hunt import Hunt
+from ..hunt_time import render_query
 from ..schemas import FLAVOURS, Flavour, Schema, table_schemas
 from ..window import Window
 from .base import Column, QueryError, QueryResult
@@ -55,6 +57,7 @@ class LocalSource:
         import duckdb_kql
 
         _patch_duckdb_kql()
+        kql_local_ext.install()
         self._duckdb_kql = duckdb_kql
         self._events = {table: Path(path) for table, path in events.items()}
         self._connections: dict[Flavour, Any] = {}
@@ -66,15 +69,20 @@ class LocalSource:
 
     def run(self, hunt: Hunt, window: Window) -> QueryResult:
         kind = source_kind(hunt.source)
+        query = render_query(hunt.query, window)
+        refused = kql_local_ext.unsupported_reason(query)
+        if refused:
+            raise QueryError(hunt.id, f"local engine: {refused}")
         con = self._connection(kind)
         self._apply_window(con, kind, window)
         try:
-            relation = self._duckdb_kql.query(con, hunt.query, query_now=window.end)
+            relation = self._duckdb_kql.query(con, query, query_now=window.end)
             names = list(relation.columns)
             types = [str(t) for t in relation.types]
             records = relation.fetchall()
         except Exception as exc:  # duckdb-kql and DuckDB raise many types; all mean "cannot run"
-            raise QueryError(hunt.id, f"local engine: {type(exc).__name__}: {exc}") from exc
+            raise QueryError(hunt.id, "local engine: "
+                             + kql_local_ext.describe_engine_error(exc)) from exc
         columns = [Column(n, KQL_TYPES.get(t, "string")) for n, t in zip(names, types, strict=True)]
         rows = [{c.name: _python_value(v, c.type) for c, v in zip(columns, r, strict=True)}
                 for r in records]
@@ -89,6 +97,7 @@ class LocalSource:
         flavour = kind.schema_flavour
         if flavour not in self._connections:
             con = self._duckdb_kql.connect()
+            kql_local_ext.register_macros(con)
             for table, columns in local_schemas(kind).items():
                 self._load_table(con, table, columns, kind.time_column)
             self._connections[flavour] = con

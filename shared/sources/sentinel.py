@@ -32,6 +32,7 @@ from azure.monitor.query import LogsQueryClient, LogsQueryPartialResult, LogsQue
 
 from ..credentials import https_required
 from ..hunt import Hunt
+from ..hunt_time import render_query
 from ..retry import (
     RETRYABLE_STATUSES,
     SYSTEM_CLOCK,
@@ -140,7 +141,8 @@ class SentinelSource:
         try:
             with deadline:
                 return self._client.query_workspace(
-                    self._workspace_id, hunt.query, timespan=(window.start, window.end),
+                    self._workspace_id, render_query(hunt.query, window),
+                    timespan=(window.start, window.end),
                     server_timeout=self._server_timeout, enforce_https=self._enforce_https,
                     connection_timeout=self._timeouts.connect_seconds, read_timeout=read_timeout)
         except (HttpResponseError, ServiceRequestError, ServiceResponseError,

@@ -1,0 +1,86 @@
+"""The runner loads only hunts the validation manifest allows; azd validates before deploying."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shared.app import load_valid_hunts
+from shared.cli import main
+from shared.manifest import default_manifest_path
+
+REPO = Path(__file__).resolve().parents[1]
+HUNT = """\
+id: 00000000-0000-0000-0000-0000000000{n:02d}
+name: hunt {n}
+source: sentinel
+query: |
+  SecurityEvent
+  | where EventID == 4625
+  | summarize Attempts = count() by Account, Computer
+"""
+
+
+def _hunts(tmp_path: Path) -> Path:
+    hunts = tmp_path / "hunts"
+    hunts.mkdir()
+    for n in (1, 2):
+        (hunts / f"h{n}.yaml").write_text(HUNT.format(n=n))
+    return hunts
+
+
+def test_without_a_manifest_every_hunt_runs_with_one_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    hunts = _hunts(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="huntwire"):
+        loaded = load_valid_hunts(hunts)
+    assert [h.name for h in loaded] == ["hunt 1", "hunt 2"]
+    warnings = [r.getMessage() for r in caplog.records if "manifest" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "unvalidated" in warnings[0]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="validate runs Kusto.Language in node")
+def test_a_hunt_edited_after_validation_is_skipped_with_a_notice(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hunts = _hunts(tmp_path)
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    assert main(["validate", "--hunts", str(hunts), "--suppressions", str(rules),
+                 "--manifest", str(default_manifest_path(hunts))]) == 0
+    capsys.readouterr()
+    (hunts / "h2.yaml").write_text(HUNT.format(n=2) + "# edited\n")
+    (hunts / "h3.yaml").write_text(HUNT.format(n=3))  # never validated
+    with caplog.at_level(logging.WARNING, logger="huntwire"):
+        loaded = load_valid_hunts(hunts)
+    assert [h.name for h in loaded] == ["hunt 1"]
+    skipped = " ".join(r.getMessage() for r in caplog.records
+                       if r.getMessage().startswith("huntwire.hunt_skipped"))
+    assert "h2.yaml) was edited after validation" in skipped
+    assert "h3.yaml) did not pass validation" in skipped
+
+
+def test_an_unreadable_manifest_runs_nothing(tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    hunts = _hunts(tmp_path)
+    default_manifest_path(hunts).write_text("{not json")
+    with caplog.at_level(logging.ERROR, logger="huntwire"):
+        assert load_valid_hunts(hunts) == []
+    assert any("not JSON" in r.getMessage() for r in caplog.records)
+
+
+def test_azd_validates_and_ships_the_manifest() -> None:
+    config = yaml.safe_load((REPO / "azure.yaml").read_text(encoding="utf-8"))
+    command = "python -m shared validate --manifest hunts/huntwire.manifest.json"
+    for hook in ("prepackage", "predeploy"):
+        for platform in ("posix", "windows"):
+            assert config["hooks"][hook][platform]["run"] == command
+            assert config["hooks"][hook][platform]["continueOnError"] is False
+    lines = (REPO / ".funcignore").read_text(encoding="utf-8").splitlines()
+    assert "!hunts/huntwire.manifest.json" in lines
+    assert not {"hunts/", "hunts", "*.json"} & set(lines)
