@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from ..card import PortalLinks
@@ -131,8 +132,7 @@ class _Run:
                 fresh.append(item)
         plans = self._plan(correlate(fresh, self.settings.window), incidents)
         pending_ids = {incident_id for ids in waiting.values() for incident_id in ids}
-        self._decide(plans, pending_ids)
-        self._save(plans)
+        self._save(plans, pending_ids)
         self._announce([plan for plan in plans if plan.kind != "held"])
         return self.outcome
 
@@ -188,35 +188,28 @@ class _Run:
                         device=device, device_id=str(row.get("DeviceId") or ""),
                         first_event=group.start, last_event=group.end, updated_at=self.now)
 
-    def _decide(self, plans: list[_Plan], pending_ids: set[str]) -> None:
-        for plan in plans:
-            incident = plan.incident
-            if not incident.opened:
-                plan.kind = "held"
-            elif incident.announced == 0 and incident.id not in pending_ids:
-                plan.kind = "opened"
-            else:
-                plan.kind = "updated"
-            if plan.kind != "held":
-                incident.posts += 1
-
     # ----------------------------------------------------------------------------- storage
 
-    def _save(self, plans: list[_Plan]) -> None:
+    def _save(self, plans: list[_Plan], pending_ids: set[str]) -> None:
+        """Write each plan's incident; the kind of post is decided on the stored state."""
         for plan in plans:
             snapshot = plan.incident
-            if plan.kind == "held":
-                snapshot.members |= {e.member for e in plan.evidence}
             if plan.new:
-                plan.incident = self.store.create(snapshot)
+                blank = replace(snapshot, members=set(), posts=0, announced=0, opened=False)
+                stored = self.store.create(blank, partial(self._joins, snapshot))
             else:
                 stored = self.store.get(snapshot.partition, snapshot.id) or snapshot
-                stored.etag = stored.etag or snapshot.etag
-                plan.incident = self.store.change(stored, _merger(snapshot, plan))
+            plan.incident = self.store.change(stored, _merger(snapshot, plan, pending_ids))
             if plan.kind == "held":
                 self.outcome.held.append(plan.incident.id)
                 for item in plan.evidence:
                     self._note(self.outcome.delivered, item)
+
+    def _joins(self, mine: Incident, other: Incident) -> bool:
+        """Whether an incident another run just created under our id is the same incident."""
+        return (other.scope == mine.scope
+                and mine.first_event <= other.last_event + self.settings.window
+                and mine.last_event >= other.first_event - self.settings.window)
 
     # ----------------------------------------------------------------------------- posting
 
@@ -290,7 +283,7 @@ def _absorb(incident: Incident, group: Group) -> None:
     incident.event_keys |= {short_hash(k) for k in group.event_keys}
 
 
-def _merger(snapshot: Incident, plan: _Plan) -> Any:
+def _merger(snapshot: Incident, plan: _Plan, pending_ids: set[str]) -> Any:
     def apply(current: Incident) -> None:
         current.first_event = min(current.first_event, snapshot.first_event)
         current.last_event = max(current.last_event, snapshot.last_event)
@@ -301,8 +294,11 @@ def _merger(snapshot: Incident, plan: _Plan) -> Any:
         current.techniques = tuple(sorted({*current.techniques, *snapshot.techniques}))
         current.process_keys |= snapshot.process_keys
         current.event_keys |= snapshot.event_keys
-        if plan.kind == "held":
+        if not current.opened:
+            plan.kind = "held"
             current.members |= {e.member for e in plan.evidence}
-        else:
-            current.posts += 1
+            return
+        first = current.announced == 0 and current.id not in pending_ids
+        plan.kind = "opened" if first else "updated"
+        current.posts += 1
     return apply

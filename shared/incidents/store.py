@@ -164,8 +164,10 @@ class IncidentStore:
         except ResourceNotFoundError:
             return None
 
-    def create(self, incident: Incident) -> Incident:
-        """Insert *incident* under the next free id of its scope and first-event day."""
+    def create(self, incident: Incident, joins: Callable[[Incident], bool]) -> Incident:
+        """Insert *incident* under the next free id of its scope and first-event day; when a
+        concurrent run created that id first and *joins* says it is the same incident, that
+        stored incident is returned instead."""
         for _ in range(UPDATE_ATTEMPTS * 4):
             incident.id = self._next_id(incident)
             try:
@@ -173,7 +175,9 @@ class IncidentStore:
                 incident.etag = metadata.get("etag")
                 return incident
             except ResourceExistsError:
-                continue
+                existing = self.get(incident.partition, incident.id)
+                if existing is not None and joins(existing):
+                    return existing
         raise IncidentStoreError(f"no free incident id for {incident.scope}")
 
     def _next_id(self, incident: Incident) -> str:
