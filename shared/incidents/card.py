@@ -154,7 +154,8 @@ def _scripts_elements(events: Sequence[Event]) -> list[Element]:
     return elements
 
 
-def event_element(event: Event, limits: Limits) -> Element:
+def event_element(event: Event, limits: Limits, shown_commands: set[str] | None = None
+                  ) -> Element:
     """One distinct event: when, parent → process, command line (a decoded blob only by its
     start and length), destination, and the hunts that found it."""
     row = event.row
@@ -166,6 +167,10 @@ def event_element(event: Event, limits: Limits) -> Element:
                   run("  ·  " + escape_text(", ".join(event.hunt_names), limit=limits.field),
                       isSubtle=True))]
     command = str(row.get("ProcessCommandLine") or "")
+    seen = shown_commands if shown_commands is not None else set()
+    if command in seen:
+        command = ""  # the same process's command line is already on the card
+    seen.add(command)
     if command:
         limit = min(BLOB_START, limits.command_line) if decoded else limits.command_line
         shown = escape_text(command, limit=limit)
@@ -248,7 +253,8 @@ def _fitted(incident: Incident, evidence: Sequence[Evidence], portal: PortalLink
             names = ", ".join(dict.fromkeys(e.hunt_name for e in evidence))
             body.append(labelled("New evidence", escape_text(
                 f"{len(events)} event(s) from {names}", limit=400)))
-        body += [event_element(event, limits) for event in shown]
+        commands: set[str] = set()
+        body += [event_element(event, limits, commands) for event in shown]
         if len(events) > len(shown):
             body.append({"type": "TextBlock", "wrap": True, "isSubtle": True,
                          "text": f"…and {len(events) - len(shown):,} more of {len(events):,} "
