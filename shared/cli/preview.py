@@ -45,6 +45,8 @@ def register(commands: Any) -> None:
                           "matches); otherwise a hunt from --hunts to preview samples with")
     sub.add_argument("--findings", type=int, metavar="N",
                      help="number of findings (samples: default 4; eval: default all)")
+    sub.add_argument("--incident", action="store_true",
+                     help="render the incident card (the most severe incident of the findings)")
     sub.add_argument("--no-png", action="store_true",
                      help="skip the browser: no screenshot, no renderer check")
     sub.set_defaults(handler=cmd_preview_card)
@@ -52,14 +54,21 @@ def register(commands: Any) -> None:
 
 def cmd_preview_card(args: argparse.Namespace) -> int:
     try:
-        hunt, rows, now = _inputs(args)
-        payload = build_digest(hunt, hunt_window(now, hunt.lookback), rows, total_new=len(rows))
+        if args.incident:
+            from ..incidents.preview import incident_preview
+
+            hunt, findings, payload = incident_preview(args)
+        else:
+            hunt, rows, now = _inputs(args)
+            findings = len(rows)
+            payload = build_digest(hunt, hunt_window(now, hunt.lookback), rows,
+                                   total_new=len(rows))
         files = write_preview(payload, Path(args.out), png=not args.no_png)
     except (PreviewError, PreviewInputError) as error:
         print(f"huntwire preview-card: {error}", file=sys.stderr)
         return 1
     problems = files.check.problems if files.check else ()
-    _report(args.format, hunt, len(rows), files, problems)
+    _report(args.format, hunt, findings, files, problems)
     return 1 if problems else 0
 
 
