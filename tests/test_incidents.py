@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,10 @@ import pytest
 from devtools.webhook import Reply, WebhookReceiver
 from shared.cards import MAX_PAYLOAD_BYTES, card_of, payload_size
 from shared.hunt import Hunt, load_hunts
-from shared.incidents import IncidentStore, process_run
+from shared.incidents import IncidentPost, IncidentStore, process_run
 from shared.incidents.pipeline import IncidentOutcome, IncidentSettings
 from shared.ledger import Finding, Ledger
-from shared.notify.teams import TeamsWebhook
+from shared.notify.teams import TeamsNotifier
 from shared.sources.local import LocalSource
 from shared.window import Window
 
@@ -104,7 +105,8 @@ def run_incidents(findings: Mapping[str, Sequence[Finding]], hunts: list[Hunt],
 
 
 def title(payload: Any) -> str:
-    return str(card_of(payload)["body"][0]["items"][0]["inlines"][-1]["text"])
+    inlines = card_of(payload)["body"][0]["items"][0]["inlines"]
+    return "".join(str(inline["text"]) for inline in inlines[2:])
 
 
 def texts(payload: Any) -> str:
@@ -130,7 +132,7 @@ def test_one_post_per_attacked_device_then_one_update(tmp_path: Path, hunts: lis
     findings = record(ledger, hunts, attack_events(tmp_path), now)
     matched = {h.name for h in hunts if findings[h.id]}
     assert len(matched) == 5
-    with TeamsWebhook(hook.url, min_interval_seconds=0) as webhook:
+    with closing(TeamsNotifier(hook.url, min_interval_seconds=0)) as webhook:
         first = run_incidents(findings, hunts, store, webhook, now)
     assert len(hook.payloads) == 3
     by_device = {title(p).rsplit(" on ", 1)[1]: texts(p) for p in hook.payloads}
@@ -157,7 +159,7 @@ def test_one_post_per_attacked_device_then_one_update(tmp_path: Path, hunts: lis
     source = attack_events(tmp_path, [second_connection()])
     findings = record(ledger, hunts, source, later)
     assert sum(len(f) for f in findings.values()) == 1
-    with TeamsWebhook(hook.url, min_interval_seconds=0) as webhook:
+    with closing(TeamsNotifier(hook.url, min_interval_seconds=0)) as webhook:
         second = run_incidents(findings, hunts, store, webhook, later)
     assert len(hook.payloads) == 4
     assert second.updated == [shell_id]
@@ -177,22 +179,29 @@ def test_evidence_only_port_probe_opens_nothing(tmp_path: Path, hunts: list[Hunt
     path.write_text(json.dumps(probe[0]) + "\n", encoding="utf-8")
     findings = record(ledger, hunts, LocalSource({"DeviceProcessEvents": path}), DAY.end)
     assert sum(len(f) for f in findings.values()) == 1  # Microsoft's seed matches it
-    with TeamsWebhook(hook.url, min_interval_seconds=0) as webhook:
+    with closing(TeamsNotifier(hook.url, min_interval_seconds=0)) as webhook:
         outcome = run_incidents(findings, hunts, store, webhook, DAY.end)
     assert hook.payloads == []
     assert len(outcome.held) == 1
-    assert sum(len(keys) for keys in outcome.delivered.values()) == 1
+    # Notified without a post of its own: kept on the held incident, never pending again.
+    assert sum(len(keys) for keys in outcome.absorbed.values()) == 1
+    assert not outcome.delivered
+    assert not outcome.pending
 
 
 class CrashAfterPost:
     """Posts for real, then dies before the run can record it (once)."""
 
-    def __init__(self, webhook: TeamsWebhook):
-        self.webhook = webhook
+    def __init__(self, notifier: TeamsNotifier):
+        self.notifier = notifier
         self.crashed = False
 
-    def post(self, payload: dict[str, Any]) -> object:
-        result = self.webhook.post(payload)
+    def render_incident(self, post: IncidentPost) -> dict[str, Any]:
+        return self.notifier.render_incident(post)
+
+    def post_incident(self, message: Mapping[str, Any],
+                      held_back_since: datetime | None = None) -> object:
+        result = self.notifier.post_incident(message, held_back_since)
         if not self.crashed:
             self.crashed = True
             raise SystemExit("crash between post and record")
@@ -204,7 +213,7 @@ def test_crash_between_post_and_record_reposts_at_most_one_card(
         hook: WebhookReceiver) -> None:
     now = DAY.end
     findings = record(ledger, hunts, attack_events(tmp_path), now)
-    with TeamsWebhook(hook.url, min_interval_seconds=0) as webhook:
+    with closing(TeamsNotifier(hook.url, min_interval_seconds=0)) as webhook:
         with pytest.raises(SystemExit):
             run_incidents(findings, hunts, store, CrashAfterPost(webhook), now)
         assert len(hook.payloads) == 1
@@ -226,7 +235,7 @@ def test_failed_post_stays_pending_and_is_posted_once_next_run(
     now = DAY.end
     findings = record(ledger, hunts, attack_events(tmp_path), now)
     with WebhookReceiver([Reply(400)], default=Reply(202)) as hook, \
-            TeamsWebhook(hook.url, min_interval_seconds=0, max_attempts=1) as webhook:
+            closing(TeamsNotifier(hook.url, min_interval_seconds=0, max_attempts=1)) as webhook:
         failed = run_incidents(findings, hunts, store, webhook, now)
         assert failed.posted == 0
         assert sum(len(k) for k in failed.pending.values()) == sum(
@@ -252,7 +261,7 @@ def test_concurrent_runs_on_one_device_make_one_incident(
         return Finding(hunt.id, f"k{index}", row, base + timedelta(minutes=index), base, 1)
 
     outcomes: list[IncidentOutcome] = []
-    with TeamsWebhook(hook.url, min_interval_seconds=0) as webhook:
+    with closing(TeamsNotifier(hook.url, min_interval_seconds=0)) as webhook:
         threads = [threading.Thread(target=lambda i=i: outcomes.append(run_incidents(
             {hunt.id: [finding(i)]}, hunts, store, webhook, base + timedelta(hours=1))))
             for i in range(2)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,19 +11,13 @@ import pytest
 
 from devtools.webhook import WebhookReceiver
 from shared.cards import MAX_PAYLOAD_BYTES, card_of, payload_size
+from shared.cards.incident import incident_payload, update_payload
 from shared.hunt import Hunt
-from shared.incidents import (
-    Evidence,
-    IncidentStore,
-    correlate,
-    incident_payload,
-    process_run,
-    update_payload,
-)
+from shared.incidents import Evidence, IncidentStore, correlate, process_run
 from shared.incidents.model import HuntRef, Incident
 from shared.incidents.pipeline import IncidentSettings
 from shared.ledger import Finding
-from shared.notify.teams import TeamsWebhook
+from shared.notify.teams import TeamsNotifier
 
 START = datetime(2026, 11, 27, 9, tzinfo=UTC)
 DEVICE = "4d645fa6d13c513a42f8eda197b1165f0971b7c4"
@@ -102,7 +97,7 @@ def test_storm_guard_posts_one_summary_for_more_than_the_limit(
                "FileName": "powershell.exe", "ProcessId": 4000 + device}
         findings.append(Finding(hunt.id, f"k{device}", row, START, START, 1))
     store = IncidentStore.from_connection_string(storage_connection_string, table="incStorm")
-    with TeamsWebhook(hook.url, min_interval_seconds=0) as webhook:
+    with closing(TeamsNotifier(hook.url, min_interval_seconds=0)) as webhook:
         outcome = process_run({hunt.id: findings}, [hunt], store, webhook, START,
                               IncidentSettings(storm_limit=10))
     assert len(outcome.opened) == 25

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from ..cards import build_digest
+from ..cards.incident import build_incident_post
 from ..hunt import Hunt, Source, load_hunts
+from ..incidents.preview import incident_preview
 from ..preview import (
     SAMPLE_NOW,
     PreviewError,
@@ -55,9 +57,7 @@ def register(commands: Any) -> None:
 def cmd_preview_card(args: argparse.Namespace) -> int:
     try:
         if args.incident:
-            from ..incidents.preview import incident_preview
-
-            hunt, findings, payload = incident_preview(args)
+            hunt, findings, payload = _incident_inputs(args)
         else:
             hunt, rows, now = _inputs(args)
             findings = len(rows)
@@ -70,6 +70,15 @@ def cmd_preview_card(args: argparse.Namespace) -> int:
     problems = files.check.problems if files.check else ()
     _report(args.format, hunt, findings, files, problems)
     return 1 if problems else 0
+
+
+def _incident_inputs(args: argparse.Namespace) -> tuple[Hunt, int, dict[str, Any]]:
+    """The incident card (``--incident``) of the samples or of ``--from-eval`` output."""
+    try:
+        hunt, findings, post = incident_preview(args)
+    except (OSError, ValueError, KeyError) as error:
+        raise PreviewInputError(f"--incident: {error}") from error
+    return hunt, findings, build_incident_post(post)
 
 
 def _inputs(args: argparse.Namespace) -> tuple[Hunt, list[dict[str, Any]], datetime]:

@@ -57,6 +57,8 @@ class Evidence:
     event_time: datetime
     finding_key: str
     source: str = "defender"
+    first_seen: datetime | None = None
+    """When the ledger first claimed the finding (the held-back note)."""
 
     @property
     def member(self) -> str:

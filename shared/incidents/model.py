@@ -1,12 +1,15 @@
-"""The incident record shared by the store, the card and the pipeline."""
+"""The incident record shared by the store, the pipeline and the notifiers, and the post a
+notifier renders (:class:`IncidentPost`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from .correlate import SEVERITY_ORDER
+from .correlate import SEVERITY_ORDER, Evidence
+
+PostKind = Literal["opened", "updated", "storm"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ class Incident:
     """Posts about this incident that Teams accepted."""
     posts: int = 0
     """Posts intended so far (the open card, then updates); numbers the next update."""
+    opening_until: datetime | None = None
+    """A run is posting the card that opens this incident until then (a concurrent run posts
+    its evidence as an update instead of opening it a second time)."""
     etag: str | None = None
 
     @property
@@ -66,3 +72,41 @@ class Incident:
     @property
     def where(self) -> str:
         return self.device or self.scope.split(":", 1)[-1]
+
+
+@dataclass(frozen=True)
+class StormLine:
+    """One incident in a storm summary."""
+
+    incident: Incident
+    kind: str
+    """``opened`` or ``updated``."""
+    title: str
+    events: int
+
+
+@dataclass(frozen=True)
+class IncidentPost:
+    """What one incident post says; each notifier renders it its own way.
+
+    ``opened``: the whole story of *evidence* on *incident*; ``updated``: only the new
+    *evidence*, naming the incident; ``storm``: one summary of *storm* lines instead of more
+    than *storm_limit* posts.
+    """
+
+    kind: PostKind
+    incident: Incident | None = None
+    evidence: tuple[Evidence, ...] = ()
+    """The findings this post delivers, in event time order."""
+    storm: tuple[StormLine, ...] = ()
+    storm_limit: int = 0
+    suppressed: tuple[tuple[str, int], ...] = ()
+    """(rule id, rows) that suppression rules silenced this run in the hunts involved."""
+    snooze: tuple[tuple[str, str], ...] = ()
+    """(hunt name, URL) of "Snooze similar for 7 days" links, when snoozing is set up."""
+    held_back_since: datetime | None = None
+    """When the oldest finding was first claimed, if it waited for an earlier delivery."""
+
+    @property
+    def findings(self) -> int:
+        return len(self.evidence)

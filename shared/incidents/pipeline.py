@@ -1,34 +1,46 @@
 """After all hunts of a run: new findings -> incidents -> at most ``storm_limit + 1`` posts.
 
-The runner calls :func:`process_run` once per run with the new (pending) findings of every hunt,
-then marks notified exactly the findings listed in ``IncidentOutcome.delivered``.
+The runner calls :func:`process_run` once per run with the findings it holds (leased) for every
+hunt, then marks notified exactly the findings in ``IncidentOutcome.delivered`` and
+``IncidentOutcome.absorbed``; the others stay pending. The notifier renders each post
+(:class:`~shared.incidents.model.IncidentPost`) and posts it; see ``docs/incidents.md``.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
 
-from ..cards import PortalLinks
 from ..errors import NotifyError
 from ..hunt import Hunt
 from ..ledger import Finding
-from .card import StormLine, incident_payload, storm_payload, title_of, update_payload
-from .correlate import DEFAULT_WINDOW, Evidence, Group, correlate, device_name
-from .model import HuntRef, Incident
-from .store import IncidentStore, OutboxItem, partition_of, short_hash
-from .story import events_of
+from .correlate import DEFAULT_WINDOW, Evidence, correlate, member_id
+from .model import IncidentPost, PostKind, StormLine
+from .plan import Plan, joins, merger, plan_groups
+from .store import IncidentStore, OutboxItem
+from .story import events_of, title_of
 
 DEFAULT_STORM_LIMIT = 10
 DEFAULT_CLOSE_AFTER = timedelta(hours=24)
+MAX_FINDINGS_PER_RUN = 5_000
+"""Findings one run turns into posts (oldest first); the rest wait for the next run. Bounds
+the outbox entity (1 MiB) that lists the findings a post delivers."""
+
+Snoozer = Callable[[Hunt, Mapping[str, Any]], str | None]
+"""``shared.suppress.wiring.snooze_url`` bound to the settings: a hunt and row -> link or None."""
 
 
-class Notifier(Protocol):
-    def post(self, payload: dict[str, Any]) -> object: ...
+class IncidentNotifier(Protocol):
+    """The part of ``shared.notify.base.Notifier`` incidents use."""
+
+    def render_incident(self, post: IncidentPost) -> dict[str, Any]: ...
+
+    def post_incident(self, message: Mapping[str, Any],
+                      held_back_since: datetime | None = None) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -49,9 +61,8 @@ class IncidentSettings:
 @dataclass
 class Post:
     kind: str
-    """``opened``, ``updated``, ``storm`` or ``recovered`` (an intent a crashed run left)."""
+    """``opened``, ``updated``, ``storm`` or ``recovered`` (an intent an earlier run left)."""
     incidents: list[str]
-    payload: dict[str, Any]
     delivered: bool = False
     error: str | None = None
 
@@ -64,10 +75,18 @@ class IncidentOutcome:
     held: list[str] = field(default_factory=list)
     """Incidents with evidence-only findings alone: recorded, not posted."""
     delivered: dict[str, list[str]] = field(default_factory=dict)
-    """Hunt id -> finding keys the runner may mark notified now."""
+    """Hunt id -> ledger keys of findings in a post this run delivered (mark notified, count
+    as posted); may include findings of a recovered post that another run holds."""
+    absorbed: dict[str, list[str]] = field(default_factory=dict)
+    """Hunt id -> keys notified without a post of this run: kept on a held incident, or
+    already delivered by an earlier post (mark notified, not posted)."""
     pending: dict[str, list[str]] = field(default_factory=dict)
-    """Hunt id -> finding keys whose post is not done yet (they stay pending in the ledger)."""
+    """Hunt id -> keys whose post is not done (they stay pending in the ledger)."""
+    incidents: dict[str, set[str]] = field(default_factory=dict)
+    """Hunt id -> incidents its findings went to this run."""
     warnings: list[str] = field(default_factory=list)
+    failure: NotifyError | None = None
+    """The delivery error of this run, if a post failed (the rest then waits)."""
 
     @property
     def posted(self) -> int:
@@ -85,220 +104,192 @@ def evidence_of(findings: Mapping[str, Sequence[Finding]], hunts: Sequence[Hunt]
             continue
         for finding in items:
             evidence.append(Evidence(
-                hunt.id, hunt.name, hunt.severity, hunt.techniques,
-                bool(getattr(hunt, "evidence_only", False)), finding.row,
-                finding.event_time or finding.first_seen or now, finding.key, hunt.source))
-    return evidence
+                hunt.id, hunt.name, hunt.severity, hunt.techniques, hunt.evidence_only,
+                finding.row, finding.event_time or finding.first_seen or now, finding.key,
+                hunt.source, finding.first_seen))
+    return sorted(evidence, key=lambda e: (e.first_seen or now, e.event_time))
 
 
 def process_run(findings: Mapping[str, Sequence[Finding]], hunts: Sequence[Hunt],
-                store: IncidentStore, notifier: Notifier | None, now: datetime,
+                store: IncidentStore, notifier: IncidentNotifier | None, now: datetime,
                 settings: IncidentSettings | None = None, *,
-                portal: PortalLinks | None = None) -> IncidentOutcome:
-    """Correlate this run's new findings into incidents, record and post them exactly once."""
-    return _Run(store, notifier, now, settings or IncidentSettings(), portal or PortalLinks()
-                ).process(evidence_of(findings, hunts, now))
+                suppressed: Mapping[str, Mapping[str, int]] | None = None,
+                snooze: Snoozer | None = None) -> IncidentOutcome:
+    """Correlate this run's findings into incidents, record them and post each post once.
 
-
-@dataclass
-class _Plan:
-    incident: Incident
-    evidence: list[Evidence]
-    new: bool
-    kind: str = "held"
+    *suppressed*: hunt id -> {rule id: rows} silenced this run (the cards' footer); *snooze*
+    makes the cards' "Snooze similar for 7 days" links."""
+    run = _Run(store, notifier, now, settings or IncidentSettings(), suppressed or {},
+               snooze, {hunt.id: hunt for hunt in hunts})
+    return run.process(evidence_of(findings, hunts, now))
 
 
 class _Run:
-    def __init__(self, store: IncidentStore, notifier: Notifier | None, now: datetime,
-                 settings: IncidentSettings, portal: PortalLinks):
-        self.store, self.notifier, self.now = store, notifier, now
-        self.settings, self.portal = settings, portal
+    def __init__(self, store: IncidentStore, notifier: IncidentNotifier | None, now: datetime,
+                 settings: IncidentSettings, suppressed: Mapping[str, Mapping[str, int]],
+                 snooze: Snoozer | None, hunts: Mapping[str, Hunt]):
+        self.store, self.notifier, self.now, self.settings = store, notifier, now, settings
+        self.suppressed, self.snooze, self.hunts = suppressed, snooze, hunts
         self.run_id = uuid.uuid4().hex[:8]
         self.outcome = IncidentOutcome()
         self.budget = settings.storm_limit + 1
         self.sequence = 0
+        self.credited: set[str] = set()
+        self.noted: set[tuple[int, str, str]] = set()
 
     def process(self, evidence: list[Evidence]) -> IncidentOutcome:
+        if self.notifier is None:
+            self.outcome.warnings.append("no Teams webhook (or other notifier) configured: "
+                                         "findings stay pending")
+            for item in evidence:
+                self._note(self.outcome.pending, item)
+            return self.outcome
+        for item in evidence[MAX_FINDINGS_PER_RUN:]:
+            self._note(self.outcome.pending, item)
         waiting = self._recover()
         incidents = self.store.open_incidents(self.now, self.settings.close_after)
         members = {m for incident in incidents for m in incident.members}
         fresh = []
-        for item in evidence:
+        for item in evidence[:MAX_FINDINGS_PER_RUN]:
+            if item.member in self.credited:
+                continue
             if item.member in waiting:
                 self._note(self.outcome.pending, item)
             elif item.member in members:
-                self._note(self.outcome.delivered, item)
+                self._note(self.outcome.absorbed, item)
             else:
                 fresh.append(item)
-        plans = self._plan(correlate(fresh, self.settings.window), incidents)
-        pending_ids = {incident_id for ids in waiting.values() for incident_id in ids}
-        self._save(plans, pending_ids)
+        plans = plan_groups(correlate(fresh, self.settings.window), incidents, self.now,
+                            self.settings.window)
+        self._save(plans, {i for ids in waiting.values() for i in ids})
         self._announce([plan for plan in plans if plan.kind != "held"])
         return self.outcome
 
-    # ----------------------------------------------------------------------------- recovery
-
     def _recover(self) -> dict[str, set[str]]:
-        """Post intents left by earlier runs; returns finding id -> incident ids still waiting."""
+        """Post intents earlier runs left; returns member id -> incident ids still waiting."""
         waiting: dict[str, set[str]] = {}
         for item in self.store.outbox():
-            if self.budget > 0 and self.store.lease(item, self.run_id, self.now):
-                post = Post("recovered", [i for _, i in item.incidents], item.payload)
-                if self._deliver(item, post):
+            if (self.budget > 0 and self.outcome.failure is None
+                    and self.store.lease(item, self.run_id, self.now)):
+                post = Post("recovered", [i for _, i in item.incidents])
+                if self._deliver(item, post, item.oldest_claim if item.failed else None):
                     continue
             for index, member in item.members:
                 waiting.setdefault(member, set()).add(item.incidents[index][1])
         return waiting
 
-    # ----------------------------------------------------------------------------- planning
-
-    def _plan(self, groups: list[Group], incidents: list[Incident]) -> list[_Plan]:
-        by_scope: dict[str, list[Incident]] = {}
-        for incident in incidents:
-            by_scope.setdefault(incident.scope, []).append(incident)
-        plans: dict[str, _Plan] = {}
-        for group in groups:
-            matched = self._match(group, by_scope.get(group.scope, []))
-            if matched is None:
-                incident = self._new_incident(group)
-                by_scope.setdefault(group.scope, []).append(incident)
-                plans[f"new:{id(incident)}"] = _Plan(incident, [], True)
-            else:
-                incident = matched
-            key = incident.id if incident.id else f"new:{id(incident)}"
-            plan = plans.setdefault(key, _Plan(incident, [], False))
-            _absorb(incident, group)
-            incident.updated_at = max(incident.updated_at, self.now)
-            plan.evidence += group.evidence
-        return list(plans.values())
-
-    def _match(self, group: Group, candidates: list[Incident]) -> Incident | None:
-        keys = {short_hash(k) for k in group.process_keys | group.event_keys}
-        window = self.settings.window
-        matching = [incident for incident in candidates
-                    if keys & (incident.process_keys | incident.event_keys)
-                    or (group.start <= incident.last_event + window
-                        and group.end >= incident.first_event - window)]
-        return max(matching, key=lambda i: i.last_event, default=None)
-
-    def _new_incident(self, group: Group) -> Incident:
-        row = next((e.row for e in group.evidence if e.row.get("DeviceId")), group.evidence[0].row)
-        device = next((device_name(e.row) for e in group.evidence if device_name(e.row)), "")
-        return Incident(id="", scope=group.scope, partition=partition_of(group.scope),
-                        device=device, device_id=str(row.get("DeviceId") or ""),
-                        first_event=group.start, last_event=group.end, updated_at=self.now)
-
-    # ----------------------------------------------------------------------------- storage
-
-    def _save(self, plans: list[_Plan], pending_ids: set[str]) -> None:
+    def _save(self, plans: list[Plan], waiting: set[str]) -> None:
         """Write each plan's incident; the kind of post is decided on the stored state."""
+        window, lease = self.settings.window, self.store.lease_time
         for plan in plans:
             snapshot = plan.incident
             if plan.new:
                 blank = replace(snapshot, members=set(), posts=0, announced=0, opened=False)
-                stored = self.store.create(blank, partial(self._joins, snapshot))
+                stored = self.store.create(blank, partial(joins, snapshot, window))
             else:
                 stored = self.store.get(snapshot.partition, snapshot.id) or snapshot
-            plan.incident = self.store.change(stored, _merger(snapshot, plan, pending_ids))
+            plan.incident = self.store.change(stored, merger(snapshot, plan, waiting, self.now,
+                                                             lease))
+            for item in plan.evidence:
+                self.outcome.incidents.setdefault(item.hunt_id, set()).add(plan.incident.id)
             if plan.kind == "held":
                 self.outcome.held.append(plan.incident.id)
                 for item in plan.evidence:
-                    self._note(self.outcome.delivered, item)
+                    self._note(self.outcome.absorbed, item)
 
-    def _joins(self, mine: Incident, other: Incident) -> bool:
-        """Whether an incident another run just created under our id is the same incident."""
-        return (other.scope == mine.scope
-                and mine.first_event <= other.last_event + self.settings.window
-                and mine.last_event >= other.first_event - self.settings.window)
-
-    # ----------------------------------------------------------------------------- posting
-
-    def _announce(self, plans: list[_Plan]) -> None:
+    def _announce(self, plans: list[Plan]) -> None:
         if not plans:
             return
         if len(plans) > self.settings.storm_limit:
-            lines = [StormLine(p.incident, p.kind, title_of(p.incident, p.evidence),
-                               len(events_of(p.evidence))) for p in plans]
-            self._intent("storm", plans, storm_payload(lines, self.settings.storm_limit))
+            lines = tuple(StormLine(p.incident, p.kind, title_of(p.incident.where, p.evidence),
+                                    len(events_of(p.evidence))) for p in plans)
+            self._intent(plans, IncidentPost(
+                "storm", storm=lines, storm_limit=self.settings.storm_limit,
+                evidence=tuple(e for p in plans for e in p.evidence),
+                suppressed=self._suppressed(p.evidence for p in plans)))
         else:
             for plan in plans:
-                build = incident_payload if plan.kind == "opened" else update_payload
-                self._intent(plan.kind, [plan], build(plan.incident, plan.evidence, self.portal))
+                kind: PostKind = "opened" if plan.kind == "opened" else "updated"
+                self._intent([plan], self._post(kind, plan))
         for plan in plans:
             (self.outcome.opened if plan.kind == "opened" else self.outcome.updated).append(
                 plan.incident.id)
 
-    def _intent(self, kind: str, plans: list[_Plan], payload: dict[str, Any]) -> None:
+    def _post(self, kind: PostKind, plan: Plan) -> IncidentPost:
+        claims = [e.first_seen for e in plan.evidence if e.first_seen and e.first_seen < self.now]
+        return IncidentPost(kind, plan.incident, tuple(plan.evidence),
+                            suppressed=self._suppressed([plan.evidence]),
+                            snooze=self._snooze_links(plan.evidence),
+                            held_back_since=min(claims, default=None))
+
+    def _suppressed(self, groups: Any) -> tuple[tuple[str, int], ...]:
+        hunt_ids = {e.hunt_id for evidence in groups for e in evidence}
+        rows: dict[str, int] = {}
+        for hunt_id in sorted(hunt_ids):
+            for rule, count in self.suppressed.get(hunt_id, {}).items():
+                rows[rule] = rows.get(rule, 0) + count
+        return tuple(sorted(rows.items(), key=lambda pair: (-pair[1], pair[0])))
+
+    def _snooze_links(self, evidence: Sequence[Evidence]) -> tuple[tuple[str, str], ...]:
+        if self.snooze is None:
+            return ()
+        links: dict[str, tuple[str, str]] = {}
+        order = {"High": 0, "Medium": 1, "Low": 2}
+        for item in sorted(evidence, key=lambda e: (e.evidence_only, order.get(e.severity, 3))):
+            hunt = self.hunts.get(item.hunt_id)
+            if hunt is None or item.hunt_id in links or len(links) == 3:
+                continue
+            url = self.snooze(hunt, item.row)
+            if url:
+                links[item.hunt_id] = (hunt.name, url)
+        return tuple(links.values())
+
+    def _intent(self, plans: list[Plan], post: IncidentPost) -> None:
+        assert self.notifier is not None
         self.sequence += 1
+        claims = [e.first_seen for e in post.evidence if e.first_seen]
         item = OutboxItem(
-            f"{self.now:%Y%m%dT%H%M%S}-{self.run_id}-{self.sequence:04d}", payload,
+            f"{self.now:%Y%m%dT%H%M%S}-{self.run_id}-{self.sequence:04d}",
+            self.notifier.render_incident(post),
             [(p.incident.partition, p.incident.id) for p in plans],
-            [(index, e.member) for index, p in enumerate(plans) for e in p.evidence],
-            self.now + self.store.lease_time, self.run_id)
+            [(index, e.hunt_id, e.finding_key) for index, p in enumerate(plans)
+             for e in p.evidence],
+            self.now + self.store.lease_time, self.run_id, oldest_claim=min(claims, default=None))
         self.store.add_outbox(item)
-        post = Post(kind, [p.incident.id for p in plans], payload)
-        delivered = self.budget > 0 and self._deliver(item, post)
+        record = Post(post.kind, [p.incident.id for p in plans])
+        if self.budget > 0 and self.outcome.failure is None:
+            if self._deliver(item, record, None):
+                return
+        else:
+            self.outcome.posts.append(record)
+            self.store.release(item, failed=False)  # the next run posts it
         for plan in plans:
             for evidence in plan.evidence:
-                self._note(self.outcome.delivered if delivered else self.outcome.pending,
-                           evidence)
+                self._note(self.outcome.pending, evidence)
 
-    def _deliver(self, item: OutboxItem, post: Post) -> bool:
+    def _deliver(self, item: OutboxItem, post: Post, held_back_since: datetime | None) -> bool:
+        assert self.notifier is not None
         self.outcome.posts.append(post)
-        if self.notifier is None:
-            post.error = "no Teams webhook configured: the post stays pending"
-            self.outcome.warnings.append(post.error)
-            return False
         self.budget -= 1
         try:
-            self.notifier.post(item.payload)
+            self.notifier.post_incident(item.payload, held_back_since)
         except NotifyError as exc:
-            post.error = f"Teams post failed, it stays pending: {exc.message}"
+            post.error = f"incident post failed, it stays pending: {exc.message}"
             self.outcome.warnings.append(post.error)
-            self.budget = 0  # the webhook is failing: leave the rest for the next run
+            self.outcome.failure = exc  # the channel is failing: the rest waits for next run
+            self.store.release(item, failed=True)
             return False
         post.delivered = True
         self.store.complete(item, self.now)
+        for _, hunt_id, key in item.findings:
+            self._add(self.outcome.delivered, hunt_id, key)
+            self.credited.add(member_id(hunt_id, key))
         return True
 
-    @staticmethod
-    def _note(target: dict[str, list[str]], item: Evidence) -> None:
-        keys = target.setdefault(item.hunt_id, [])
-        if item.finding_key not in keys:
-            keys.append(item.finding_key)
+    def _note(self, target: dict[str, list[str]], item: Evidence) -> None:
+        self._add(target, item.hunt_id, item.finding_key)
 
-
-def _absorb(incident: Incident, group: Group) -> None:
-    """Add *group*'s facts (not its members: those follow the post) to *incident*."""
-    incident.first_event = min(incident.first_event, group.start)
-    incident.last_event = max(incident.last_event, group.end)
-    incident.opened = incident.opened or group.opens
-    for item in group.evidence:
-        incident.hunts.setdefault(item.hunt_id, HuntRef(item.hunt_id, item.hunt_name,
-                                                        item.severity, item.evidence_only,
-                                                        item.source))
-    incident.techniques = tuple(sorted({*incident.techniques,
-                                        *(t for e in group.evidence for t in e.techniques)}))
-    incident.process_keys |= {short_hash(k) for k in group.process_keys}
-    incident.event_keys |= {short_hash(k) for k in group.event_keys}
-
-
-def _merger(snapshot: Incident, plan: _Plan, pending_ids: set[str]) -> Any:
-    def apply(current: Incident) -> None:
-        current.first_event = min(current.first_event, snapshot.first_event)
-        current.last_event = max(current.last_event, snapshot.last_event)
-        current.updated_at = max(current.updated_at, snapshot.updated_at)
-        current.opened = current.opened or snapshot.opened
-        for hunt_id, hunt in snapshot.hunts.items():
-            current.hunts.setdefault(hunt_id, hunt)
-        current.techniques = tuple(sorted({*current.techniques, *snapshot.techniques}))
-        current.process_keys |= snapshot.process_keys
-        current.event_keys |= snapshot.event_keys
-        if not current.opened:
-            plan.kind = "held"
-            current.members |= {e.member for e in plan.evidence}
-            return
-        first = current.announced == 0 and current.id not in pending_ids
-        plan.kind = "opened" if first else "updated"
-        current.posts += 1
-    return apply
+    def _add(self, target: dict[str, list[str]], hunt_id: str, key: str) -> None:
+        if (id(target), hunt_id, key) not in self.noted:
+            self.noted.add((id(target), hunt_id, key))
+            target.setdefault(hunt_id, []).append(key)

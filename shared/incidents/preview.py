@@ -13,14 +13,15 @@ from typing import Any
 from ..hunt import Hunt, load_hunts
 from ..ledger.keys import event_time_of
 from ..preview import SAMPLE_NOW, sample_hunt, sample_rows
-from .card import incident_payload
 from .correlate import Evidence, Group, correlate, device_name
-from .model import HuntRef, Incident
+from .model import HuntRef, Incident, IncidentPost
 from .store import partition_of
 
 
-def incident_preview(args: argparse.Namespace) -> tuple[Hunt, int, dict[str, Any]]:
-    """(the most severe hunt, findings shown, payload) for the preview command's arguments."""
+def incident_preview(args: argparse.Namespace) -> tuple[Hunt, int, IncidentPost]:
+    """(the most severe hunt, findings, the post) for the preview command's arguments: the most
+    severe incident of the sample findings or of ``--from-eval`` output. ValueError when there
+    is no match to build one from."""
     if args.from_eval:
         report = json.loads(Path(args.from_eval).read_text(encoding="utf-8"))
         matches = {str(e["id"]).lower(): list(e.get("matches") or []) for e in report["hunts"]}
@@ -34,7 +35,7 @@ def incident_preview(args: argparse.Namespace) -> tuple[Hunt, int, dict[str, Any
     group = max(correlate(evidence), key=lambda g: (_rank(g.severity), len(g.evidence)))
     incident = incident_of(group)
     top = max(hunts, key=lambda h: _rank(h.severity))
-    return top, len(group.evidence), incident_payload(incident, group.evidence)
+    return top, len(group.evidence), IncidentPost("opened", incident, tuple(group.evidence))
 
 
 def _hunts(args: argparse.Namespace) -> list[Hunt]:

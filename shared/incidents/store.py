@@ -9,13 +9,16 @@ Table ``huntwireIncidents``:
   ``Techniques`` (JSON), and the sets ``Members*`` (finding ids), ``Processes*``, ``Events*``
   (hashed lineage and event keys), chunked below the 32K-character property limit.
 * the outbox (PartitionKey ``~outbox``): one entity per post intent, written *before* the post:
-  ``Payload`` (the exact card, at most 28,000 bytes), ``Incidents`` (JSON), ``Members*``
-  (``<incident index>:<finding id>``), ``LeaseUntil``/``Owner``. After Teams accepts it, the
-  members are added to their incidents and the entity is deleted. A crash before the post leaves
-  the intent, posted by the next run; a crash after the post re-posts that one card.
+  ``Payload`` (the notifier's message, at most 28,000 bytes for Teams), ``Incidents`` (JSON),
+  ``Hunts`` (JSON list of hunt ids), ``Findings*`` (``<incident index>:<hunt index>:<ledger
+  key>``), ``OldestClaim``, ``Failed``, ``LeaseUntil``/``Owner``. After the notifier accepts it, the findings
+  are added to their incidents (as member ids) and the entity is deleted. A crash before the post
+  leaves the intent, posted by the next run; a crash after the post re-posts that one message; a
+  failed post gives the lease back at once.
 
 Every change to an incident is an ETag-conditional merge, re-read and re-applied on conflict; a
-new incident is an insert-if-absent, so two runs never create the same id.
+new incident is an insert-if-absent, and a run joins an incident of the same device that another
+run created meanwhile instead of creating a second one.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
+from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
     AzureError,
     ResourceExistsError,
@@ -39,17 +43,21 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
 
 from ..errors import StorageError
+from .correlate import member_id
 from .model import HuntRef, Incident
 
 TABLE = "huntwireIncidents"
 OUTBOX = "~outbox"
 CHUNK_ITEMS = 1800
 """1,800 ids of 16 hex digits and a comma: 30,600 characters, below the 32K property limit."""
+CHUNK_FINDINGS = 500
+"""500 ``i:h:key`` entries (ledger keys are at most about 50 characters): below 32K."""
 MAX_MEMBERS = 12_000
 MAX_KEYS = 3_600
 UPDATE_ATTEMPTS = 8
 DEFAULT_LEASE = timedelta(minutes=15)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@:-]")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class IncidentStoreError(StorageError):
@@ -71,11 +79,20 @@ class OutboxItem:
     payload: dict[str, Any]
     incidents: list[tuple[str, str]]
     """(PartitionKey, incident id) of each incident the post announces."""
-    members: list[tuple[int, str]]
-    """(index into ``incidents``, finding id) the post delivers."""
+    findings: list[tuple[int, str, str]]
+    """(index into ``incidents``, hunt id, ledger key) of each finding the post delivers."""
     lease_until: datetime | None = None
     owner: str = ""
     etag: str | None = None
+    oldest_claim: datetime | None = None
+    """When the oldest of its findings was first claimed (the "held back since" note)."""
+    failed: bool = False
+    """A delivery of it failed (it is re-posted with a "held back since" note)."""
+
+    @property
+    def members(self) -> list[tuple[int, str]]:
+        """(index into ``incidents``, member id) of each finding."""
+        return [(index, member_id(hunt_id, key)) for index, hunt_id, key in self.findings]
 
 
 def _put_set(entity: dict[str, Any], prefix: str, values: Iterable[str], cap: int) -> None:
@@ -106,6 +123,7 @@ def to_entity(incident: Incident) -> dict[str, Any]:
         "FirstEvent": incident.first_event, "LastEvent": incident.last_event,
         "UpdatedAt": incident.updated_at, "Opened": incident.opened,
         "Announced": incident.announced, "Posts": incident.posts,
+        "OpeningUntil": incident.opening_until or _EPOCH,
         "Hunts": json.dumps([h.as_json() for h in incident.hunts.values()]),
         "Techniques": json.dumps(list(incident.techniques)),
     }
@@ -123,6 +141,7 @@ def from_entity(entity: TableEntity) -> Incident:
         first_event=_utc(entity["FirstEvent"]), last_event=_utc(entity["LastEvent"]),
         updated_at=_utc(entity["UpdatedAt"]), opened=bool(entity.get("Opened")),
         announced=int(entity.get("Announced") or 0), posts=int(entity.get("Posts") or 0),
+        opening_until=_utc(entity["OpeningUntil"]) if entity.get("OpeningUntil") else None,
         hunts={h.id: h for h in hunts},
         members=_get_set(entity, "Members"), process_keys=_get_set(entity, "Processes"),
         event_keys=_get_set(entity, "Events"),
@@ -145,6 +164,12 @@ class IncidentStore:
     def from_connection_string(cls, connection_string: str, **kw: Any) -> IncidentStore:
         return cls(TableServiceClient.from_connection_string(connection_string), **kw)
 
+    @classmethod
+    def from_endpoint(cls, table_service_uri: str, credential: TokenCredential,
+                      **kw: Any) -> IncidentStore:
+        """The store on *table_service_uri* with *credential* (managed identity in Azure)."""
+        return cls(TableServiceClient(endpoint=table_service_uri, credential=credential), **kw)
+
     # ----------------------------------------------------------------------------- incidents
 
     def open_incidents(self, now: datetime, close_after: timedelta) -> list[Incident]:
@@ -165,20 +190,26 @@ class IncidentStore:
             return None
 
     def create(self, incident: Incident, joins: Callable[[Incident], bool]) -> Incident:
-        """Insert *incident* under the next free id of its scope and first-event day; when a
-        concurrent run created that id first and *joins* says it is the same incident, that
-        stored incident is returned instead."""
+        """Insert *incident* under the next free id of its scope and first-event day, unless an
+        incident of the same scope that *joins* says is the same one exists (a concurrent run
+        created it since this run read the open incidents): that stored incident is returned.
+        """
         for _ in range(UPDATE_ATTEMPTS * 4):
+            existing = self._joining(incident.partition, joins)
+            if existing is not None:
+                return existing
             incident.id = self._next_id(incident)
             try:
                 metadata = self.table.create_entity(to_entity(incident))
                 incident.etag = metadata.get("etag")
                 return incident
             except ResourceExistsError:
-                existing = self.get(incident.partition, incident.id)
-                if existing is not None and joins(existing):
-                    return existing
+                continue
         raise IncidentStoreError(f"no free incident id for {incident.scope}")
+
+    def _joining(self, partition: str, joins: Callable[[Incident], bool]) -> Incident | None:
+        entities = self.table.query_entities("PartitionKey eq @p", parameters={"p": partition})
+        return next((i for i in map(from_entity, entities) if joins(i)), None)
 
     def _next_id(self, incident: Incident) -> str:
         prefix = f"HW-{incident.first_event:%Y%m%d}-{_tag(incident)}-"
@@ -214,8 +245,13 @@ class IncidentStore:
             "PartitionKey": OUTBOX, "RowKey": item.row_key,
             "Payload": json.dumps(item.payload, ensure_ascii=False, separators=(",", ":")),
             "Incidents": json.dumps(item.incidents), "Owner": item.owner,
-            "LeaseUntil": item.lease_until}
-        _put_set(entity, "Members", (f"{i}:{m}" for i, m in item.members), 10**9)
+            "LeaseUntil": item.lease_until, "OldestClaim": item.oldest_claim or _EPOCH}
+        hunts = list(dict.fromkeys(hunt_id for _, hunt_id, _ in item.findings))
+        entity["Hunts"] = json.dumps(hunts)
+        entries = [f"{i}:{hunts.index(h)}:{key}" for i, h, key in item.findings]
+        for index in range(0, len(entries), CHUNK_FINDINGS):
+            entity[f"Findings{index // CHUNK_FINDINGS}"] = "\n".join(
+                entries[index:index + CHUNK_FINDINGS])
         metadata = self.table.create_entity(entity)
         item.etag = metadata.get("etag")
 
@@ -223,15 +259,14 @@ class IncidentStore:
         """Every post intent not yet completed, oldest first."""
         items = []
         for entity in self.table.query_entities("PartitionKey eq @p", parameters={"p": OUTBOX}):
-            members = []
-            for text in _get_set(entity, "Members"):
-                index, member = text.split(":", 1)
-                members.append((int(index), member))
+            claim = _utc(entity["OldestClaim"]) if entity.get("OldestClaim") else None
             items.append(OutboxItem(
                 entity["RowKey"], json.loads(entity["Payload"]),
-                [(str(p), str(i)) for p, i in json.loads(entity["Incidents"])], members,
+                [(str(p), str(i)) for p, i in json.loads(entity["Incidents"])],
+                _findings_of(entity),
                 _utc(entity["LeaseUntil"]) if entity.get("LeaseUntil") else None,
-                str(entity.get("Owner") or ""), entity.metadata.get("etag")))
+                str(entity.get("Owner") or ""), entity.metadata.get("etag"),
+                claim if claim and claim > _EPOCH else None, bool(entity.get("Failed"))))
         return sorted(items, key=lambda item: item.row_key)
 
     def lease(self, item: OutboxItem, owner: str, now: datetime) -> bool:
@@ -247,6 +282,16 @@ class IncidentStore:
             return False
         item.etag, item.owner, item.lease_until = metadata.get("etag"), owner, now + self.lease_time
         return True
+
+    def release(self, item: OutboxItem, *, failed: bool) -> None:
+        """Give back this run's lease on *item* (not posted, or its post *failed*): the next
+        run posts it."""
+        patch = {"PartitionKey": OUTBOX, "RowKey": item.row_key, "Owner": "",
+                 "LeaseUntil": _EPOCH, "Failed": failed or item.failed}
+        with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
+            metadata = self.table.update_entity(patch, mode=UpdateMode.MERGE, etag=item.etag,
+                                                match_condition=MatchConditions.IfNotModified)
+            item.etag, item.owner, item.lease_until = metadata.get("etag"), "", _EPOCH
 
     def complete(self, item: OutboxItem, now: datetime) -> None:
         """After Teams accepted *item*: add its members to its incidents, then drop it."""
@@ -264,6 +309,18 @@ class IncidentStore:
             self.change(incident, apply)
         with contextlib.suppress(ResourceNotFoundError):
             self.table.delete_entity(OUTBOX, item.row_key)
+
+
+def _findings_of(entity: Mapping[str, Any]) -> list[tuple[int, str, str]]:
+    hunts = [str(h) for h in json.loads(entity.get("Hunts") or "[]")]
+    findings = []
+    chunks = sorted((int(name[8:]), str(value)) for name, value in entity.items()
+                    if name.startswith("Findings") and name[8:].isdigit() and value)
+    for _, text in chunks:
+        for line in text.split("\n"):
+            index, hunt, key = line.split(":", 2)
+            findings.append((int(index), hunts[int(hunt)], key))
+    return findings
 
 
 def _tag(incident: Incident) -> str:

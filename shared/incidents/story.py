@@ -149,3 +149,16 @@ def process_ids(events: Iterable[Event]) -> list[int]:
         if value.isdigit() and int(value) not in ids:
             ids.append(int(value))
     return ids
+
+
+def headline_hunt(evidence: Sequence[Evidence]) -> str:
+    """The name of the most severe hunt that may open an incident (any hunt when none may)."""
+    openers = [e for e in evidence if not e.evidence_only] or list(evidence)
+    order = {"High": 3, "Medium": 2, "Low": 1, "Informational": 0}
+    best = max(openers, key=lambda e: order.get(e.severity, 2), default=None)
+    return best.hunt_name if best is not None else "Evidence"
+
+
+def title_of(where: str, evidence: Sequence[Evidence]) -> str:
+    """What happened where: ``<most severe opening hunt> on <device>``."""
+    return f"{headline_hunt(evidence)} on {where}"
