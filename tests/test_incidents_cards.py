@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from shared.incidents.model import HuntRef, Incident
 from shared.incidents.pipeline import IncidentSettings
 from shared.ledger import Finding
 from shared.notify.teams import TeamsNotifier
+from shared.settings import load_settings
+from shared.suppress.wiring import snooze_url
 
 START = datetime(2026, 11, 27, 9, tzinfo=UTC)
 DEVICE = "4d645fa6d13c513a42f8eda197b1165f0971b7c4"
@@ -108,3 +111,33 @@ def test_storm_guard_posts_one_summary_for_more_than_the_limit(
     assert all(incident_id in summary for incident_id in outcome.opened)
     assert payload_size(hook.payloads[0]) <= MAX_PAYLOAD_BYTES
     assert sum(len(k) for k in outcome.delivered.values()) == 25
+
+
+def test_incident_card_footer_counts_suppressed_rows_and_offers_a_snooze_link(
+        storage_connection_string: str, hook: WebhookReceiver) -> None:
+    hunt = Hunt(id="0d3c8b1e-0000-4000-8000-000000000002", name="Cradle", query="x",
+                source="defender", path=Path("cradle.yaml"), severity="High")
+    other = Hunt(id="0d3c8b1e-0000-4000-8000-000000000003", name="Quiet", query="x",
+                 source="defender", path=Path("quiet.yaml"), severity="Low")
+    row = {"DeviceId": DEVICE, "DeviceName": "ws-fin-014", "ReportId": 1,
+           "FileName": "powershell.exe", "ProcessCommandLine": "powershell iwr x | iex"}
+    settings = load_settings({"HUNTWIRE_STORAGE": "UseDevelopmentStorage=true",
+                              "HUNTWIRE_SNOOZE_KEY": "k" * 40,
+                              "HUNTWIRE_PUBLIC_URL": "https://huntwire.example/"})
+    store = IncidentStore.from_connection_string(storage_connection_string, table="incSnooze")
+    with closing(TeamsNotifier(hook.url, min_interval_seconds=0)) as webhook:
+        process_run({hunt.id: [Finding(hunt.id, "k1", row, START, START, 1)]}, [hunt, other],
+                    store, webhook, START, suppressed={hunt.id: {"vendor-agent": 2},
+                                                       other.id: {"not-involved": 5}},
+                    snooze=partial(snooze_url, settings))
+        process_run({hunt.id: [Finding(hunt.id, "k2", {**row, "DeviceId": "e" * 40}, START,
+                                       START, 1)]}, [hunt], store, webhook, START,
+                    snooze=partial(snooze_url, None))  # snoozing not set up: no link
+    first, second = (card_of(p) for p in hook.payloads)
+    assert "2 rows by vendor-agent" in str(first["body"])
+    assert "not-involved" not in str(first)  # only the hunts of the incident
+    (snooze,) = [a for a in first["actions"] if a["title"] == "Snooze similar for 7 days"]
+    assert snooze["type"] == "Action.OpenUrl"
+    assert snooze["url"].startswith("https://huntwire.example/api/snooze?t=")
+    assert not any("Snooze" in a["title"] for a in second.get("actions", []))
+    assert "Suppressed" not in str(second["body"])
