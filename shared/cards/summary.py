@@ -29,6 +29,8 @@ class DigestSummary:
     incident_id: str | None = None
     hunts: tuple[tuple[str, int], ...] = ()
     """(hunt name, findings of this post) of every hunt the post names."""
+    where: str | None = None
+    """The incident's device (or account, address)."""
 
 
 def summarize_digest(payload: Mapping[str, Any]) -> DigestSummary:
@@ -61,7 +63,8 @@ def _incident_summary(body: list[dict[str, Any]]) -> DigestSummary:
     return DigestSummary(severity=str(title[0]["text"]), hunt_name=str(title[2]["text"]),
                          total_new=total, findings_shown=events,
                          kind="update" if label == "Update to" else "incident",
-                         incident_id=incident_id, hunts=tuple(hunts))
+                         incident_id=incident_id, hunts=tuple(hunts),
+                         where=str(title[4]["text"]) if len(title) > 4 else None)
 
 
 def _count(text: str) -> int:
