@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -11,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from devtools.webhook import WebhookReceiver
-from shared.cards import MAX_PAYLOAD_BYTES, card_of, payload_size
+from shared.cards import MAX_PAYLOAD_BYTES, card_of, payload_size, summarize_digest
 from shared.cards.incident import incident_payload, update_payload
 from shared.hunt import Hunt
 from shared.incidents import Evidence, IncidentStore, correlate, process_run
@@ -141,3 +144,20 @@ def test_incident_card_footer_counts_suppressed_rows_and_offers_a_snooze_link(
     assert snooze["url"].startswith("https://huntwire.example/api/snooze?t=")
     assert not any("Snooze" in a["title"] for a in second.get("actions", []))
     assert "Suppressed" not in str(second["body"])
+
+
+def test_preview_card_renders_an_incident_card(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "shared", "preview-card", "--incident",
+                           "--no-png", "--out", str(tmp_path), "--format", "json"],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    payload = json.loads((tmp_path / "card.json").read_text(encoding="utf-8"))
+    summary = summarize_digest(payload)
+    assert summary.kind == "incident"
+    assert summary.incident_id is not None
+    assert summary.incident_id.startswith("HW-")
+    assert summary.total_new == report["findings"] >= 1
+    assert card_of(payload)["version"] == "1.4"
+    assert report["payload_bytes"] <= MAX_PAYLOAD_BYTES
