@@ -108,15 +108,6 @@ class Runner:
         self._isolated(run, self._run_hunt, now)
         return run
 
-    def _finish_hunt(self, run: HuntRun, now: datetime) -> None:
-        """After the run's deliveries: checkpoint, then health (which reads what is pending)."""
-        if run.window is not None and run.result is not None:
-            window, result = run.window, run.result
-            self._isolated(run, lambda r, n: self._save_checkpoint(r.hunt, window, n, result,
-                                                                   r.outcome), now)
-        if self.health is not None and run.tracked:
-            self.health.after_hunt(run.hunt, run.outcome, now)
-
     def _isolated(self, run: HuntRun, step: Callable[[HuntRun, datetime], None],
                   now: datetime) -> None:
         started = self.monotonic()
@@ -171,6 +162,15 @@ class Runner:
         run.held = oldest_first([*recorded.new, *self.ledger.take_pending(hunt, now)])
         oldest = min((f.first_seen for f in run.held), default=None)
         outcome.pending_since = iso(oldest) if oldest is not None else None
+
+    def _finish_hunt(self, run: HuntRun, now: datetime) -> None:
+        """After the run's deliveries: checkpoint, then health (which reads what is pending)."""
+        if run.window is not None and run.result is not None:
+            window, result = run.window, run.result
+            self._isolated(run, lambda r, n: self._save_checkpoint(r.hunt, window, n, result,
+                                                                   r.outcome), now)
+        if self.health is not None and run.tracked:
+            self.health.after_hunt(run.hunt, run.outcome, now)
 
     def _save_checkpoint(self, hunt: Hunt, window: Window, now: datetime, result: QueryResult,
                          outcome: HuntOutcome) -> None:
