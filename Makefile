@@ -57,6 +57,7 @@ demo: setup browser
 bench: setup
 	$(BIN)/python bench/bench_ledger.py
 	$(BIN)/python bench/bench_suppress.py
+	$(BIN)/python bench/bench_incidents.py
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) node_modules out .mypy_cache .ruff_cache .pytest_cache

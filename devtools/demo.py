@@ -2,10 +2,12 @@
 
 Starts Azurite and a local webhook standing in for Teams, replays the bundled day of telemetry
 (samples/) through the local source, runs `huntwire run --once` twice (midnight, then the next
-hour), and shows the findings, the card posted (out/demo/*.json, *.png) and that the second run
-posted nothing new. The day also holds one run of a vendor agent's download cradle, which the
-shipped rule in suppressions/example-vendor-agent.yaml silences (counted, never posted). Stops
-what it started.
+hour), and shows the findings, the incidents they make (one post each: out/demo/*.json, the most
+severe rendered as *.png) and that the second run posted nothing new. Four attacks on three
+devices give four incidents; an admin's port probe, matched only by Microsoft's evidence-only
+hunt, is kept as evidence and pages nobody. The day also holds one run of a vendor agent's
+download cradle, which the shipped rule in suppressions/example-vendor-agent.yaml silences
+(counted in the run and in the card's footer, never posted). Stops what it started.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ OUT = REPO / "out" / "demo"
 FIRST_RUN = "2026-11-28T00:00:00Z"
 SECOND_RUN = "2026-11-28T01:00:00Z"
 BACKFILL_FROM = "2026-11-27T00:00:00Z"
+ATTACKS = 4
+"""The sample day's attacks: two on ws-fin-014, one on ws-hr-022, one on srv-app-02."""
 
 
 def main() -> int:
@@ -75,13 +79,18 @@ def run_job(env: dict[str, str], title: str, now: str, *extra: str) -> dict[str,
     summary: dict[str, Any] = json.loads(done.stdout)
     for hunt in summary["hunts"]:
         print(f"  [{hunt['status']:>7}] {hunt['name']}: {hunt['rows']} rows, {hunt['new']} new, "
-              f"{hunt['posted']} posted" + (f"  ({hunt['error']})" if hunt["error"] else "")
+              f"{hunt['posted']} posted"
+              + (f", {hunt['held']} kept as evidence only" if hunt.get("held") else "")
+              + (f"  ({hunt['error']})" if hunt["error"] else "")
               + "".join(f", {n} suppressed by rule {rule}"
                         for rule, n in hunt.get("suppressed", {}).items()))
         for finding in hunt["new_findings"]:
             print("      " + describe(finding))
     totals = summary["totals"]
-    print(f"  total: {totals['new']} new findings, {totals['posted']} posted to Teams")
+    print(f"  total: {totals['new']} new findings in {totals.get('incidents_opened', 0)} new "
+          f"incident(s) ({totals.get('incidents_updated', 0)} updated, "
+          f"{totals.get('incidents_held', 0)} kept as evidence only); "
+          f"{totals.get('incidents_posts', 0)} post(s) to Teams")
     return summary
 
 
@@ -96,20 +105,24 @@ def describe(finding: dict[str, Any]) -> str:
 
 
 def show_cards(payloads: list[Any]) -> None:
-    print(f"\n=== Teams received {len(payloads)} digest(s)")
+    print(f"\n=== Teams received {len(payloads)} post(s), one per incident")
     for index, payload in enumerate(payloads, start=1):
-        digest = summarize_digest(payload)
+        post = summarize_digest(payload)
         path = OUT / f"card-{index}.json"
         path.write_text(json.dumps(payload, indent=2, ensure_ascii=False))
-        print(f"  {digest.severity:<6} {digest.hunt_name}: {digest.total_new} new "
-              f"({digest.findings_shown} shown) -> {path.relative_to(REPO)}")
+        print(f"  {post.severity:<6} {post.incident_id}  {post.hunt_name} on {post.where}: "
+              f"{post.total_new} finding(s) -> {path.relative_to(REPO)}")
+        for name, count in post.hunts:
+            print(f"           {count} from {name}" if count else f"           {name} (earlier)")
     if payloads:
-        # Render the most severe digest, as an analyst would look at it first.
+        # Render the most severe incident, as an analyst would look at it first.
         order = {"HIGH": 0, "MEDIUM": 1, "LOW": 2}
-        chosen = min(payloads, key=lambda p: order.get(summarize_digest(p).severity.upper(), 3))
+        chosen = min(payloads, key=lambda p: (order.get(summarize_digest(p).severity.upper(), 3),
+                                              -summarize_digest(p).total_new))
         files = write_preview(chosen, OUT)
         shown = files.png or files.html
-        print(f"  '{summarize_digest(chosen).hunt_name}' rendered by the Adaptive Cards "
+        post = summarize_digest(chosen)
+        print(f"  '{post.hunt_name} on {post.where}' rendered by the Adaptive Cards "
               f"renderer: {shown.relative_to(REPO)}")
 
 
@@ -125,11 +138,19 @@ def verdict(first: dict[str, Any], second: dict[str, Any], posted_first: int,
         problems.append("the second run posted again")
     if not any(h.get("suppressed") for h in first["hunts"]):
         problems.append("the vendor agent's run was not suppressed")
+    totals = first["totals"]
+    if totals.get("incidents_opened") != ATTACKS or posted_first != ATTACKS:
+        problems.append(f"expected {ATTACKS} incidents in {ATTACKS} posts, got "
+                        f"{totals.get('incidents_opened')} in {posted_first}")
     if problems:
         print("  FAILED: " + "; ".join(problems))
         return 1
-    print(f"  first run: {first['totals']['new']} findings in {posted_first} digest(s); "
-          "second run: nothing new, nothing posted. Each finding was reported once.")
+    print(f"  first run: {totals['new']} findings from {sum(1 for h in first['hunts'] if h['new'])}"
+          f" hunts -> {totals['incidents_opened']} incidents (one per attack) in {posted_first} "
+          f"posts, {totals.get('incidents_held', 0)} kept as evidence only (the port probe), "
+          f"{sum(sum(h.get('suppressed', {}).values()) for h in first['hunts'])} row suppressed "
+          "(the vendor agent); second run: nothing new, nothing posted. Each finding was "
+          "reported once.")
     return 0
 
 

@@ -1,16 +1,19 @@
-"""Wire the runner from settings: credential, sources, ledger and Teams, each from one setting."""
+"""Wire the runner from settings: credential, sources, ledger, incidents and Teams, each from one
+setting."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from .cards import PortalLinks
 from .credentials import make_credential
 from .health.runner_hooks import build_health
 from .hunt import Hunt, load_hunts
+from .incidents import IncidentSettings, IncidentStore
 from .ledger import Ledger
 from .manifest import default_manifest_path, validated_hunts
 from .notify import Notifier
@@ -21,7 +24,7 @@ from .settings import Settings
 from .sources.base import QuerySource, Timeouts
 from .sources.catalog import factory, source_names
 from .sources.local import LocalSource
-from .suppress.wiring import build_suppressor
+from .suppress.wiring import build_suppressor, snooze_url
 
 log = logging.getLogger("huntwire")
 
@@ -62,6 +65,15 @@ def build_ledger(settings: Settings) -> Ledger:
     return Ledger.from_endpoint(settings.table_service_uri, make_credential(settings.client_id))
 
 
+def build_incident_store(settings: Settings) -> IncidentStore:
+    """Incidents and their post intents, on the ledger's storage account."""
+    if settings.storage_connection_string:
+        return IncidentStore.from_connection_string(settings.storage_connection_string)
+    assert settings.table_service_uri, "load_settings(require_storage=True) guarantees storage"
+    return IncidentStore.from_endpoint(settings.table_service_uri,
+                                       make_credential(settings.client_id))
+
+
 def build_notifier(settings: Settings) -> Notifier | None:
     portal = PortalLinks.from_ids(
         tenant_id=settings.tenant_id,
@@ -87,4 +99,7 @@ def build_runner(settings: Settings, *, dry_run: bool = False,
         min_time_per_hunt=WORST_CASE_HUNT,
         suppressor=build_suppressor(settings, with_snoozes=not dry_run),
         health=None if dry_run else build_health(settings),
+        incidents=None if dry_run else build_incident_store(settings),
+        incident_settings=IncidentSettings.from_settings(settings),
+        snooze=partial(snooze_url, settings),
     )

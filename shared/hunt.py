@@ -47,7 +47,7 @@ METADATA_KEYS = ("description", "tactics", "relevantTechniques", "tags", "versio
 _MOVED = re.compile(r"\b(?:is|was|has been) moved\b|\bmoved to (?:a )?new location\b", re.I)
 _LINK = re.compile(r"https?://\S+?(?=['\"\s]|$)")
 HUNTWIRE_KEYS = frozenset({"source", "frequency", "lookback", "dedupBy", "enabled", "teams",
-                           "realertAfter"})
+                           "realertAfter", "evidenceOnly"})
 
 HUNT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -79,6 +79,7 @@ HUNT_SCHEMA: dict[str, Any] = {
         "dedupBy": {"type": "array", "minItems": 1, "uniqueItems": True,
                     "items": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}},
         "enabled": {"type": "boolean"},
+        "evidenceOnly": {"type": "boolean"},
         "teams": {
             "type": "object",
             "additionalProperties": False,
@@ -152,6 +153,8 @@ class Hunt:
     dedup_by: tuple[str, ...] = ()
     enabled: bool = True
     realert_after: timedelta | None = None
+    evidence_only: bool = False
+    """Never opens an incident alone; adds evidence to one another hunt opened."""
     teams: TeamsOptions = field(default_factory=TeamsOptions)
     query_line: int = 1
     """1-based line of the file where the query text starts (for KQL positions)."""
@@ -353,6 +356,7 @@ def _build(path: Path, doc: dict[str, Any], lines: dict[str, int],
         dedup_by=dedup,
         enabled=doc.get("enabled", True),
         realert_after=_realert_after(path, doc, lines),
+        evidence_only=doc.get("evidenceOnly", False),
         teams=TeamsOptions(max_findings=teams.get("maxFindings", 10),
                            columns=_strings(teams.get("columns"))),
         query_line=query_at[0],

@@ -1,8 +1,8 @@
 """One pass of the hourly job, read top to bottom:
 
-hunt -> window -> query -> findings -> ledger -> card -> mark notified -> checkpoint.
-
-Each hunt runs in isolation: its failure is logged and reported, and the others still run.
+hunt -> window -> query -> suppress -> ledger, for each due hunt in isolation (its failure is
+logged and reported, and the others still run); then, once for the run, incidents -> notify ->
+mark notified (``shared/delivery.py``); then health and checkpoint for each hunt.
 """
 
 from __future__ import annotations
@@ -13,23 +13,27 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Protocol
 
 from .coverage import Coverage, dropped_gap, query_covering, report_gaps
+from .delivery import HuntRun, deliver
 from .errors import HuntwireError
 from .hunt import Hunt
-from .ledger import Checkpoint, Finding, Ledger, oldest_first
-from .notify.base import FindingsBatch, Notifier, NotifyError
+from .incidents import IncidentSettings, IncidentStore
+from .incidents.pipeline import Snoozer
+from .ledger import Checkpoint, Ledger, oldest_first
+from .notify.base import Notifier
+from .outcome import HuntOutcome, RunSummary, Status
 from .sources.base import QueryError, QueryResult, QuerySource, close_sources
 from .suppress.apply import Suppressor
-from .window import Window, dropped_by_cap, hunt_window, iso
+from .window import dropped_by_cap, hunt_window, iso
 
 log = logging.getLogger("huntwire")
 
 DUE_TOLERANCE = timedelta(minutes=5)
 """A timer may fire a little early; a hunt last run 58 minutes ago is due on an hourly timer."""
 
-Status = Literal["ok", "failed", "not-due", "skipped", "disabled"]
+__all__ = ["HealthHooks", "HuntOutcome", "RunSummary", "Runner", "Status", "is_due"]
 
 
 class HealthHooks(Protocol):
@@ -40,58 +44,6 @@ class HealthHooks(Protocol):
     def after_hunt(self, hunt: Hunt, outcome: HuntOutcome, now: datetime) -> None: ...
 
     def after_run(self, summary: RunSummary, now: datetime) -> None: ...
-
-
-@dataclass
-class HuntOutcome:
-    hunt_id: str
-    name: str
-    status: Status
-    window_start: str | None = None
-    window_end: str | None = None
-    rows: int = 0
-    suppressed: dict[str, int] = field(default_factory=dict)
-    """Rows the query returned that suppression rules silenced, per rule id."""
-    new: int = 0
-    seen: int = 0
-    posted: int = 0
-    pending: int = 0
-    seconds: float = 0.0
-    error: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    rows_preview: list[dict[str, Any]] = field(default_factory=list, repr=False)
-    """Dry run: the rows the query returned."""
-    new_findings: list[dict[str, Any]] = field(default_factory=list, repr=False)
-    """The findings this run claimed as new (their ledger summaries)."""
-    error_permanent: bool = False
-    error_kind: str | None = None
-    error_status: int | None = None
-    truncated: bool = False
-    partial: bool = False
-    delivery_failed: bool = False
-    """New or pending findings could not be delivered: they stay pending, the run fails."""
-    pending_since: str | None = None
-    """Claim time of the oldest finding this run found pending (before posting)."""
-
-
-@dataclass
-class RunSummary:
-    started: str
-    outcomes: list[HuntOutcome]
-    stopped_early: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return not self.stopped_early and all(o.status != "failed" and not o.delivery_failed
-                                              for o in self.outcomes)
-
-    def totals(self) -> dict[str, int]:
-        keys = ("rows", "new", "posted", "pending")
-        counts = {k: sum(getattr(o, k) for o in self.outcomes) for k in keys}
-        for status in ("ok", "failed", "not-due", "skipped", "disabled"):
-            counts[status.replace("-", "_")] = sum(o.status == status for o in self.outcomes)
-        counts["delivery_failed"] = sum(o.delivery_failed for o in self.outcomes)
-        return counts
 
 
 @dataclass
@@ -111,20 +63,32 @@ class Runner:
     suppressor: Suppressor | None = None
     """Suppression rules, applied after the query and before the ledger."""
     health: HealthHooks | None = None
+    incidents: IncidentStore | None = None
+    """Where incidents and their post intents live (the ledger's storage account)."""
+    incident_settings: IncidentSettings = field(default_factory=IncidentSettings)
+    snooze: Snoozer | None = None
+    """Makes the cards' "Snooze similar for 7 days" links (None: no links)."""
 
     def run_once(self, now: datetime) -> RunSummary:
         deadline = self.monotonic() + self.time_budget.total_seconds()
         summary = RunSummary(started=iso(now), outcomes=[])
+        runs: list[HuntRun] = []
         for hunt in (h for h in self.hunts if h.enabled):
             remaining = deadline - self.monotonic()
             if remaining < self.min_time_per_hunt.total_seconds():
                 summary.stopped_early = True
-                summary.outcomes.append(HuntOutcome(
+                runs.append(HuntRun(hunt, HuntOutcome(
                     hunt.id, hunt.name, "skipped",
                     error=f"time budget: {remaining:.0f} s left, a hunt may need "
-                          f"{self.min_time_per_hunt.total_seconds():.0f} s; runs next time"))
+                          f"{self.min_time_per_hunt.total_seconds():.0f} s; runs next time")))
                 continue
-            summary.outcomes.append(self._run_with_health(hunt, now))
+            runs.append(self._start_hunt(hunt, now))
+        if self.ledger is not None and not self.dry_run:
+            summary.incidents = deliver(runs, self.hunts, self.ledger, self.incidents,
+                                        self.notifier, now, self.incident_settings, self.snooze)
+        for run in runs:
+            self._finish_hunt(run, now)
+        summary.outcomes = [run.outcome for run in runs]
         if self.health is not None:
             self.health.after_run(summary, now)
         for outcome in summary.outcomes:
@@ -135,32 +99,33 @@ class Runner:
         close_sources(self.sources.values())
         return summary
 
-    def _run_with_health(self, hunt: Hunt, now: datetime) -> HuntOutcome:
-        if self.health is None:
-            return self._run_isolated(hunt, now)
-        disabled = self.health.before_hunt(hunt, now)
-        if disabled is not None:
-            return HuntOutcome(hunt.id, hunt.name, "disabled", error=disabled)
-        outcome = self._run_isolated(hunt, now)
-        self.health.after_hunt(hunt, outcome, now)
-        return outcome
+    def _start_hunt(self, hunt: Hunt, now: datetime) -> HuntRun:
+        """Health's go-ahead, then query and ledger in isolation."""
+        if self.health is not None:
+            disabled = self.health.before_hunt(hunt, now)
+            if disabled is not None:
+                return HuntRun(hunt, HuntOutcome(hunt.id, hunt.name, "disabled", error=disabled))
+        run = HuntRun(hunt, HuntOutcome(hunt.id, hunt.name, "ok"), tracked=True)
+        self._isolated(run, self._run_hunt, now)
+        return run
 
-    def _run_isolated(self, hunt: Hunt, now: datetime) -> HuntOutcome:
+    def _isolated(self, run: HuntRun, step: Callable[[HuntRun, datetime], None],
+                  now: datetime) -> None:
         started = self.monotonic()
-        outcome = HuntOutcome(hunt.id, hunt.name, "ok")
+        outcome = run.outcome
         try:
-            self._run_hunt(hunt, now, outcome)
+            step(run, now)
         except QueryError as exc:
             outcome.status, outcome.error = "failed", exc.message
             _note_error(outcome, exc)
         except Exception as exc:  # one hunt's bug or outage must not stop the others
-            log.exception("hunt %s failed", hunt.id)
+            log.exception("hunt %s failed", run.hunt.id)
             outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
             _note_error(outcome, exc)
-        outcome.seconds = round(self.monotonic() - started, 3)
-        return outcome
+        outcome.seconds = round(outcome.seconds + self.monotonic() - started, 3)
 
-    def _run_hunt(self, hunt: Hunt, now: datetime, outcome: HuntOutcome) -> None:
+    def _run_hunt(self, run: HuntRun, now: datetime) -> None:
+        hunt, outcome = run.hunt, run.outcome
         checkpoint = self._checkpoint(hunt)
         if not is_due(hunt, checkpoint, now):
             outcome.status = "not-due"
@@ -188,50 +153,30 @@ class Runner:
         if self.dry_run or self.ledger is None:
             outcome.rows_preview = result.rows
             return
-        self._record_and_notify(hunt, window, result, now, outcome)
-        self._save_checkpoint(hunt, covered, now, outcome)
+        self._record(run, result, now)
+        run.covered = covered
 
-    def _record_and_notify(self, hunt: Hunt, window: Window, result: QueryResult,
-                           now: datetime, outcome: HuntOutcome) -> None:
+    def _record(self, run: HuntRun, result: QueryResult, now: datetime) -> None:
+        """Claim the new findings, and take the pending ones no other run holds (leased to us),
+        so overlapping runs never post a finding twice; delivery gives back what stays pending.
+        """
         assert self.ledger is not None
+        hunt, outcome = run.hunt, run.outcome
         recorded = self.ledger.record(hunt, result.rows, now)
         outcome.new, outcome.seen = len(recorded.new), recorded.seen
         outcome.new_findings = [finding.row for finding in recorded.new]
-        # Post our claims plus pending findings no other run holds (leased to us), so
-        # overlapping runs never post a finding twice; a failed post gives the leases back.
-        held = oldest_first([*recorded.new, *self.ledger.take_pending(hunt, now)])
-        oldest = min((f.first_seen for f in held), default=None)
+        run.held = oldest_first([*recorded.new, *self.ledger.take_pending(hunt, now)])
+        oldest = min((f.first_seen for f in run.held), default=None)
         outcome.pending_since = iso(oldest) if oldest is not None else None
-        outcome.posted = self._notify(hunt, window, held, outcome, held_back_since=(
-            oldest if oldest is not None and oldest < now else None))
-        if outcome.posted:
-            self.ledger.mark_notified(hunt, held, now)
-        elif held:
-            self.ledger.release(hunt, held)
-        outcome.pending = len(held) - outcome.posted
 
-    def _notify(self, hunt: Hunt, window: Window, pending: list[Finding],
-                outcome: HuntOutcome, held_back_since: datetime | None = None) -> int:
-        """Hand *pending* to the notifier. A failed delivery fails the run, loudly (the query
-        itself succeeded, so the hunt's own health is untouched), and the findings stay pending
-        for the next run."""
-        if not pending:
-            return 0
-        if self.notifier is None:
-            outcome.warnings.append("no Teams webhook (or other notifier) configured: findings "
-                                    "stay pending")
-            return 0
-        batch = FindingsBatch(hunt, window, [f.row for f in pending], total_new=len(pending),
-                              held_back_since=held_back_since)
-        try:
-            self.notifier.post_findings(batch)
-        except NotifyError as exc:
-            kind = "permanent" if exc.permanent else "transient"
-            outcome.delivery_failed = True
-            outcome.error = (f"notification failed ({kind}), {len(pending)} finding(s) stay "
-                             f"pending: {exc.message}")
-            return 0
-        return len(pending)
+    def _finish_hunt(self, run: HuntRun, now: datetime) -> None:
+        """After the run's deliveries: checkpoint, then health (which reads what is pending)."""
+        if run.covered is not None:
+            covered = run.covered
+            self._isolated(run, lambda r, n: self._save_checkpoint(r.hunt, covered, n,
+                                                                   r.outcome), now)
+        if self.health is not None and run.tracked:
+            self.health.after_hunt(run.hunt, run.outcome, now)
 
     def _save_checkpoint(self, hunt: Hunt, covered: Coverage, now: datetime,
                          outcome: HuntOutcome) -> None:

@@ -114,12 +114,18 @@ def run_timer(user_function: Callable[[func.TimerRequest], None]) -> str | None:
 
 
 def hunt_names(payloads: list[Any]) -> list[str]:
-    """Hunt names of the findings digests among *payloads* (health notices left out)."""
-    return [summarize_digest(p).hunt_name for p in payloads if health_kind(p) is None]
+    """Every hunt each findings post among *payloads* names (health notices left out)."""
+    return [name for p in payloads if health_kind(p) is None
+            for name, _ in summarize_digest(p).hunts]
+
+
+def incident_ids(payloads: list[Any]) -> list[str | None]:
+    """The incident each findings post among *payloads* opens or updates."""
+    return [summarize_digest(p).incident_id for p in payloads if health_kind(p) is None]
 
 
 def digest_posts(webhook: WebhookReceiver) -> list[Any]:
-    """Posts of findings digests (health notices and the heartbeat left out)."""
+    """Posts of findings (incident posts; health notices and the heartbeat left out)."""
     return [post for post in webhook.posts if health_kind(post.json()) is None]
 
 
@@ -144,21 +150,22 @@ def test_default_schedule_is_valid_hourly_ncrontab() -> None:
 SEED = "PowerShell TCPClient reverse shell (Microsoft original)"
 
 
-def test_first_run_posts_one_digest_per_hunt_second_run_posts_nothing(
+def test_first_run_names_every_hunt_once_second_run_posts_nothing(
         world: dict[str, Any], user_function: Callable[[func.TimerRequest], None]) -> None:
     webhook: WebhookReceiver = world["webhook"]
     error = run_timer(user_function)
     # The broken hunt fails (Graph answers 400) and makes the invocation fail, visibly...
     assert error is not None
     assert "99999999-0000-0000-0000-000000000001" in error
-    # ...but did not stop the others: every hunt with findings posted exactly one digest.
+    # ...but did not stop the others: every hunt with findings is named in exactly one post
+    # (one incident: all the events are on one device within minutes).
     first = [post.json() for post in digest_posts(webhook)]
     names = hunt_names(first)
     assert len(names) == len(set(names)) >= 2
     assert SEED in names
+    assert len(first) == 1
     assert all(p["attachments"][0]["content"]["version"] == "1.4" for p in first)
-    assert all(summarize_digest(p).total_new == 2 for p in first if
-               summarize_digest(p).hunt_name == SEED)
+    assert all(dict(summarize_digest(p).hunts)[SEED] == 2 for p in first)
     assert "Get-Service" not in json.dumps(first)
     queries = [r.json()["Query"] for r in world["graph"].requests if r.path.endswith("Query")]
     assert len(queries) >= 3
@@ -184,14 +191,17 @@ def test_failed_post_loses_nothing_and_next_run_posts_once(
     delivered = hunt_names(webhook.payloads[posts_after_failure:])
     assert len(delivered) == len(set(delivered)) >= 2
     assert SEED in delivered
+    delivered_posts = len(digest_posts(webhook)) - failed_attempts
+    assert delivered_posts == 1  # the incident post that failed, once
     _forget_last_run(world)
     run_timer(user_function)
-    assert len(digest_posts(webhook)) == failed_attempts + len(delivered)
+    assert len(digest_posts(webhook)) == failed_attempts + delivered_posts
 
 
 def _forget_last_run(world: dict[str, Any]) -> None:
     """Make the hunts due again now, as an hour passing would (windows stay as they were, and
-    leases on pending findings, at most 15 minutes, run out)."""
+    leases on pending findings and on incident posts, at most 15 minutes, run out)."""
+    from shared.incidents import IncidentStore
     from shared.ledger import Ledger
 
     ledger = Ledger.from_connection_string(world["env"]["HUNTWIRE_STORAGE"])
@@ -202,6 +212,10 @@ def _forget_last_run(world: dict[str, Any]) -> None:
             checkpoint.last_run_start = datetime(2000, 1, 1, tzinfo=UTC)
             ledger.save_checkpoint(checkpoint)
         ledger.release(hunt, ledger.take_pending(hunt, an_hour_later))
+    store = IncidentStore.from_connection_string(world["env"]["HUNTWIRE_STORAGE"])
+    for item in store.outbox():
+        if store.lease(item, "an-hour-later", an_hour_later):
+            store.release(item, failed=item.failed)
 
 
 def test_process_killed_between_claim_and_notify_posts_next_run(
@@ -221,8 +235,10 @@ def test_process_killed_between_claim_and_notify_posts_next_run(
     assert webhook.posts, "the child never reached the Teams post"
     child.send_signal(signal.SIGKILL)  # its findings are claimed; notify never completes
     child.wait()
-    (hung,) = hunt_names([webhook.posts[0].json()])
-    hung_id = next(h.id for h in load_hunts(world["hunts"]).hunts if h.name == hung)
+    (hung,) = incident_ids([webhook.posts[0].json()])
+    assert hung is not None
+    hung_hunt = summarize_digest(webhook.posts[0].json()).hunt_name
+    hung_id = next(h.id for h in load_hunts(world["hunts"]).hunts if h.name == hung_hunt)
     ledger = Ledger.from_connection_string(world["env"]["HUNTWIRE_STORAGE"])
     assert len(ledger.pending(next(h for h in load_hunts(world["hunts"]).hunts
                                    if h.id == hung_id))) >= 1
@@ -230,8 +246,9 @@ def test_process_killed_between_claim_and_notify_posts_next_run(
     webhook.default = Reply(202)
     _forget_last_run(world)
     run_timer(user_function)
-    delivered = hunt_names(webhook.payloads[posts_before:])
+    delivered = incident_ids(webhook.payloads[posts_before:])
     assert delivered.count(hung) == 1
+    assert len(delivered) == 1  # the card the killed run was posting, nothing else
     checkpoint = ledger.checkpoint(hung_id)
     assert checkpoint is not None
     assert checkpoint.new == 0  # nothing new this run: what was posted came from pending

@@ -1,5 +1,6 @@
 """Overlapping runs: two `huntwire run --once` processes at the same moment against one Azurite
-and one webhook post each finding exactly once (docs/ledger.md, "Overlapping runs").
+and one webhook post each finding exactly once (docs/ledger.md, "Overlapping runs"), and open
+each incident exactly once (docs/incidents.md, "Exactly once").
 
 The race is forced, not hoped for: both processes reach Table Storage through a proxy that makes
 them meet twice a round, when ``Ledger.record`` starts and when each looks for pending findings to
@@ -27,6 +28,8 @@ import pytest
 
 from devtools.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
 from devtools.webhook import Reply, WebhookReceiver
+from shared.cards import summarize_digest
+from shared.health.notices import health_kind
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -124,6 +127,8 @@ class World:
     proxy: RaceProxy
     webhook: WebhookReceiver
     rows: list[dict[str, Any]]
+    device: str = "d" * 40
+    """The one device of every event (each test its own: incidents are per device)."""
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "HUNTWIRE_STORAGE": self.proxy.connection_string,
@@ -137,7 +142,7 @@ class World:
             self.rows.append({
                 "Timestamp": (now - timedelta(minutes=5 + 8 * number)).strftime(
                     "%Y-%m-%dT%H:%M:%SZ"),
-                "DeviceId": "d" * 40, "DeviceName": "ws-7", "ReportId": 1000 * round_number
+                "DeviceId": self.device, "DeviceName": "ws-7", "ReportId": 1000 * round_number
                 + number, "FileName": "cmd.exe", "ActionType": "ProcessCreated",
                 "ProcessCommandLine": f"cmd.exe /c echo {token}"})
         self.events.write_text("".join(json.dumps(row) + "\n" for row in self.rows))
@@ -188,7 +193,8 @@ query: |
 """)
     proxy = RaceProxy(azurite)
     with WebhookReceiver() as webhook:
-        yield World(hunts, tmp_path / "DeviceProcessEvents.jsonl", proxy, webhook, [])
+        yield World(hunts, tmp_path / "DeviceProcessEvents.jsonl", proxy, webhook, [],
+                    (uuid.uuid4().hex + uuid.uuid4().hex)[:40])
     proxy.close()
 
 
@@ -198,8 +204,16 @@ def posts_per_finding(world: World, tokens: list[str]) -> dict[str, int]:
     return {token: sum(token in body for body in bodies) for token in tokens}
 
 
+def incident_posts(world: World) -> list[tuple[str, str | None]]:
+    """(kind, incident id) of each accepted post: ``incident`` opens one, ``update`` adds."""
+    summaries = [summarize_digest(payload) for payload in map(json.loads, world.delivered())
+                 if health_kind(payload) is None]
+    return [(summary.kind, summary.incident_id) for summary in summaries]
+
+
 def hunt_of(report: dict[str, Any]) -> dict[str, Any]:
     (hunt,) = report["hunts"]
+    assert isinstance(hunt, dict)
     return hunt
 
 
@@ -215,7 +229,15 @@ def test_two_overlapping_runs_post_each_finding_exactly_once(world: World) -> No
         assert sum(hunt["new"] for hunt in hunts) == PER_ROUND  # each claimed by one run
         assert sum(hunt["posted"] for hunt in hunts) == PER_ROUND
         assert posts_per_finding(world, tokens) == dict.fromkeys(tokens, 1)
+        assert sum(report["totals"].get("incidents_opened", 0) for report in reports) == (
+            1 if round_number == 0 else 0)
     assert len(world.delivered()) <= 6  # at most one card per run
+    # One device, events minutes apart: one incident, opened by exactly one post; every other
+    # post is an update naming it.
+    posts = incident_posts(world)
+    opened = [incident for kind, incident in posts if kind == "incident"]
+    assert len(opened) == 1
+    assert {incident for _, incident in posts} == set(opened)
 
 
 def test_a_failed_post_is_posted_once_by_the_next_overlapping_runs(world: World) -> None:
@@ -233,3 +255,7 @@ def test_a_failed_post_is_posted_once_by_the_next_overlapping_runs(world: World)
     assert all(world.proxy.met[-1].values())
     assert sum(hunt_of(report)["posted"] for report in reports) == 2 * PER_ROUND
     assert posts_per_finding(world, failed + fresh) == dict.fromkeys(failed + fresh, 1)
+    # The refused incident card is posted once (by one of the runs), the rest are updates.
+    posts = incident_posts(world)
+    assert [kind for kind, _ in posts].count("incident") == 1
+    assert len({incident for _, incident in posts}) == 1

@@ -19,6 +19,7 @@ from devtools.webhook import Reply as WebhookReply
 from devtools.webhook import WebhookReceiver
 from shared.credentials import make_credential
 from shared.hunt import Hunt
+from shared.incidents import IncidentStore
 from shared.ledger import Checkpoint, Ledger
 from shared.notify.teams import TeamsNotifier
 from shared.retry import RetryPolicy
@@ -45,6 +46,12 @@ def ledger(storage_connection_string: str) -> Ledger:
     service = TableServiceClient.from_connection_string(storage_connection_string)
     return Ledger(service, findings_table=f"f{suffix}", pending_table=f"p{suffix}",
                   checkpoints_table=f"c{suffix}")
+
+
+@pytest.fixture
+def incidents(storage_connection_string: str) -> IncidentStore:
+    return IncidentStore.from_connection_string(storage_connection_string,
+                                                table=f"i{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture
@@ -84,10 +91,11 @@ def test_is_due_follows_frequency_with_tolerance_and_ignores_future_stamps() -> 
 
 
 def test_time_budget_stops_starting_hunts_and_says_so(ledger: Ledger, events: Path,
-                                                      teams: WebhookReceiver) -> None:
+                                                      teams: WebhookReceiver,
+                                                      incidents: IncidentStore) -> None:
     runner = Runner(hunts=[hunt(1), hunt(2), hunt(3)],
                     sources={"defender": LocalSource({"DeviceProcessEvents": events})},
-                    ledger=ledger, notifier=TeamsNotifier(teams.url),
+                    ledger=ledger, notifier=TeamsNotifier(teams.url), incidents=incidents,
                     time_budget=timedelta(seconds=100), min_time_per_hunt=timedelta(seconds=30),
                     monotonic=SteppingClock(step=20))
     summary = runner.run_once(NOW)
@@ -96,15 +104,16 @@ def test_time_budget_stops_starting_hunts_and_says_so(ledger: Ledger, events: Pa
     assert "time budget" in (summary.outcomes[1].error or "")
     assert summary.stopped_early
     assert not summary.ok
-    assert len(teams.payloads) == 1  # the hunt that ran posted its digest
+    assert len(teams.payloads) == 1  # the hunt that ran posted its incident
     assert ledger.checkpoint(hunt(2).id) is None  # a skipped hunt keeps its old window
 
 
 def test_run_posts_once_then_not_due_then_catches_up(ledger: Ledger, events: Path,
-                                                     teams: WebhookReceiver) -> None:
+                                                     teams: WebhookReceiver,
+                                                     incidents: IncidentStore) -> None:
     source = LocalSource({"DeviceProcessEvents": events})
     runner = Runner(hunts=[hunt(1)], sources={"defender": source}, ledger=ledger,
-                    notifier=TeamsNotifier(teams.url))
+                    notifier=TeamsNotifier(teams.url), incidents=incidents)
     first = runner.run_once(NOW).outcomes[0]
     assert (first.rows, first.new, first.posted, first.pending) == (3, 3, 3, 0)
     assert runner.run_once(NOW + timedelta(minutes=20)).outcomes[0].status == "not-due"
@@ -118,7 +127,8 @@ def test_run_posts_once_then_not_due_then_catches_up(ledger: Ledger, events: Pat
 
 
 def test_partial_result_records_findings_but_does_not_advance_the_checkpoint(
-        ledger: Ledger, teams: WebhookReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+        ledger: Ledger, teams: WebhookReceiver, monkeypatch: pytest.MonkeyPatch,
+        incidents: IncidentStore) -> None:
     with IdentityServer() as identity, FakeLogAnalytics(WORKSPACE) as logs:
         for name, value in identity.env.items():
             monkeypatch.setenv(name, value)
@@ -127,7 +137,7 @@ def test_partial_result_records_findings_but_does_not_advance_the_checkpoint(
         h = hunt(7, source="sentinel", query="DeviceProcessEvents | project TimeGenerated, "
                  "DeviceId, ReportId")
         runner = Runner(hunts=[h], sources={"sentinel": sentinel}, ledger=ledger,
-                        notifier=TeamsNotifier(teams.url))
+                        notifier=TeamsNotifier(teams.url), incidents=incidents)
         columns = [("TimeGenerated", "datetime"), ("DeviceId", "string"), ("ReportId", "long")]
         logs.script(Reply(200, logs_tables(columns, [["2026-11-27T11:00:00Z", "dev-9", 5]],
                                            error=partial_error("memory budget exceeded"))))
@@ -147,11 +157,11 @@ def test_partial_result_records_findings_but_does_not_advance_the_checkpoint(
     assert (second.new, second.posted) == (0, 0)
 
 
-def test_missing_source_and_missing_webhook_keep_findings_pending(ledger: Ledger,
-                                                                  events: Path) -> None:
+def test_missing_source_and_missing_webhook_keep_findings_pending(
+        ledger: Ledger, events: Path, incidents: IncidentStore) -> None:
     runner = Runner(hunts=[hunt(1), hunt(2, source="sentinel")],
                     sources={"defender": LocalSource({"DeviceProcessEvents": events})},
-                    ledger=ledger, notifier=None)
+                    ledger=ledger, notifier=None, incidents=incidents)
     summary = runner.run_once(NOW)
     defender, sentinel = summary.outcomes
     assert sentinel.status == "skipped"
@@ -166,12 +176,14 @@ def test_missing_source_and_missing_webhook_keep_findings_pending(ledger: Ledger
     (WebhookReply(404), "permanent"), (WebhookReply(401), "permanent"),
     (WebhookReply(200, {}, b"Microsoft Teams endpoint returned HTTP error 413"), "permanent"),
     (WebhookReply(503, {"Retry-After": "0"}), "transient")])
-def test_an_undelivered_digest_fails_the_run_and_keeps_its_findings_pending(
-        ledger: Ledger, events: Path, answer: WebhookReply, kind: str) -> None:
+def test_an_undelivered_incident_fails_the_run_and_keeps_its_findings_pending(
+        ledger: Ledger, events: Path, answer: WebhookReply, kind: str,
+        incidents: IncidentStore) -> None:
     with WebhookReceiver(default=answer) as dead:
         runner = Runner(hunts=[hunt(1)],
                         sources={"defender": LocalSource({"DeviceProcessEvents": events})},
-                        ledger=ledger, notifier=TeamsNotifier(dead.url, max_attempts=2))
+                        ledger=ledger, notifier=TeamsNotifier(dead.url, max_attempts=2),
+                        incidents=incidents)
         summary = runner.run_once(NOW)
     outcome = summary.outcomes[0]
 

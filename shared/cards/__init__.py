@@ -6,10 +6,11 @@ invisible characters anyway). Payloads never exceed :data:`MAX_PAYLOAD_BYTES`.
 
 ``escape`` text safety, ``links`` portal and ATT&CK links, ``elements`` card building blocks,
 ``findings`` one result row, ``digest`` the per-hunt card, ``notice`` a short notice card,
-``payload`` the message, its size and bytes.
+``payload`` the message, its size and bytes, ``incident`` incident posts, ``summary`` what
+a posted card says at a glance.
 """
 
-from .digest import DigestSummary, build_digest, summarize_digest, window_text
+from .digest import build_digest, window_text
 from .escape import defang, escape_text, to_text
 from .links import PortalLinks, technique_url
 from .notice import build_notice
@@ -21,6 +22,7 @@ from .payload import (
     payload_size,
     serialize,
 )
+from .summary import DigestSummary, summarize_digest
 
 __all__ = ["ADAPTIVE_CARD", "CARD_VERSION", "MAX_PAYLOAD_BYTES", "DigestSummary", "PortalLinks",
            "build_digest", "build_notice", "card_of", "defang", "escape_text", "payload_size",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +18,7 @@ from .elements import SEVERITY_STYLE, Element, link_run, open_url, rich, run, se
 from .escape import escape_text
 from .findings import TIERS, finding_element
 from .links import PortalLinks, technique_url
-from .payload import MAX_PAYLOAD_BYTES, card_of, card_shell, message, payload_size
+from .payload import MAX_PAYLOAD_BYTES, card_shell, message, payload_size
 
 MAX_TECHNIQUES = 12
 
@@ -134,28 +133,6 @@ def window_text(window: Window) -> str:
     end = window.end.astimezone(UTC)
     end_format = "%H:%M" if start.date() == end.date() else "%Y-%m-%d %H:%M"
     return f"{start:%Y-%m-%d %H:%M} → {end.strftime(end_format)} UTC"
-
-
-@dataclass(frozen=True)
-class DigestSummary:
-    """What a digest says at a glance (for logs, the demo receiver and tests)."""
-
-    severity: str
-    hunt_name: str
-    total_new: int
-    findings_shown: int
-
-
-def summarize_digest(payload: Mapping[str, Any]) -> DigestSummary:
-    """Read back the header of a payload made by :func:`build_digest`."""
-    body = card_of(payload)["body"]
-    title, counts = (block["inlines"] for block in body[0]["items"][:2])
-    return DigestSummary(
-        severity=str(title[0]["text"]),
-        hunt_name=str(title[-1]["text"]),
-        total_new=int(str(counts[0]["text"]).split(" ")[0].replace(",", "")),
-        findings_shown=sum(1 for element in body[1:] if element.get("type") == "Container"),
-    )
 
 
 def with_held_back_note(payload: Mapping[str, Any], since: datetime) -> dict[str, Any]:

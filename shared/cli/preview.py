@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from ..cards import build_digest
+from ..cards.incident import build_incident_post
 from ..hunt import Hunt, Source, load_hunts
+from ..incidents.preview import incident_preview
 from ..preview import (
     SAMPLE_NOW,
     PreviewError,
@@ -45,6 +47,8 @@ def register(commands: Any) -> None:
                           "matches); otherwise a hunt from --hunts to preview samples with")
     sub.add_argument("--findings", type=int, metavar="N",
                      help="number of findings (samples: default 4; eval: default all)")
+    sub.add_argument("--incident", action="store_true",
+                     help="render the incident card (the most severe incident of the findings)")
     sub.add_argument("--no-png", action="store_true",
                      help="skip the browser: no screenshot, no renderer check")
     sub.set_defaults(handler=cmd_preview_card)
@@ -52,15 +56,29 @@ def register(commands: Any) -> None:
 
 def cmd_preview_card(args: argparse.Namespace) -> int:
     try:
-        hunt, rows, now = _inputs(args)
-        payload = build_digest(hunt, hunt_window(now, hunt.lookback), rows, total_new=len(rows))
+        if args.incident:
+            hunt, findings, payload = _incident_inputs(args)
+        else:
+            hunt, rows, now = _inputs(args)
+            findings = len(rows)
+            payload = build_digest(hunt, hunt_window(now, hunt.lookback), rows,
+                                   total_new=len(rows))
         files = write_preview(payload, Path(args.out), png=not args.no_png)
     except (PreviewError, PreviewInputError) as error:
         print(f"huntwire preview-card: {error}", file=sys.stderr)
         return 1
     problems = files.check.problems if files.check else ()
-    _report(args.format, hunt, len(rows), files, problems)
+    _report(args.format, hunt, findings, files, problems)
     return 1 if problems else 0
+
+
+def _incident_inputs(args: argparse.Namespace) -> tuple[Hunt, int, dict[str, Any]]:
+    """The incident card (``--incident``) of the samples or of ``--from-eval`` output."""
+    try:
+        hunt, findings, post = incident_preview(args)
+    except (OSError, ValueError, KeyError) as error:
+        raise PreviewInputError(f"--incident: {error}") from error
+    return hunt, findings, build_incident_post(post)
 
 
 def _inputs(args: argparse.Namespace) -> tuple[Hunt, list[dict[str, Any]], datetime]:

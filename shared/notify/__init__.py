@@ -14,7 +14,7 @@ from ..cards import PortalLinks
 from ..errors import ConfigurationError
 from ..settings import Settings
 from . import teams
-from .base import Delivery, FindingsBatch, Notice, Notifier, NotifyError
+from .base import Delivery, FindingsBatch, IncidentPost, Notice, Notifier, NotifyError
 
 NotifierFactory = Callable[[Settings, PortalLinks], Notifier | None]
 
@@ -36,5 +36,5 @@ def build_notifier(settings: Settings, portal: PortalLinks | None = None) -> Not
     return next(iter(built.values()), None)
 
 
-__all__ = ["NOTIFIERS", "Delivery", "FindingsBatch", "Notice", "Notifier", "NotifyError",
-           "build_notifier"]
+__all__ = ["NOTIFIERS", "Delivery", "FindingsBatch", "IncidentPost", "Notice", "Notifier",
+           "NotifyError", "build_notifier"]

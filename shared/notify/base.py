@@ -1,10 +1,17 @@
 """The notification seam: what the runner hands a notifier, and what it gets back.
 
-A notifier turns a :class:`FindingsBatch` (one hunt's pending findings) or a :class:`Notice`
-(a health, delivery or coverage problem, or any short message) into a post on its channel. It
+A notifier turns a :class:`FindingsBatch` (one hunt's pending findings), an
+:class:`~shared.incidents.model.IncidentPost` (an incident opened or updated, or a storm summary)
+or a :class:`Notice` (a health, delivery or coverage problem, or any short message) into a post
+on its channel. It
 returns a :class:`Delivery` once the channel accepted it, and raises :class:`NotifyError` (or a
 subclass) otherwise, with ``permanent`` set when retrying later cannot help (a deleted or
 rejected webhook, a payload the channel refuses). The runner catches only ``NotifyError``.
+
+Incident posts come in two steps so that each is delivered exactly once: the incident pipeline
+asks the notifier to *render* the post (its own message format, within its channel's size
+limit), records that message in its outbox, then has the notifier *post* it; a run that finds
+the message still in the outbox after a crash or a failed delivery posts the same message again.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from typing import Any, Literal, Protocol
 
 from ..errors import NotifyError
 from ..hunt import Hunt
+from ..incidents.model import IncidentPost
 from ..window import Window
 
 NoticeKind = Literal["health", "delivery", "coverage", "incident", "info"]
@@ -79,8 +87,18 @@ class Notifier(Protocol):
         """Deliver *notice* or raise :class:`NotifyError`."""
         ...
 
+    def render_incident(self, post: IncidentPost) -> dict[str, Any]:
+        """This channel's message for *post* (JSON-serialisable, within the channel's limit)."""
+        ...
+
+    def post_incident(self, message: Mapping[str, Any],
+                      held_back_since: datetime | None = None) -> Delivery:
+        """Deliver a message made by :meth:`render_incident` (with a "held back since" note
+        when given) or raise :class:`NotifyError`."""
+        ...
+
     def close(self) -> None: ...
 
 
-__all__ = ["Delivery", "FindingsBatch", "Notice", "NoticeKind", "Notifier", "NotifyError",
-           "Severity"]
+__all__ = ["Delivery", "FindingsBatch", "IncidentPost", "Notice", "NoticeKind", "Notifier",
+           "NotifyError", "Severity"]

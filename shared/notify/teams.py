@@ -12,15 +12,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import requests
 
 from ..cards import MAX_PAYLOAD_BYTES, PortalLinks, build_digest, build_notice, serialize
 from ..cards.digest import with_held_back_note
+from ..cards.incident import build_incident_post
 from ..retry import SYSTEM_CLOCK, Clock
 from ..settings import Settings
-from .base import Delivery, FindingsBatch, Notice
+from .base import Delivery, FindingsBatch, IncidentPost, Notice
 from .webhook import RETRY_STATUSES, JsonWebhook, Problem, WebhookError, error_code
 
 _EMBEDDED_STATUS = re.compile(r"(?i)\bHTTP(?:\s+error)?\s+(\d{3})\b")
@@ -80,7 +82,7 @@ def _is_error_document(document: Any) -> bool:
 
 
 class TeamsNotifier:
-    """Posts each hunt's digest card and notice cards to one Teams Workflows webhook."""
+    """Posts incident cards, digest cards and notice cards to one Teams Workflows webhook."""
 
     name = "teams"
 
@@ -107,6 +109,16 @@ class TeamsNotifier:
     def post_notice(self, notice: Notice) -> Delivery:
         payload = build_notice(notice.title, notice.summary, severity=notice.severity,
                                facts=notice.facts, link=notice.link)
+        return self.webhook.post(payload)
+
+    def render_incident(self, post: IncidentPost) -> dict[str, Any]:
+        return build_incident_post(post, self.portal)
+
+    def post_incident(self, message: Mapping[str, Any],
+                      held_back_since: datetime | None = None) -> Delivery:
+        payload = dict(message)
+        if held_back_since is not None:
+            payload = with_held_back_note(payload, held_back_since)
         return self.webhook.post(payload)
 
     def close(self) -> None:

@@ -1,0 +1,315 @@
+"""Incident cards for Teams: one Adaptive Card 1.4 per incident, a short update, a storm summary.
+
+:func:`build_incident_post` renders an :class:`~shared.incidents.model.IncidentPost`. Telemetry
+goes only into TextRuns, through :func:`escape_text`; every payload stays within
+``MAX_PAYLOAD_BYTES`` (events are shortened, then dropped, "...and N more").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..incidents.correlate import Evidence
+from ..incidents.model import Incident, IncidentPost, StormLine
+from ..incidents.story import (
+    Event,
+    account,
+    chain,
+    decoded_scripts,
+    events_of,
+    headline_hunt,
+    process_ids,
+    signals_by_hunt,
+    techniques,
+)
+from ..window import Window
+from .digest import with_held_back_note
+from .elements import Element, labelled, link_run, open_url, rich, run
+from .escape import escape_text
+from .findings import COMPACT, FULL, MEDIUM, Limits, display_time
+from .links import PortalLinks, technique_url
+from .payload import MAX_PAYLOAD_BYTES, card_shell, message, payload_size
+from .summary import HEADER_ID, HUNTS_ID
+
+STYLE = {"High": "attention", "Medium": "warning", "Low": "accent", "Informational": "default"}
+SCRIPT_START = 400
+BLOB_START = 120
+MAX_HUNTS_SHOWN = 20
+MAX_TECHNIQUES_SHOWN = 16
+MAX_STORM_ROWS = 60
+UPDATE_EVENTS = 6
+SNOOZE_TITLE = "Snooze similar for 7 days"
+_DEVICE_ID = re.compile(r"^[0-9a-f]{40}$")
+_TIERS = ((FULL, 12, True), (MEDIUM, 8, True), (COMPACT, 5, True), (COMPACT, 2, False),
+          (COMPACT, 0, False))
+
+
+def build_incident_post(post: IncidentPost, portal: PortalLinks | None = None
+                        ) -> dict[str, Any]:
+    """The Teams message for *post* (opened, updated or storm), within 28,000 bytes."""
+    if post.kind == "storm":
+        payload = storm_payload(post.storm, post.storm_limit, post.suppressed)
+    else:
+        assert post.incident is not None, "an incident post names its incident"
+        payload = _fitted(post, portal or PortalLinks(), full=post.kind == "opened")
+    if post.held_back_since is not None:
+        payload = with_held_back_note(payload, post.held_back_since)
+    return payload
+
+
+def incident_payload(incident: Incident, evidence: Sequence[Evidence],
+                     portal: PortalLinks | None = None) -> dict[str, Any]:
+    """The card that opens *incident*: the whole story of *evidence*."""
+    return build_incident_post(IncidentPost("opened", incident, tuple(evidence)), portal)
+
+
+def update_payload(incident: Incident, evidence: Sequence[Evidence],
+                   portal: PortalLinks | None = None) -> dict[str, Any]:
+    """A short post naming *incident*: the new evidence only."""
+    return build_incident_post(IncidentPost("updated", incident, tuple(evidence)), portal)
+
+
+def _span(start: datetime, end: datetime) -> str:
+    first = display_time(start)
+    return first if end - start < timedelta(seconds=1) else f"{first} → {display_time(end)}"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def _header(post: IncidentPost, events: Sequence[Event], label: str) -> Element:
+    incident = post.incident
+    assert incident is not None
+    severity = incident.severity if incident.severity in STYLE else "Medium"
+    who = account(events)
+    facts = [run(f"{label} {incident.id}", weight="Bolder"),
+             run(f"   ·   {_plural(post.findings, 'new finding')}", isSubtle=True),
+             run(f"   ·   {_span(incident.first_event, incident.last_event)}", isSubtle=True)]
+    if who:
+        facts += [run("   ·   account ", isSubtle=True), run(escape_text(who, limit=128))]
+    title = [run(severity.upper(), weight="Bolder", color=STYLE[severity]), run("   "),
+             run(escape_text(headline_hunt(post.evidence), limit=200), weight="Bolder",
+                 size="Large"),
+             run(" on ", size="Large"),
+             run(escape_text(incident.where, limit=160), weight="Bolder", size="Large")]
+    return {"type": "Container", "id": HEADER_ID, "style": STYLE[severity], "bleed": True,
+            "items": [rich(*title), rich(*facts, spacing="Small")]}
+
+
+def _chain_element(events: Sequence[Event], limits: Limits) -> Element | None:
+    nodes = chain(events)
+    if not nodes:
+        return None
+    text = " → ".join(escape_text(node, limit=limits.field) for node in nodes[:24])
+    return labelled("Chain", text, weight="Bolder", fontType="Monospace")
+
+
+def _hunts_element(post: IncidentPost, *, full: bool) -> Element:
+    """Every hunt of the incident (opened) or of the new evidence (updated): severity, name,
+    how many findings of this post, signals."""
+    incident = post.incident
+    assert incident is not None
+    signals = signals_by_hunt(post.evidence)
+    counts: dict[str, int] = {}
+    for item in post.evidence:
+        counts[item.hunt_id] = counts.get(item.hunt_id, 0) + 1
+    hunts = [h for h in incident.hunts.values() if full or h.id in counts]
+    hunts.sort(key=lambda h: (h.id not in counts, -_rank(h.severity), h.name))
+    items: list[Element] = []
+    for hunt in hunts[:MAX_HUNTS_SHOWN]:
+        count = counts.get(hunt.id, 0)
+        words = " ".join(signals.get(hunt.id, []))
+        runs = [run(f"{hunt.severity.upper():<6} ", weight="Bolder",
+                    color=STYLE.get(hunt.severity, "default")),
+                run(escape_text(hunt.name, limit=200)),
+                run(f"  ·  {_plural(count, 'finding')}" if count else "  ·  earlier evidence",
+                    isSubtle=True)]
+        if hunt.evidence_only:
+            runs.append(run("  (evidence only)", isSubtle=True))
+        if words:
+            runs += [run("  signals: ", isSubtle=True), run(escape_text(words, limit=200))]
+        items.append(rich(*runs, spacing="None"))
+    if len(hunts) > MAX_HUNTS_SHOWN:
+        items.append(rich(run(f"…and {len(hunts) - MAX_HUNTS_SHOWN} more hunts", isSubtle=True)))
+    heading = f"Hunts that matched ({len(hunts)})" if full else "New evidence from"
+    return {"type": "Container", "id": HUNTS_ID, "spacing": "Medium",
+            "items": [rich(run(heading, weight="Bolder")), *items]}
+
+
+def _rank(severity: str) -> int:
+    return {"High": 3, "Medium": 2, "Low": 1, "Informational": 0}.get(severity, 2)
+
+
+def _techniques_element(evidence: Sequence[Evidence]) -> Element | None:
+    runs: list[Element] = []
+    for technique in techniques(evidence)[:MAX_TECHNIQUES_SHOWN]:
+        if runs:
+            runs.append(run(", "))
+        label = escape_text(technique, limit=16)
+        url = technique_url(technique)
+        runs.append(link_run(label, url) if url else run(label))
+    return rich(run("MITRE ATT&CK  ", isSubtle=True), *runs, spacing="Small") if runs else None
+
+
+def _scripts_elements(events: Sequence[Event]) -> list[Element]:
+    elements = []
+    for script in decoded_scripts(events)[:3]:
+        start = escape_text(script, limit=SCRIPT_START, multiline=True)
+        elements.append(rich(run("Decoded script ", isSubtle=True, weight="Bolder"),
+                             run(f"({len(script):,} characters; the whole text in advanced "
+                                 "hunting)", isSubtle=True), spacing="Small"))
+        elements.append(rich(run(start, fontType="Monospace"), spacing="None"))
+    return elements
+
+
+def event_element(event: Event, limits: Limits, shown_commands: set[str] | None = None
+                  ) -> Element:
+    """One distinct event: when, parent → process, command line (a decoded blob only by its
+    start and length), destination, and the hunts that found it."""
+    row = event.row
+    decoded = bool(row.get("DecodedCommand") or row.get("DecodedScript"))
+    parent = escape_text(row.get("InitiatingProcessFileName"), limit=limits.field)
+    process = escape_text(row.get("FileName"), limit=limits.field)
+    items = [rich(run(escape_text(display_time(event.time), limit=64), weight="Bolder"),
+                  run("  "), run(f"{parent or '?'} → {process or '?'}"),
+                  run("  ·  " + escape_text(", ".join(event.hunt_names), limit=limits.field),
+                      isSubtle=True))]
+    command = str(row.get("ProcessCommandLine") or "")
+    seen = shown_commands if shown_commands is not None else set()
+    if command in seen:
+        command = ""  # the same process's command line is already on the card
+    seen.add(command)
+    if command:
+        limit = min(BLOB_START, limits.command_line) if decoded else limits.command_line
+        shown = escape_text(command, limit=limit)
+        if decoded and len(command) > limit:
+            shown = f"{escape_text(command[:limit], limit=limit)}… ({len(command):,} characters)"
+        items.append(labelled("Command line", shown, fontType="Monospace"))
+    remote = escape_text(" ".join(str(row.get(c)) for c in ("RemoteIP", "RemotePort", "RemoteUrl")
+                                  if row.get(c) not in (None, "")), limit=limits.field)
+    if remote:
+        items.append(labelled("Remote", remote))
+    return {"type": "Container", "separator": True, "spacing": "Small", "items": items}
+
+
+def _suppressed_element(suppressed: Sequence[tuple[str, int]]) -> Element | None:
+    """Footer: rows that suppression rules silenced this run in the hunts involved."""
+    if not suppressed:
+        return None
+    parts = ", ".join(f"{_plural(rows, 'row')} by {rule}" for rule, rows in suppressed[:8])
+    more = f" and {len(suppressed) - 8} more rules" if len(suppressed) > 8 else ""
+    return rich(run("Suppressed this run in these hunts: ", isSubtle=True, weight="Bolder"),
+                run(escape_text(parts + more, limit=600), isSubtle=True), spacing="Medium",
+                separator=True)
+
+
+def _actions(post: IncidentPost, events: Sequence[Event], portal: PortalLinks) -> list[Element]:
+    incident = post.incident
+    assert incident is not None
+    actions = []
+    device_url = portal.device_page(incident.device_id)
+    if device_url:
+        actions.append(open_url("Device page", device_url))
+    sentinel = all(e.source == "sentinel" for e in post.evidence)
+    query = chain_query(incident, events, sentinel=sentinel)
+    if query is not None:
+        start = incident.first_event - timedelta(minutes=10)
+        window = Window(start, max(incident.last_event + timedelta(minutes=10),
+                                   start + timedelta(minutes=1)))
+        if not sentinel:
+            actions.append(open_url("Chain in advanced hunting", portal.advanced_hunting(query)))
+        elif portal.sentinel_workspace_resource_id:
+            actions.append(open_url("Chain in Sentinel Logs", portal.sentinel_logs(query, window)))
+    for name, url in post.snooze[:3]:
+        title = SNOOZE_TITLE if len(post.snooze) == 1 else f"{SNOOZE_TITLE}: {name[:40]}"
+        actions.append(open_url(title, url))
+    return actions
+
+
+def chain_query(incident: Incident, events: Sequence[Event], *, sentinel: bool) -> str | None:
+    """KQL for the chain's processes and connections on the device, around the incident's
+    time span. Only validated values enter it (a 40-hex DeviceId, numeric process ids)."""
+    device_id = incident.device_id.lower()
+    pids = process_ids(events)
+    if not _DEVICE_ID.match(device_id) or not pids:
+        return None
+    column = "TimeGenerated" if sentinel else "Timestamp"
+    start = (incident.first_event - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = (incident.last_event + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ids = ", ".join(str(pid) for pid in pids[:50])
+    return (f"union DeviceProcessEvents, DeviceNetworkEvents\n"
+            f"| where {column} between (datetime({start}) .. datetime({end}))\n"
+            f"| where DeviceId == \"{device_id}\"\n"
+            f"| where ProcessId in ({ids}) or InitiatingProcessId in ({ids})\n"
+            f"| order by {column} asc")
+
+
+def _fitted(post: IncidentPost, portal: PortalLinks, *, full: bool) -> dict[str, Any]:
+    events = events_of(post.evidence)
+    label = "Incident" if full else "Update to"
+    footer = [e for e in (_suppressed_element(post.suppressed),) if e]
+    actions = _actions(post, events, portal)
+    for limits, max_events, with_extras in _TIERS:
+        shown = events[:max_events if full else min(max_events, UPDATE_EVENTS)]
+        body = [_header(post, events, label)]
+        if with_extras:
+            body += [e for e in (_chain_element(events, limits),) if e]
+            body.append(_hunts_element(post, full=full))
+        if full and with_extras:
+            body += [e for e in (_techniques_element(post.evidence),) if e]
+            body += _scripts_elements(events)
+        commands: set[str] = set()
+        body += [event_element(event, limits, commands) for event in shown]
+        if len(events) > len(shown):
+            body.append({"type": "TextBlock", "wrap": True, "isSubtle": True,
+                         "text": f"…and {len(events) - len(shown):,} more of {len(events):,} "
+                                 "events (open the chain in advanced hunting)."})
+        payload = message(_card(body + footer, actions))
+        if payload_size(payload) <= MAX_PAYLOAD_BYTES:
+            return payload
+    return message(_card([_header(post, [], label)], []))
+
+
+def _card(body: list[Element], actions: list[Element]) -> dict[str, Any]:
+    card = card_shell(body)
+    if actions:
+        card["actions"] = actions
+    return card
+
+
+def storm_payload(lines: Sequence[StormLine], limit: int,
+                  suppressed: Sequence[tuple[str, int]] = ()) -> dict[str, Any]:
+    """One summary card for a run that opened or updated more incidents than *limit*."""
+    opened = sum(1 for line in lines if line.kind == "opened")
+    updated = len(lines) - opened
+    severity = "High" if any(line.incident.severity == "High" for line in lines) else "Medium"
+    header = {"type": "Container", "style": STYLE[severity], "bleed": True, "items": [
+        rich(run(severity.upper(), weight="Bolder", color=STYLE[severity]), run("   "),
+             run(f"{opened:,} incidents opened, {updated:,} updated in one run", weight="Bolder",
+                 size="Large")),
+        rich(run(f"Storm guard: more than {limit} posts in one run, so one summary instead. Each "
+                 "incident keeps its id; later evidence is posted as updates.", isSubtle=True),
+             spacing="Small")]}
+    rows = [rich(run(f"{line.incident.severity.upper():<6} ", weight="Bolder",
+                     color=STYLE.get(line.incident.severity, "default")),
+                 run(f"{line.incident.id} ({line.kind})  "),
+                 run(escape_text(line.title, limit=160)),
+                 run(f"  ·  {line.events} event(s)", isSubtle=True), spacing="None")
+            for line in lines[:MAX_STORM_ROWS]]
+    footer = [e for e in (_suppressed_element(suppressed),) if e]
+    while True:
+        more = len(lines) - len(rows)
+        tail = ([{"type": "TextBlock", "wrap": True, "isSubtle": True,
+                  "text": f"…and {more:,} more incidents."}] if more else [])
+        payload = message(_card([header, *rows, *tail, *footer], []))
+        if payload_size(payload) <= MAX_PAYLOAD_BYTES or not rows:
+            return payload
+        rows = rows[: len(rows) * 3 // 4]
+
+
+def is_incident_card(body: Sequence[Mapping[str, Any]]) -> bool:
+    return bool(body) and body[0].get("id") == HEADER_ID

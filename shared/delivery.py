@@ -1,0 +1,118 @@
+"""The run's delivery step, once after all hunts: incidents -> notify -> mark notified.
+
+Every hunt hands over the findings it holds (its new claims and the pending findings leased to
+this run). :func:`deliver` correlates them into incidents and has the notifier post them
+(``shared.incidents.process_run``), then marks notified exactly the findings that were
+delivered (or kept without a post), and gives back the leases of the rest: they stay pending
+for the next run. A failed delivery fails the run, loudly, on every hunt whose findings stayed
+pending; the query itself succeeded, so the hunts' own health is untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .coverage import Coverage
+from .errors import HuntwireError
+from .hunt import Hunt
+from .incidents import IncidentOutcome, IncidentSettings, IncidentStore, process_run
+from .incidents.pipeline import Snoozer
+from .ledger import Finding, Ledger
+from .notify.base import Notifier
+from .outcome import HuntOutcome
+
+log = logging.getLogger("huntwire")
+
+
+@dataclass
+class HuntRun:
+    """One hunt's part of a run, from its query to its checkpoint."""
+
+    hunt: Hunt
+    outcome: HuntOutcome
+    tracked: bool = False
+    """Health saw it start (``before_hunt``), so it hears how it ended."""
+    covered: Coverage | None = None
+    """What the query covered (rows, gaps); None when the hunt did not query."""
+    held: list[Finding] = field(default_factory=list)
+    """The findings this run holds for the hunt (claimed or leased), oldest first."""
+
+
+def deliver(runs: Sequence[HuntRun], hunts: Sequence[Hunt], ledger: Ledger,
+            store: IncidentStore | None, notifier: Notifier | None, now: datetime,
+            settings: IncidentSettings, snooze: Snoozer | None = None) -> dict[str, int]:
+    """Post the held findings of *runs* as incidents; returns the run's incident counts."""
+    holding = [run for run in runs if run.held]
+    if not holding:
+        return {}
+    if notifier is None or store is None:
+        for run in holding:
+            run.outcome.warnings.append("no Teams webhook (or other notifier) configured: "
+                                        "findings stay pending")
+            _settle(run, ledger, [], [], now)
+        return {}
+    try:
+        outcome = process_run({run.hunt.id: run.held for run in holding}, hunts, store,
+                              notifier, now, settings, snooze=snooze,
+                              suppressed={run.hunt.id: run.outcome.suppressed for run in runs})
+    except Exception as exc:  # storage or a bug: nothing was marked, everything stays pending
+        log.exception("huntwire.incidents failed")
+        message = exc.message if isinstance(exc, HuntwireError) else f"{type(exc).__name__}: {exc}"
+        for run in holding:
+            _fail(run, f"incidents failed, {len(run.held)} finding(s) stay pending: {message}")
+            _settle(run, ledger, [], [], now)
+        return {}
+    _apply(outcome, runs, hunts, ledger, now)
+    return {"opened": len(outcome.opened), "updated": len(outcome.updated),
+            "held": len(outcome.held), "posts": outcome.posted}
+
+
+def _apply(outcome: IncidentOutcome, runs: Sequence[HuntRun], hunts: Sequence[Hunt],
+           ledger: Ledger, now: datetime) -> None:
+    by_id = {run.hunt.id: run for run in runs}
+    for run in runs:
+        delivered = outcome.delivered.get(run.hunt.id, [])
+        absorbed = outcome.absorbed.get(run.hunt.id, [])
+        run.outcome.incidents = len(outcome.incidents.get(run.hunt.id, ()))
+        _settle(run, ledger, delivered, absorbed, now)
+        if outcome.failure is not None and run.outcome.pending:
+            kind = "permanent" if outcome.failure.permanent else "transient"
+            _fail(run, f"notification failed ({kind}), {run.outcome.pending} finding(s) stay "
+                       f"pending: {outcome.failure.message}")
+        elif run.outcome.pending:
+            run.outcome.warnings += outcome.warnings
+    # A recovered post may deliver findings of hunts that did not run now: mark them too.
+    for hunt in hunts:
+        keys = outcome.delivered.get(hunt.id, [])
+        if hunt.id not in by_id and keys:
+            ledger.mark_notified(hunt, [_stub(hunt, key, now) for key in keys], now)
+
+
+def _settle(run: HuntRun, ledger: Ledger, delivered: Sequence[str], absorbed: Sequence[str],
+            now: datetime) -> None:
+    """Mark *delivered* and *absorbed* notified, release the rest of the held findings."""
+    held = {finding.key: finding for finding in run.held}
+    done = [held.get(key) or _stub(run.hunt, key, now) for key in (*delivered, *absorbed)]
+    done_keys = {finding.key for finding in done}
+    rest = [finding for key, finding in held.items() if key not in done_keys]
+    if done:
+        ledger.mark_notified(run.hunt, done, now)
+    if rest:
+        ledger.release(run.hunt, rest)
+    run.outcome.posted = len(delivered)
+    run.outcome.held = len([key for key in absorbed if key not in set(delivered)])
+    run.outcome.pending = len(rest)
+
+
+def _fail(run: HuntRun, message: str) -> None:
+    run.outcome.delivery_failed = True
+    run.outcome.error = message
+
+
+def _stub(hunt: Hunt, key: str, now: datetime) -> Finding:
+    """A finding known only by its key (delivered by a post another run left)."""
+    return Finding(hunt.id, key, {}, None, now, 1)
+

@@ -1,0 +1,295 @@
+"""After all hunts of a run: new findings -> incidents -> at most ``storm_limit + 1`` posts.
+
+The runner calls :func:`process_run` once per run with the findings it holds (leased) for every
+hunt, then marks notified exactly the findings in ``IncidentOutcome.delivered`` and
+``IncidentOutcome.absorbed``; the others stay pending. The notifier renders each post
+(:class:`~shared.incidents.model.IncidentPost`) and posts it; see ``docs/incidents.md``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, Protocol
+
+from ..errors import NotifyError
+from ..hunt import Hunt
+from ..ledger import Finding
+from .correlate import DEFAULT_WINDOW, Evidence, correlate, member_id
+from .model import IncidentPost, PostKind, StormLine
+from .plan import Plan, joins, merger, plan_groups
+from .store import IncidentStore, OutboxItem
+from .story import events_of, title_of
+
+DEFAULT_STORM_LIMIT = 10
+DEFAULT_CLOSE_AFTER = timedelta(hours=24)
+MAX_FINDINGS_PER_RUN = 5_000
+"""Findings one run turns into posts (oldest first); the rest wait for the next run. Bounds
+the outbox entity (1 MiB) that lists the findings a post delivers."""
+
+Snoozer = Callable[[Hunt, Mapping[str, Any]], str | None]
+"""``shared.suppress.wiring.snooze_url`` bound to the settings: a hunt and row -> link or None."""
+
+
+class IncidentNotifier(Protocol):
+    """The part of ``shared.notify.base.Notifier`` incidents use."""
+
+    def render_incident(self, post: IncidentPost) -> dict[str, Any]: ...
+
+    def post_incident(self, message: Mapping[str, Any],
+                      held_back_since: datetime | None = None) -> object: ...
+
+
+@dataclass(frozen=True)
+class IncidentSettings:
+    window: timedelta = DEFAULT_WINDOW
+    """Time proximity that groups findings of one device (and joins an open incident)."""
+    storm_limit: int = DEFAULT_STORM_LIMIT
+    close_after: timedelta = DEFAULT_CLOSE_AFTER
+    """An incident with no new evidence (by event time and by update) for this long is closed."""
+
+    @classmethod
+    def from_settings(cls, settings: object) -> IncidentSettings:
+        """From the app settings' ``incident_window``/``incident_storm_limit`` when present."""
+        return cls(window=getattr(settings, "incident_window", DEFAULT_WINDOW),
+                   storm_limit=getattr(settings, "incident_storm_limit", DEFAULT_STORM_LIMIT))
+
+
+@dataclass
+class Post:
+    kind: str
+    """``opened``, ``updated``, ``storm`` or ``recovered`` (an intent an earlier run left)."""
+    incidents: list[str]
+    delivered: bool = False
+    error: str | None = None
+
+
+@dataclass
+class IncidentOutcome:
+    posts: list[Post] = field(default_factory=list)
+    opened: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
+    """Incidents with evidence-only findings alone: recorded, not posted."""
+    delivered: dict[str, list[str]] = field(default_factory=dict)
+    """Hunt id -> ledger keys of findings in a post this run delivered (mark notified, count
+    as posted); may include findings of a recovered post that another run holds."""
+    absorbed: dict[str, list[str]] = field(default_factory=dict)
+    """Hunt id -> keys notified without a post of this run: kept on a held incident, or
+    already delivered by an earlier post (mark notified, not posted)."""
+    pending: dict[str, list[str]] = field(default_factory=dict)
+    """Hunt id -> keys whose post is not done (they stay pending in the ledger)."""
+    incidents: dict[str, set[str]] = field(default_factory=dict)
+    """Hunt id -> incidents its findings went to this run."""
+    warnings: list[str] = field(default_factory=list)
+    failure: NotifyError | None = None
+    """The delivery error of this run, if a post failed (the rest then waits)."""
+
+    @property
+    def posted(self) -> int:
+        return sum(1 for post in self.posts if post.delivered)
+
+
+def evidence_of(findings: Mapping[str, Sequence[Finding]], hunts: Sequence[Hunt],
+                now: datetime) -> list[Evidence]:
+    """Ledger findings as correlator input (a finding without event time counts at first sight)."""
+    by_id = {hunt.id: hunt for hunt in hunts}
+    evidence = []
+    for hunt_id, items in findings.items():
+        hunt = by_id.get(hunt_id)
+        if hunt is None:
+            continue
+        for finding in items:
+            evidence.append(Evidence(
+                hunt.id, hunt.name, hunt.severity, hunt.techniques, hunt.evidence_only,
+                finding.row, finding.event_time or finding.first_seen or now, finding.key,
+                hunt.source, finding.first_seen))
+    return sorted(evidence, key=lambda e: (e.first_seen or now, e.event_time))
+
+
+def process_run(findings: Mapping[str, Sequence[Finding]], hunts: Sequence[Hunt],
+                store: IncidentStore, notifier: IncidentNotifier | None, now: datetime,
+                settings: IncidentSettings | None = None, *,
+                suppressed: Mapping[str, Mapping[str, int]] | None = None,
+                snooze: Snoozer | None = None) -> IncidentOutcome:
+    """Correlate this run's findings into incidents, record them and post each post once.
+
+    *suppressed*: hunt id -> {rule id: rows} silenced this run (the cards' footer); *snooze*
+    makes the cards' "Snooze similar for 7 days" links."""
+    run = _Run(store, notifier, now, settings or IncidentSettings(), suppressed or {},
+               snooze, {hunt.id: hunt for hunt in hunts})
+    return run.process(evidence_of(findings, hunts, now))
+
+
+class _Run:
+    def __init__(self, store: IncidentStore, notifier: IncidentNotifier | None, now: datetime,
+                 settings: IncidentSettings, suppressed: Mapping[str, Mapping[str, int]],
+                 snooze: Snoozer | None, hunts: Mapping[str, Hunt]):
+        self.store, self.notifier, self.now, self.settings = store, notifier, now, settings
+        self.suppressed, self.snooze, self.hunts = suppressed, snooze, hunts
+        self.run_id = uuid.uuid4().hex[:8]
+        self.outcome = IncidentOutcome()
+        self.budget = settings.storm_limit + 1
+        self.sequence = 0
+        self.credited: set[str] = set()
+        self.noted: set[tuple[int, str, str]] = set()
+
+    def process(self, evidence: list[Evidence]) -> IncidentOutcome:
+        if self.notifier is None:
+            self.outcome.warnings.append("no Teams webhook (or other notifier) configured: "
+                                         "findings stay pending")
+            for item in evidence:
+                self._note(self.outcome.pending, item)
+            return self.outcome
+        for item in evidence[MAX_FINDINGS_PER_RUN:]:
+            self._note(self.outcome.pending, item)
+        waiting = self._recover()
+        incidents = self.store.open_incidents(self.now, self.settings.close_after)
+        members = {m for incident in incidents for m in incident.members}
+        fresh = []
+        for item in evidence[:MAX_FINDINGS_PER_RUN]:
+            if item.member in self.credited:
+                continue
+            if item.member in waiting:
+                self._note(self.outcome.pending, item)
+            elif item.member in members:
+                self._note(self.outcome.absorbed, item)
+            else:
+                fresh.append(item)
+        plans = plan_groups(correlate(fresh, self.settings.window), incidents, self.now,
+                            self.settings.window)
+        self._save(plans, {i for ids in waiting.values() for i in ids})
+        self._announce([plan for plan in plans if plan.kind != "held"])
+        return self.outcome
+
+    def _recover(self) -> dict[str, set[str]]:
+        """Post intents earlier runs left; returns member id -> incident ids still waiting."""
+        waiting: dict[str, set[str]] = {}
+        for item in self.store.outbox():
+            if (self.budget > 0 and self.outcome.failure is None
+                    and self.store.lease(item, self.run_id, self.now)):
+                post = Post("recovered", [i for _, i in item.incidents])
+                if self._deliver(item, post, item.oldest_claim if item.failed else None):
+                    continue
+            for index, member in item.members:
+                waiting.setdefault(member, set()).add(item.incidents[index][1])
+        return waiting
+
+    def _save(self, plans: list[Plan], waiting: set[str]) -> None:
+        """Write each plan's incident; the kind of post is decided on the stored state."""
+        window, lease = self.settings.window, self.store.lease_time
+        for plan in plans:
+            snapshot = plan.incident
+            if plan.new:
+                blank = replace(snapshot, members=set(), posts=0, announced=0, opened=False)
+                stored = self.store.create(blank, partial(joins, snapshot, window))
+            else:
+                stored = self.store.get(snapshot.partition, snapshot.id) or snapshot
+            plan.incident = self.store.change(stored, merger(snapshot, plan, waiting, self.now,
+                                                             lease))
+            for item in plan.evidence:
+                self.outcome.incidents.setdefault(item.hunt_id, set()).add(plan.incident.id)
+            if plan.kind == "held":
+                self.outcome.held.append(plan.incident.id)
+                for item in plan.evidence:
+                    self._note(self.outcome.absorbed, item)
+
+    def _announce(self, plans: list[Plan]) -> None:
+        if not plans:
+            return
+        if len(plans) > self.settings.storm_limit:
+            lines = tuple(StormLine(p.incident, p.kind, title_of(p.incident.where, p.evidence),
+                                    len(events_of(p.evidence))) for p in plans)
+            self._intent(plans, IncidentPost(
+                "storm", storm=lines, storm_limit=self.settings.storm_limit,
+                evidence=tuple(e for p in plans for e in p.evidence),
+                suppressed=self._suppressed(p.evidence for p in plans)))
+        else:
+            for plan in plans:
+                kind: PostKind = "opened" if plan.kind == "opened" else "updated"
+                self._intent([plan], self._post(kind, plan))
+        for plan in plans:
+            (self.outcome.opened if plan.kind == "opened" else self.outcome.updated).append(
+                plan.incident.id)
+
+    def _post(self, kind: PostKind, plan: Plan) -> IncidentPost:
+        claims = [e.first_seen for e in plan.evidence if e.first_seen and e.first_seen < self.now]
+        return IncidentPost(kind, plan.incident, tuple(plan.evidence),
+                            suppressed=self._suppressed([plan.evidence]),
+                            snooze=self._snooze_links(plan.evidence),
+                            held_back_since=min(claims, default=None))
+
+    def _suppressed(self, groups: Any) -> tuple[tuple[str, int], ...]:
+        hunt_ids = {e.hunt_id for evidence in groups for e in evidence}
+        rows: dict[str, int] = {}
+        for hunt_id in sorted(hunt_ids):
+            for rule, count in self.suppressed.get(hunt_id, {}).items():
+                rows[rule] = rows.get(rule, 0) + count
+        return tuple(sorted(rows.items(), key=lambda pair: (-pair[1], pair[0])))
+
+    def _snooze_links(self, evidence: Sequence[Evidence]) -> tuple[tuple[str, str], ...]:
+        if self.snooze is None:
+            return ()
+        links: dict[str, tuple[str, str]] = {}
+        order = {"High": 0, "Medium": 1, "Low": 2}
+        for item in sorted(evidence, key=lambda e: (e.evidence_only, order.get(e.severity, 3))):
+            hunt = self.hunts.get(item.hunt_id)
+            if hunt is None or item.hunt_id in links or len(links) == 3:
+                continue
+            url = self.snooze(hunt, item.row)
+            if url:
+                links[item.hunt_id] = (hunt.name, url)
+        return tuple(links.values())
+
+    def _intent(self, plans: list[Plan], post: IncidentPost) -> None:
+        assert self.notifier is not None
+        self.sequence += 1
+        claims = [e.first_seen for e in post.evidence if e.first_seen]
+        item = OutboxItem(
+            f"{self.now:%Y%m%dT%H%M%S}-{self.run_id}-{self.sequence:04d}",
+            self.notifier.render_incident(post),
+            [(p.incident.partition, p.incident.id) for p in plans],
+            [(index, e.hunt_id, e.finding_key) for index, p in enumerate(plans)
+             for e in p.evidence],
+            self.now + self.store.lease_time, self.run_id, oldest_claim=min(claims, default=None))
+        self.store.add_outbox(item)
+        record = Post(post.kind, [p.incident.id for p in plans])
+        if self.budget > 0 and self.outcome.failure is None:
+            if self._deliver(item, record, None):
+                return
+        else:
+            self.outcome.posts.append(record)
+            self.store.release(item, failed=False)  # the next run posts it
+        for plan in plans:
+            for evidence in plan.evidence:
+                self._note(self.outcome.pending, evidence)
+
+    def _deliver(self, item: OutboxItem, post: Post, held_back_since: datetime | None) -> bool:
+        assert self.notifier is not None
+        self.outcome.posts.append(post)
+        self.budget -= 1
+        try:
+            self.notifier.post_incident(item.payload, held_back_since)
+        except NotifyError as exc:
+            post.error = f"incident post failed, it stays pending: {exc.message}"
+            self.outcome.warnings.append(post.error)
+            self.outcome.failure = exc  # the channel is failing: the rest waits for next run
+            self.store.release(item, failed=True)
+            return False
+        post.delivered = True
+        self.store.complete(item, self.now)
+        for _, hunt_id, key in item.findings:
+            self._add(self.outcome.delivered, hunt_id, key)
+            self.credited.add(member_id(hunt_id, key))
+        return True
+
+    def _note(self, target: dict[str, list[str]], item: Evidence) -> None:
+        self._add(target, item.hunt_id, item.finding_key)
+
+    def _add(self, target: dict[str, list[str]], hunt_id: str, key: str) -> None:
+        if (id(target), hunt_id, key) not in self.noted:
+            self.noted.add((id(target), hunt_id, key))
+            target.setdefault(hunt_id, []).append(key)
