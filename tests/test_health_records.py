@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
+from shared.cards import build_notice
 from shared.cards.digest import with_held_back_note
 from shared.health.model import HeartbeatTally, HuntHealth, Notice
-from shared.health.notices import health_kind, heartbeat_card, notice_card
+from shared.health.notices import health_kind, health_notice, heartbeat_notice
 from shared.health.records import ConflictError, HealthStore
+from shared.notify.base import Notice as ChannelNotice
 
 T0 = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
 
@@ -62,10 +65,10 @@ HOSTILE = "<at>SOC</at> [click](https://evil.example/x) **bold** javascript:aler
 def test_each_notice_is_a_short_escaped_card(kind: str) -> None:
     notice = Notice(kind=kind, hunt_id="h-3", hunt_name=HOSTILE, at=T0,  # type: ignore[arg-type]
                     since=T0, failures=3, error=HOSTILE, advice="Fix it.", source="defender")
-    payload = notice_card(notice)
+    payload = rendered(health_notice(notice))
     card = payload["attachments"][0]["content"]
     assert card["version"] == "1.4"
-    assert all(block["type"] == "TextBlock" for block in card["body"])
+    assert not any(block.get("type") == "TextBlock" for block in blocks(card))  # no Markdown
     assert health_kind(payload) == kind
     text = json.dumps(payload)
     assert "https://evil" not in text
@@ -78,8 +81,8 @@ def test_each_notice_is_a_short_escaped_card(kind: str) -> None:
 def test_heartbeat_card_counts() -> None:
     tally = HeartbeatTally(since=T0, runs=24, hunt_runs={"a": 24, "b": 12}, failures=2,
                            findings=5, incidents=3, suppressed=40)
-    payload = heartbeat_card(tally, T0.replace(hour=8))
-    text = " ".join(b["text"] for b in payload["attachments"][0]["content"]["body"])
+    payload = rendered(heartbeat_notice(tally, T0.replace(hour=8)))
+    text = " ".join(texts(payload))
     assert health_kind(payload) == "heartbeat"
     assert "24 run(s), 2 hunt(s) ran 36 time(s), 2 failure(s)" in text
     assert "5 new finding(s) in 3 incident(s); 40 row(s) suppressed" in text
@@ -94,3 +97,27 @@ def test_held_back_note_goes_under_the_digest_header() -> None:
     assert items[1]["text"].startswith("Held back since 2026-01-05 01:00 UTC")
     assert len(digest["attachments"][0]["content"]["body"][0]["items"]) == 1  # not mutated
     assert health_kind(noted) is None
+
+
+def rendered(notice: ChannelNotice) -> dict[str, Any]:
+    """The payload the Teams notifier posts for *notice*."""
+    return build_notice(notice.title, notice.summary, severity=notice.severity,
+                        facts=notice.facts, link=notice.link, tag=notice.tag)
+
+
+def blocks(node: Any) -> list[dict[str, Any]]:
+    """Every element of a card, depth first."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        found.append(node)
+        for value in node.values():
+            found += blocks(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += blocks(value)
+    return found
+
+
+def texts(payload: dict[str, Any]) -> list[str]:
+    return [b["text"] for b in blocks(payload["attachments"][0]["content"])
+            if b.get("type") in ("TextRun", "TextBlock") and isinstance(b.get("text"), str)]

@@ -16,14 +16,17 @@ MAX_FACTS = 12
 
 def build_notice(title: str, summary: str, *, severity: str = "Medium",
                  facts: Sequence[tuple[str, str]] = (),
-                 link: tuple[str, str] | None = None) -> dict[str, Any]:
-    """The webhook payload of one notice; *link* is ``(title, url)`` and must be our own URL."""
+                 link: tuple[str, str] | None = None, tag: str | None = None) -> dict[str, Any]:
+    """The webhook payload of one notice; *link* is ``(title, url)`` and must be our own URL;
+    *tag* becomes the header's element id, ``huntwire-<tag>``."""
     level = severity_of(severity)
     header: Element = {"type": "Container", "style": SEVERITY_STYLE[level], "bleed": True,
                        "items": [rich(run(level.upper(), weight="Bolder",
                                           color=SEVERITY_STYLE[level]), run("   "),
                                       run(escape_text(title, limit=200), weight="Bolder",
                                           size="Large"))]}
+    if tag:
+        header["id"] = f"huntwire-{tag}"
     body: list[Element] = [header]
     if summary:
         body.append(rich(run(escape_text(summary, limit=2000, multiline=True)), spacing="Small"))

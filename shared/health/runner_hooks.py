@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from ..errors import HuntwireError
 from .heartbeat import HuntRun, after_heartbeat, heartbeat_due, tally_run
 from .model import HeartbeatTally, HuntHealth, Notice, NotifierHealth, SourceHealth
-from .notices import heartbeat_card, notice_card, when
+from .notices import health_notice, heartbeat_notice, when
 from .policy import (
     Limits,
     RunFacts,
@@ -35,6 +35,8 @@ from .records import ConflictError, HealthStore
 
 if TYPE_CHECKING:
     from ..hunt import Hunt
+    from ..notify.base import Notice as ChannelNotice
+    from ..notify.base import Notifier
     from ..runner import HuntOutcome, RunSummary
     from ..settings import Settings
 
@@ -42,30 +44,23 @@ log = logging.getLogger("huntwire.health")
 ATTEMPTS = 5
 
 
-class Poster(Protocol):
-    def post(self, payload: dict[str, Any]) -> object: ...
-
-
 @dataclass(frozen=True)
 class HealthConfig:
-    webhook_url: str | None = field(default=None, repr=False)
-    """``HUNTWIRE_HEALTH_WEBHOOK_URL`` when set, else the Teams webhook."""
     heartbeat_hour: int | None = 8
     """UTC hour of the daily heartbeat; None turns it off."""
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HealthConfig:
-        url = settings.health_webhook_url or settings.teams_webhook_url
-        return cls(webhook_url=url, heartbeat_hour=settings.heartbeat_hour)
+        return cls(heartbeat_hour=settings.heartbeat_hour)
 
 
-def post_card(poster: Poster | None, payload: dict[str, Any]) -> str | None:
-    """Post one health card; None when delivered, else why not (never raises)."""
-    if poster is None:
-        return "no webhook configured"
+def post_notice(notifier: Notifier | None, notice: ChannelNotice) -> str | None:
+    """Post one health notice; None when delivered, else why not (never raises)."""
+    if notifier is None:
+        return "no notifier configured"
     try:
-        poster.post(payload)
+        notifier.post_notice(notice)
     except HuntwireError as exc:
         return exc.message
     return None
@@ -83,10 +78,10 @@ def file_hash(hunt: Hunt) -> str:
 class RunnerHealth:
     """Hooks the runner calls around each hunt and once at the end of a run."""
 
-    def __init__(self, store: HealthStore, poster: Poster | None, config: HealthConfig,
+    def __init__(self, store: HealthStore, notifier: Notifier | None, config: HealthConfig,
                  *, findings_notifier: bool = True) -> None:
         self.store = store
-        self.poster = poster
+        self.notifier = notifier
         self.config = config
         self.findings_notifier = findings_notifier
         """Whether a Teams webhook for findings is configured (the notifier's state)."""
@@ -173,11 +168,11 @@ class RunnerHealth:
         tally = self.store.modify(self.store.heartbeat, change, self.store.save_heartbeat)
         if not heartbeat_due(tally, now, self.config.heartbeat_hour):
             return
-        if self._deliver(heartbeat_card(tally, now)):
+        if self._deliver(heartbeat_notice(tally, now)):
             self.store.save_heartbeat(after_heartbeat(tally, now))
 
     def _update_notifier(self, summary: RunSummary, now: datetime) -> None:
-        failed = [(o.warnings or ["findings not delivered"])[-1]
+        failed = [o.error or "findings not delivered"
                   for o in summary.outcomes if o.delivery_failed] + self._failed
         delivered = sum(o.posted > 0 for o in summary.outcomes) + self._posted
         hunts = self.store.hunts().values()
@@ -194,10 +189,10 @@ class RunnerHealth:
 
     def _send(self, notice: Notice) -> bool:
         log.warning("huntwire.health notice %s for hunt %s", notice.kind, notice.hunt_id)
-        return self._deliver(notice_card(notice))
+        return self._deliver(health_notice(notice))
 
-    def _deliver(self, payload: dict[str, Any]) -> bool:
-        error = post_card(self.poster, payload)
+    def _deliver(self, notice: ChannelNotice) -> bool:
+        error = post_notice(self.notifier, notice)
         if error is not None:
             log.warning("huntwire.health notice not delivered: %s", error)
             self._failed.append(error)
@@ -220,17 +215,20 @@ def facts_of(hunt: Hunt, outcome: HuntOutcome, now: datetime) -> RunFacts:
         pending_since=datetime.fromisoformat(pending_since) if pending_since else None)
 
 
-def make_poster(url: str | None) -> Poster | None:
-    """The one place health cards meet the Teams client (a notifier after the refactor)."""
-    from ..notify.teams import TeamsWebhook
+def health_notifier(settings: Settings) -> Notifier | None:
+    """The run's notifier, or the same kind of notifier on ``HUNTWIRE_HEALTH_WEBHOOK_URL``
+    when that is set (a channel of its own for health)."""
+    from ..notify import build_notifier
 
-    return TeamsWebhook(url) if url else None
+    if settings.health_webhook_url:
+        settings = replace(settings, teams_webhook_url=settings.health_webhook_url)
+    return build_notifier(settings)
 
 
 def build_health(settings: Settings) -> RunnerHealth:
     """Hooks on the run's storage account, posting to the health (or Teams) webhook."""
     config = HealthConfig.from_settings(settings)
-    return RunnerHealth(store_from_settings(settings), make_poster(config.webhook_url), config,
+    return RunnerHealth(store_from_settings(settings), health_notifier(settings), config,
                         findings_notifier=bool(settings.teams_webhook_url))
 
 
@@ -247,4 +245,4 @@ def store_from_settings(settings: Settings) -> HealthStore:
 
 
 __all__ = ["HealthConfig", "HuntHealth", "RunnerHealth", "SourceHealth", "build_health",
-           "facts_of", "file_hash", "post_card", "store_from_settings"]
+           "facts_of", "file_hash", "post_notice", "store_from_settings"]

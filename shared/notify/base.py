@@ -61,6 +61,9 @@ class Notice:
     """(label, value) pairs, e.g. ``("Hunt", name)``, ``("Failing since", iso time)``."""
     link: tuple[str, str] | None = None
     """(title, url) of one of our own pages (a portal link), never a URL from telemetry."""
+    tag: str | None = None
+    """A machine-readable name (e.g. ``health-failing``) a notifier may carry along, so tools
+    can tell notices apart without reading their text."""
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,7 @@ class TeamsNotifier:
 
     def post_notice(self, notice: Notice) -> Delivery:
         payload = build_notice(notice.title, notice.summary, severity=notice.severity,
-                               facts=notice.facts, link=notice.link)
+                               facts=notice.facts, link=notice.link, tag=notice.tag)
         return self.webhook.post(payload)
 
     def render_incident(self, post: IncidentPost) -> dict[str, Any]:
