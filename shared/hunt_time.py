@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
+from .kql_text import code_only
 from .window import Window, iso
 
 MAX_REACH = timedelta(days=30)
@@ -48,7 +49,7 @@ class Reach:
 
 def query_reach(query: str) -> Reach | None:
     """The largest time reach the query names itself, or None when it names none."""
-    text = _blank_strings_and_comments(query)
+    text = code_only(query)
     spans = _let_spans(text)
     found: list[Reach] = []
     for call in re.finditer(r"\b(ago|now)\s*\(", text):
@@ -177,25 +178,3 @@ def _term(term: str, spans: dict[str, timedelta]) -> timedelta | None:
             return None  # a timespan times a timespan is not a timespan
         span = value
     return None if span is None else span * multiplier
-
-
-def _blank_strings_and_comments(query: str) -> str:
-    """Strings become ``""`` and ``//`` comments vanish, so text inside them is not read."""
-    out, index = [], 0
-    while index < len(query):
-        char = query[index]
-        if query.startswith("//", index):
-            end = query.find("\n", index)
-            index = len(query) if end < 0 else end
-            continue
-        if char in "'\"":
-            verbatim = index > 0 and query[index - 1] == "@"
-            end = index + 1
-            while end < len(query) and query[end] != char:
-                end += 2 if query[end] == "\\" and not verbatim else 1
-            out.append('""')
-            index = end + 1
-            continue
-        out.append(char)
-        index += 1
-    return "".join(out)

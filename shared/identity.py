@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .hunt import Hunt
+from .kql_text import code_only
 from .sources.catalog import source_kind
 
 _AGGREGATE_PREFIXES = ("count_", "dcount_", "sum_", "avg_", "min_", "max_", "set_", "list_",
@@ -90,7 +91,7 @@ def summarize_of(query: str) -> Summarize | None:
     Used where Node is not available (the deployed function); ``validate`` uses the parser's
     answer and writes it into the manifest.
     """
-    text = _blank_strings_and_comments(query)
+    text = code_only(query)
     statement = _split_top(text, ";")[-1] if text.strip() else ""
     stages = _split_top(statement, "|")
     for stage in reversed(stages[1:]):
@@ -143,24 +144,3 @@ def _split_top(text: str, separator: str) -> list[str]:
             start = index + 1
     parts.append(text[start:])
     return parts
-
-
-def _blank_strings_and_comments(query: str) -> str:
-    """Strings become ``""`` and ``//`` comments vanish, so separators inside them are ignored."""
-    out, index = [], 0
-    while index < len(query):
-        char = query[index]
-        if query.startswith("//", index):
-            end = query.find("\n", index)
-            index = len(query) if end < 0 else end
-            continue
-        if char in "'\"":
-            end = index + 1
-            while end < len(query) and query[end] != char:
-                end += 2 if query[end] == "\\" else 1
-            out.append('""')
-            index = end + 1
-            continue
-        out.append(char)
-        index += 1
-    return "".join(out)

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .kql_text import code_only
+
 _INSTALLED: list[bool] = []
 
 # Constructs found in the query text that the engine cannot run: refused before running.
@@ -29,7 +31,7 @@ _CONSTRUCT = re.compile(r"unsupported KQL construct '([^']+)'")
 
 def unsupported_reason(query: str) -> str | None:
     """``not supported locally: X`` when *query* uses X, which the engine cannot run."""
-    text = _code_only(query)
+    text = code_only(query)
     for pattern, what in _TEXT_UNSUPPORTED:
         found = pattern.search(text)
         if found:
@@ -277,25 +279,3 @@ _MACROS = [
     r"'[^.]\.([^.]*)$', 1), "
     r"'AlternateDataStreamName', regexp_extract(p, '[^\\/:]:([^\\/:]*)$', 1)) END",
 ]
-
-
-def _code_only(query: str) -> str:
-    """The query without string literals and ``//`` comments."""
-    out, index = [], 0
-    while index < len(query):
-        char = query[index]
-        if query.startswith("//", index):
-            end = query.find("\n", index)
-            index = len(query) if end < 0 else end
-            continue
-        if char in "'\"":
-            verbatim = index > 0 and query[index - 1] == "@"
-            end = index + 1
-            while end < len(query) and query[end] != char:
-                end += 2 if query[end] == "\\" and not verbatim else 1
-            out.append('""')
-            index = end + 1
-            continue
-        out.append(char)
-        index += 1
-    return "".join(out)
