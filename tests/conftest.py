@@ -7,8 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from azure.core.credentials import TokenCredential
 
 from devtools.azurite import Azurite
+from devtools.identity import IdentityServer
+from shared.credentials import make_credential
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,3 +41,18 @@ def _no_ambient_azure_settings(monkeypatch: pytest.MonkeyPatch) -> None:
                                                     "MSI_ENDPOINT", "MSI_SECRET",
                                                     "AZURE_CLIENT_ID"):
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def identity(monkeypatch: pytest.MonkeyPatch) -> Iterator[IdentityServer]:
+    """A local managed-identity endpoint (``IDENTITY_ENDPOINT``/``IDENTITY_HEADER``), as Azure
+    Functions serves it, so azure-identity's real credential code runs."""
+    with IdentityServer() as server:
+        for name, value in server.env.items():
+            monkeypatch.setenv(name, value)
+        yield server
+
+
+@pytest.fixture
+def credential(identity: IdentityServer) -> TokenCredential:
+    return make_credential(None)

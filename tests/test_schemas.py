@@ -124,14 +124,6 @@ def _validate(folder: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, di
     return code, json.loads(capsys.readouterr().out)
 
 
-@pytest.fixture
-def identity(monkeypatch: pytest.MonkeyPatch) -> Iterator[IdentityServer]:
-    with IdentityServer() as server:
-        for name, value in server.env.items():
-            monkeypatch.setenv(name, value)
-        yield server
-
-
 def _getschema(request: Request) -> Reply:
     query = request.json()["Query"]
     assert "DeviceLogonEvents | getschema" in query

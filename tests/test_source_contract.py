@@ -134,19 +134,6 @@ def kind(request: pytest.FixtureRequest) -> Kind:
 
 
 @pytest.fixture
-def identity(monkeypatch: pytest.MonkeyPatch) -> Iterator[IdentityServer]:
-    with IdentityServer() as server:
-        for name, value in server.env.items():
-            monkeypatch.setenv(name, value)
-        yield server
-
-
-@pytest.fixture
-def credential(identity: IdentityServer) -> TokenCredential:
-    return make_credential(None)
-
-
-@pytest.fixture
 def server(kind: Kind) -> Iterator[ScriptedService]:
     with kind.serve(None) as service:
         yield service

@@ -51,19 +51,6 @@ def ok(rows: int = 1) -> Reply:
 
 
 @pytest.fixture
-def identity(monkeypatch: pytest.MonkeyPatch) -> Iterator[IdentityServer]:
-    with IdentityServer() as server:
-        for name, value in server.env.items():
-            monkeypatch.setenv(name, value)
-        yield server
-
-
-@pytest.fixture
-def credential(identity: IdentityServer) -> TokenCredential:
-    return make_credential(None)
-
-
-@pytest.fixture
 def graph() -> Iterator[FakeGraph]:
     with FakeGraph() as server:
         yield server

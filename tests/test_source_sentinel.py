@@ -17,7 +17,6 @@ from azure.core.credentials import TokenCredential
 from devtools.clock import ManualClock
 from devtools.fake_loganalytics import FakeLogAnalytics, logs_tables, no_tables, partial_error
 from devtools.identity import IdentityServer, Reply, token_audience
-from shared.credentials import make_credential
 from shared.hunt import Hunt
 from shared.retry import RetryPolicy
 from shared.sources.base import QueryError
@@ -38,19 +37,6 @@ def hunt(query: str = QUERY) -> Hunt:
 def ok(rows: int = 1) -> Reply:
     return Reply(200, logs_tables([("DeviceId", "string"), ("ReportId", "long")],
                                   [[f"dev-{i}", i] for i in range(rows)]))
-
-
-@pytest.fixture
-def identity(monkeypatch: pytest.MonkeyPatch) -> Iterator[IdentityServer]:
-    with IdentityServer() as server:
-        for name, value in server.env.items():
-            monkeypatch.setenv(name, value)
-        yield server
-
-
-@pytest.fixture
-def credential(identity: IdentityServer) -> TokenCredential:
-    return make_credential(None)
 
 
 @pytest.fixture
