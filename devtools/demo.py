@@ -38,6 +38,8 @@ ATTACKS = 4
 
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
+    for stale in OUT.glob("card-*.json"):  # cards of an earlier demo run
+        stale.unlink()
     print("Starting Azurite (Table Storage) and a local Teams webhook ...")
     with Azurite() as azurite, WebhookReceiver() as teams:
         env = {**os.environ, "HUNTWIRE_STORAGE": azurite.connection_string,
