@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from ..errors import NotifyError
 from ..hunt import Hunt
 from ..ledger import Finding
+from ..ledger.keys import identity_columns
 from .correlate import DEFAULT_WINDOW, Evidence, correlate, member_id
 from .model import IncidentPost, PostKind, StormLine
 from .plan import Plan, joins, merger, plan_groups
@@ -106,8 +107,17 @@ def evidence_of(findings: Mapping[str, Sequence[Finding]], hunts: Sequence[Hunt]
             evidence.append(Evidence(
                 hunt.id, hunt.name, hunt.severity, hunt.techniques, hunt.evidence_only,
                 finding.row, finding.event_time or finding.first_seen or now, finding.key,
-                hunt.source, finding.first_seen))
+                hunt.source, finding.first_seen, _key_columns(hunt, finding.row)))
     return sorted(evidence, key=lambda e: (e.first_seen or now, e.event_time))
+
+
+def _key_columns(hunt: Hunt, row: Mapping[str, Any]) -> tuple[str, ...]:
+    """The hunt's identity columns present in *row* (none when they cannot be told)."""
+    try:
+        columns = identity_columns(hunt, list(row))
+    except Exception:  # a card detail only: never let it stop the delivery
+        return ()
+    return tuple(column for column in columns if column in row)
 
 
 def process_run(findings: Mapping[str, Sequence[Finding]], hunts: Sequence[Hunt],
