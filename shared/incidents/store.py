@@ -55,6 +55,10 @@ TABLE = "huntwireIncidents"
 UPDATE_ATTEMPTS = 8
 DEFAULT_LEASE = timedelta(minutes=15)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@:-]")
+_RETRY_WRITES: dict[str, Any] = {"retry_on_methods": frozenset(
+    {"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE", "POST", "PATCH", "MERGE"})}
+"""The SDK retries inserts and merges too after a lost reply: each write here recognises its own
+earlier attempt (409 on an insert of ours, 412 with our change id or lease, 404 on a delete)."""
 _BRIEF = ["PartitionKey", "RowKey", "Scope", "FirstEvent", "LastEvent", "UpdatedAt"]
 
 log = logging.getLogger("huntwire")
@@ -186,7 +190,7 @@ class IncidentStore:
             incident.id = _next_id(incident, [other.id for other in stored])
             with _errors(f"creating incident {incident.id}", ResourceExistsError):
                 try:
-                    metadata = self.table.create_entity(to_entity(incident))
+                    metadata = self.table.create_entity(to_entity(incident), **_RETRY_WRITES)
                 except ResourceExistsError:
                     continue
             incident.etag = metadata.get("etag")
@@ -206,7 +210,7 @@ class IncidentStore:
                 try:
                     metadata = self.table.update_entity(
                         entity, mode=UpdateMode.MERGE, etag=current.etag,
-                        match_condition=MatchConditions.IfNotModified)
+                        match_condition=MatchConditions.IfNotModified, **_RETRY_WRITES)
                 except ResourceModifiedError:
                     fresh = self._entity(incident.partition, incident.id)
                     if fresh is None:
@@ -234,7 +238,7 @@ class IncidentStore:
                        "OldestClaim": item.oldest_claim or EPOCH})
         with _errors(f"writing post intent {item.row_key}", ResourceExistsError):
             try:
-                metadata: Any = self.table.create_entity(entity)
+                metadata: Any = self.table.create_entity(entity, **_RETRY_WRITES)
             except ResourceExistsError:
                 # The row key carries this run's id: only our own write, whose reply was lost.
                 stored = self._entity(OUTBOX, item.row_key)
@@ -273,7 +277,7 @@ class IncidentStore:
             try:
                 metadata: Any = self.table.update_entity(
                     patch, mode=UpdateMode.MERGE, etag=item.etag,
-                    match_condition=MatchConditions.IfNotModified)
+                    match_condition=MatchConditions.IfNotModified, **_RETRY_WRITES)
             except ResourceNotFoundError:
                 return False
             except ResourceModifiedError:
@@ -315,7 +319,7 @@ class IncidentStore:
             self.change(incident, apply)
         with (_errors(f"deleting post intent {item.row_key}", ResourceNotFoundError),
               suppress(ResourceNotFoundError)):
-                self.table.delete_entity(OUTBOX, item.row_key)
+                self.table.delete_entity(OUTBOX, item.row_key, **_RETRY_WRITES)
 
 
 def _next_id(incident: Incident, used: Iterable[str]) -> str:
