@@ -44,25 +44,30 @@ class HuntRun:
 def deliver(runs: Sequence[HuntRun], hunts: Sequence[Hunt], ledger: Ledger,
             store: IncidentStore | None, notifier: Notifier | None, now: datetime,
             settings: IncidentSettings, snooze: Snoozer | None = None) -> dict[str, int]:
-    """Post the held findings of *runs* as incidents; returns the run's incident counts."""
+    """Post the held findings of *runs* as incidents; returns the run's incident counts.
+    Never raises: every failure is reported on the hunts whose findings it concerns."""
     holding = [run for run in runs if run.held]
     if not holding:
         return {}
     if notifier is None or store is None:
         for run in holding:
-            run.outcome.warnings.append("no Teams webhook (or other notifier) configured: "
-                                        "findings stay pending")
+            if notifier is None:
+                run.outcome.warnings.append("no Teams webhook (or other notifier) configured: "
+                                            "findings stay pending")
+            else:
+                _fail(run, f"no incident store configured: {len(run.held)} finding(s) stay "
+                           "pending")
             _settle(run, ledger, [], [], now)
         return {}
     try:
         outcome = process_run({run.hunt.id: run.held for run in holding}, hunts, store,
                               notifier, now, settings, snooze=snooze,
                               suppressed={run.hunt.id: run.outcome.suppressed for run in runs})
-    except Exception as exc:  # storage or a bug: nothing was marked, everything stays pending
+    except Exception as exc:  # a bug before any post: nothing was marked, all stays pending
         log.exception("huntwire.incidents failed")
-        message = exc.message if isinstance(exc, HuntwireError) else f"{type(exc).__name__}: {exc}"
         for run in holding:
-            _fail(run, f"incidents failed, {len(run.held)} finding(s) stay pending: {message}")
+            _fail(run, f"incidents failed, {len(run.held)} finding(s) stay pending: "
+                       f"{_message(exc)}")
             _settle(run, ledger, [], [], now)
         return {}
     _apply(outcome, runs, hunts, ledger, now)
@@ -78,41 +83,71 @@ def _apply(outcome: IncidentOutcome, runs: Sequence[HuntRun], hunts: Sequence[Hu
         absorbed = outcome.absorbed.get(run.hunt.id, [])
         run.outcome.incidents = len(outcome.incidents.get(run.hunt.id, ()))
         _settle(run, ledger, delivered, absorbed, now)
+        unrecorded = outcome.unrecorded.get(run.hunt.id, [])
+        if unrecorded:
+            _fail(run, f"{len(unrecorded)} finding(s) were posted but the post could not be "
+                       f"recorded, the next run may post them again: {outcome.error}",
+                  status=True)
         if outcome.failure is not None and run.outcome.pending:
             kind = "permanent" if outcome.failure.permanent else "transient"
             _fail(run, f"notification failed ({kind}), {run.outcome.pending} finding(s) stay "
                        f"pending: {outcome.failure.message}")
+        elif outcome.error is not None and run.outcome.pending:
+            _fail(run, f"incidents failed, {run.outcome.pending} finding(s) stay pending: "
+                       f"{outcome.error}")
         elif run.outcome.pending:
             run.outcome.warnings += outcome.warnings
     # A recovered post may deliver findings of hunts that did not run now: mark them too.
     for hunt in hunts:
         keys = outcome.delivered.get(hunt.id, [])
         if hunt.id not in by_id and keys:
-            ledger.mark_notified(hunt, [_stub(hunt, key, now) for key in keys], now)
+            try:
+                ledger.mark_notified(hunt, [_stub(hunt, key, now) for key in keys], now)
+            except Exception as exc:  # they stay pending; the incident keeps them as members
+                log.warning("huntwire.delivery hunt %s: %s", hunt.id, _message(exc))
 
 
 def _settle(run: HuntRun, ledger: Ledger, delivered: Sequence[str], absorbed: Sequence[str],
             now: datetime) -> None:
-    """Mark *delivered* and *absorbed* notified, release the rest of the held findings."""
+    """Mark *delivered* and *absorbed* notified, release the rest of the held findings. A
+    storage failure fails the hunt: findings it could not mark stay pending (leased until the
+    lease expires), and may be posted again."""
     held = {finding.key: finding for finding in run.held}
     done = [held.get(key) or _stub(run.hunt, key, now) for key in (*delivered, *absorbed)]
     done_keys = {finding.key for finding in done}
     rest = [finding for key, finding in held.items() if key not in done_keys]
-    if done:
-        ledger.mark_notified(run.hunt, done, now)
-    if rest:
-        ledger.release(run.hunt, rest)
     run.outcome.posted = len(delivered)
     run.outcome.held = len([key for key in absorbed if key not in set(delivered)])
     run.outcome.pending = len(rest)
+    if done:
+        try:
+            ledger.mark_notified(run.hunt, done, now)
+        except Exception as exc:
+            run.outcome.pending += len(done)
+            _fail(run, f"{len(done)} delivered finding(s) could not be marked notified, they "
+                       f"stay pending and may be posted again: {_message(exc)}", status=True)
+    if rest:
+        try:
+            ledger.release(run.hunt, rest)
+        except Exception as exc:
+            run.outcome.warnings.append(f"{len(rest)} pending finding(s) not released, their "
+                                        f"leases expire by themselves: {_message(exc)}")
 
 
-def _fail(run: HuntRun, message: str) -> None:
+def _fail(run: HuntRun, message: str, *, status: bool = False) -> None:
+    """Fail the run's delivery for *run* (and the hunt itself when *status*: its bookkeeping
+    failed after a post); messages add up."""
     run.outcome.delivery_failed = True
-    run.outcome.error = message
+    if status:
+        run.outcome.status = "failed"
+    error = run.outcome.error
+    run.outcome.error = f"{error}; {message}" if error and message not in error else message
+
+
+def _message(exc: Exception) -> str:
+    return exc.message if isinstance(exc, HuntwireError) else f"{type(exc).__name__}: {exc}"
 
 
 def _stub(hunt: Hunt, key: str, now: datetime) -> Finding:
     """A finding known only by its key (delivered by a post another run left)."""
     return Finding(hunt.id, key, {}, None, now, 1)
-

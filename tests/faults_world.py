@@ -21,6 +21,7 @@ from azure.data.tables import TableServiceClient
 
 from devtools.webhook import Reply, WebhookReceiver
 from shared.hunt import Hunt, TeamsOptions
+from shared.incidents import IncidentStore
 from shared.ledger import Ledger
 from shared.notify.teams import TeamsNotifier
 from shared.runner import Runner, RunSummary
@@ -85,15 +86,23 @@ class World:
 
     def ledger(self, connection_string: str | None = None) -> Ledger:
         """A fresh ledger, as each run makes one."""
+        tables = {k: v for k, v in self.tables.items() if k != "incidents_table"}
         return Ledger.from_connection_string(connection_string or self.connection_string,
-                                             **self.tables, **FAST_STORAGE)
+                                             **tables, **FAST_STORAGE)
+
+    def incidents(self, connection_string: str | None = None) -> IncidentStore:
+        """A fresh incident store on the ledger's account, as the app builds one per run."""
+        return IncidentStore.from_connection_string(
+            connection_string or self.connection_string, table=self.tables["incidents_table"],
+            **FAST_STORAGE)
 
     def run(self, hour: float, *, connection_string: str | None = None,
             notifier: TeamsNotifier | None = None) -> RunSummary:
         now = BASE + timedelta(hours=hour)
         runner = Runner(hunts=[self.hunt], sources=self.sources,
                         ledger=self.ledger(connection_string),
-                        notifier=notifier or fast_notifier(self.webhook.url))
+                        notifier=notifier or fast_notifier(self.webhook.url),
+                        incidents=self.incidents(connection_string))
         summary = runner.run_once(now)
         self.summaries.append(summary)
         return summary
@@ -124,7 +133,7 @@ class World:
 def table_names() -> dict[str, str]:
     suffix = uuid.uuid4().hex[:10]
     return {"findings_table": f"fwf{suffix}", "pending_table": f"fwp{suffix}",
-            "checkpoints_table": f"fwc{suffix}"}
+            "checkpoints_table": f"fwc{suffix}", "incidents_table": f"fwi{suffix}"}
 
 
 def lost(counts: Mapping[str, int]) -> list[str]:

@@ -8,7 +8,7 @@ goes only into TextRuns, through :func:`escape_text`; every payload stays within
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +21,7 @@ from ..incidents.story import (
     decoded_scripts,
     events_of,
     headline_hunt,
+    key_values,
     process_ids,
     signals_by_hunt,
     techniques,
@@ -41,6 +42,8 @@ MAX_HUNTS_SHOWN = 20
 MAX_TECHNIQUES_SHOWN = 16
 MAX_STORM_ROWS = 60
 UPDATE_EVENTS = 6
+COMPACT_TEXT = 160
+"""Characters of a command line (or key values) in the one-line list of the other events."""
 SNOOZE_TITLE = "Snooze similar for 7 days"
 _DEVICE_ID = re.compile(r"^[0-9a-f]{40}$")
 _TIERS = ((FULL, 12, True), (MEDIUM, 8, True), (COMPACT, 5, True), (COMPACT, 2, False),
@@ -174,10 +177,15 @@ def event_element(event: Event, limits: Limits, shown_commands: set[str] | None 
     decoded = bool(row.get("DecodedCommand") or row.get("DecodedScript"))
     parent = escape_text(row.get("InitiatingProcessFileName"), limit=limits.field)
     process = escape_text(row.get("FileName"), limit=limits.field)
+    what = f"{parent or '?'} → {process or '?'}" if parent or process else ""
     items = [rich(run(escape_text(display_time(event.time), limit=64), weight="Bolder"),
-                  run("  "), run(f"{parent or '?'} → {process or '?'}"),
-                  run("  ·  " + escape_text(", ".join(event.hunt_names), limit=limits.field),
+                  run("  "), run(what),
+                  run(("  ·  " if what else "") + escape_text(", ".join(event.hunt_names),
+                                                              limit=limits.field),
                       isSubtle=True))]
+    if not what:
+        items += [labelled(escape_text(column, limit=64), escape_text(value, limit=limits.field))
+                  for column, value in key_values(event)]
     command = str(row.get("ProcessCommandLine") or "")
     seen = shown_commands if shown_commands is not None else set()
     if command in seen:
@@ -249,10 +257,13 @@ def chain_query(incident: Incident, events: Sequence[Event], *, sentinel: bool) 
 
 
 def _fitted(post: IncidentPost, portal: PortalLinks, *, full: bool) -> dict[str, Any]:
+    """The richest tier that shows every event (the first events in detail, the others one line
+    each); when none can, the one that shows the most, then "...and N more"."""
     events = events_of(post.evidence)
     label = "Incident" if full else "Update to"
     footer = [e for e in (_suppressed_element(post.suppressed),) if e]
     actions = _actions(post, events, portal)
+    best: tuple[int, dict[str, Any]] | None = None
     for limits, max_events, with_extras in _TIERS:
         shown = events[:max_events if full else min(max_events, UPDATE_EVENTS)]
         body = [_header(post, events, label)]
@@ -264,14 +275,61 @@ def _fitted(post: IncidentPost, portal: PortalLinks, *, full: bool) -> dict[str,
             body += _scripts_elements(events)
         commands: set[str] = set()
         body += [event_element(event, limits, commands) for event in shown]
-        if len(events) > len(shown):
-            body.append({"type": "TextBlock", "wrap": True, "isSubtle": True,
-                         "text": f"…and {len(events) - len(shown):,} more of {len(events):,} "
-                                 "events (open the chain in advanced hunting)."})
-        payload = message(_card(body + footer, actions))
-        if payload_size(payload) <= MAX_PAYLOAD_BYTES:
-            return payload
-    return message(_card([_header(post, [], label)], []))
+        rest = events[len(shown):]
+
+        def build(count: int, body: list[Element] = body, rest: list[Event] = rest,
+                  total: int = len(events)) -> dict[str, Any]:
+            return message(_card(body + _listed(rest, count, total) + footer, actions))
+
+        if payload_size(build(0)) > MAX_PAYLOAD_BYTES:
+            continue
+        count = _most_that_fit(build, len(rest))
+        if count == len(rest):
+            return build(count)
+        if best is None or len(shown) + count > best[0]:
+            best = (len(shown) + count, build(count))
+    return best[1] if best is not None else message(_card([_header(post, [], label)], []))
+
+
+def _listed(rest: Sequence[Event], count: int, total: int) -> list[Element]:
+    """The first *count* of the events not shown in detail, one line each, then how many more
+    (of *total*) the card leaves out."""
+    lines: list[Element] = []
+    if count:
+        lines.append(rich(run("Also in this post", isSubtle=True, weight="Bolder"),
+                          spacing="Medium", separator=True))
+    for event in rest[:count]:
+        lines.append(rich(run(escape_text(display_time(event.time), limit=64) + "  ",
+                              isSubtle=True),
+                          run(escape_text(_one_line(event), limit=COMPACT_TEXT)),
+                          spacing="None"))
+    if len(rest) > count:
+        lines.append({"type": "TextBlock", "wrap": True, "isSubtle": True,
+                      "text": f"…and {len(rest) - count:,} more of {total:,} events (open the "
+                              "chain in advanced hunting)."})
+    return lines
+
+
+def _one_line(event: Event) -> str:
+    """A process and its command line, else the key values of *event*."""
+    row = event.row
+    command = str(row.get("ProcessCommandLine") or "")
+    process = str(row.get("FileName") or "")
+    if command or process:
+        return f"{process}  {command}".strip()
+    return "  ".join(f"{column}: {value}" for column, value in key_values(event))
+
+
+def _most_that_fit(build: Callable[[int], dict[str, Any]], most: int) -> int:
+    """The largest count in 0..*most* whose payload stays within the limit (0 fits)."""
+    low, high = 0, most
+    while low < high:
+        middle = (low + high + 1) // 2
+        if payload_size(build(middle)) <= MAX_PAYLOAD_BYTES:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _card(body: list[Element], actions: list[Element]) -> dict[str, Any]:

@@ -59,6 +59,9 @@ class Evidence:
     source: str = "defender"
     first_seen: datetime | None = None
     """When the ledger first claimed the finding (the held-back note)."""
+    keys: tuple[str, ...] = ()
+    """The columns that identify the hunt's findings (``dedupBy``, the summarize by-keys): what
+    a card shows of a finding that names no process."""
 
     @property
     def member(self) -> str:

@@ -8,6 +8,7 @@ hunt, then marks notified exactly the findings in ``IncidentOutcome.delivered`` 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -15,9 +16,10 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
 
-from ..errors import NotifyError
+from ..errors import HuntwireError, NotifyError
 from ..hunt import Hunt
 from ..ledger import Finding
+from ..ledger.keys import identity_columns
 from .correlate import DEFAULT_WINDOW, Evidence, correlate, member_id
 from .model import IncidentPost, PostKind, StormLine
 from .plan import Plan, joins, merger, plan_groups
@@ -29,6 +31,8 @@ DEFAULT_CLOSE_AFTER = timedelta(hours=24)
 MAX_FINDINGS_PER_RUN = 5_000
 """Findings one run turns into posts (oldest first); the rest wait for the next run. Bounds
 the outbox entity (1 MiB) that lists the findings a post delivers."""
+
+log = logging.getLogger("huntwire")
 
 Snoozer = Callable[[Hunt, Mapping[str, Any]], str | None]
 """``shared.suppress.wiring.snooze_url`` bound to the settings: a hunt and row -> link or None."""
@@ -87,6 +91,12 @@ class IncidentOutcome:
     warnings: list[str] = field(default_factory=list)
     failure: NotifyError | None = None
     """The delivery error of this run, if a post failed (the rest then waits)."""
+    error: str | None = None
+    """Why the incidents step stopped early (storage, or a bug): what it did not finish stays
+    pending."""
+    unrecorded: dict[str, list[str]] = field(default_factory=dict)
+    """Hunt id -> keys of findings in a post Teams accepted but the store could not record as
+    done: the post may be repeated by the next run."""
 
     @property
     def posted(self) -> int:
@@ -106,8 +116,17 @@ def evidence_of(findings: Mapping[str, Sequence[Finding]], hunts: Sequence[Hunt]
             evidence.append(Evidence(
                 hunt.id, hunt.name, hunt.severity, hunt.techniques, hunt.evidence_only,
                 finding.row, finding.event_time or finding.first_seen or now, finding.key,
-                hunt.source, finding.first_seen))
+                hunt.source, finding.first_seen, _key_columns(hunt, finding.row)))
     return sorted(evidence, key=lambda e: (e.first_seen or now, e.event_time))
+
+
+def _key_columns(hunt: Hunt, row: Mapping[str, Any]) -> tuple[str, ...]:
+    """The hunt's identity columns present in *row* (none when they cannot be told)."""
+    try:
+        columns = identity_columns(hunt, list(row))
+    except Exception:  # a card detail only: never let it stop the delivery
+        return ()
+    return tuple(column for column in columns if column in row)
 
 
 def process_run(findings: Mapping[str, Sequence[Finding]], hunts: Sequence[Hunt],
@@ -138,6 +157,17 @@ class _Run:
         self.noted: set[tuple[int, str, str]] = set()
 
     def process(self, evidence: list[Evidence]) -> IncidentOutcome:
+        """Never raises: a failure stops the step and is reported in ``outcome.error``; every
+        finding not delivered or kept by then stays pending."""
+        try:
+            return self._process(evidence)
+        except Exception as exc:
+            log.exception("huntwire.incidents stopped")
+            self.outcome.error = (exc.message if isinstance(exc, HuntwireError)
+                                  else f"{type(exc).__name__}: {exc}")
+            return self.outcome
+
+    def _process(self, evidence: list[Evidence]) -> IncidentOutcome:
         if self.notifier is None:
             self.outcome.warnings.append("no Teams webhook (or other notifier) configured: "
                                          "findings stay pending")
@@ -146,6 +176,10 @@ class _Run:
             return self.outcome
         for item in evidence[MAX_FINDINGS_PER_RUN:]:
             self._note(self.outcome.pending, item)
+        if len(evidence) > MAX_FINDINGS_PER_RUN:
+            self.outcome.warnings.append(
+                f"{len(evidence) - MAX_FINDINGS_PER_RUN:,} finding(s) over the "
+                f"{MAX_FINDINGS_PER_RUN:,} one run posts wait for the next run")
         waiting = self._recover()
         incidents = self.store.open_incidents(self.now, self.settings.close_after)
         members = {m for incident in incidents for m in incident.members}
@@ -263,6 +297,10 @@ class _Run:
         else:
             self.outcome.posts.append(record)
             self.store.release(item, failed=False)  # the next run posts it
+            if self.outcome.failure is None:
+                self.outcome.warnings.append(
+                    f"more than {self.settings.storm_limit + 1} posts in one run: "
+                    f"{len(post.evidence)} finding(s) wait for the next run")
         for plan in plans:
             for evidence in plan.evidence:
                 self._note(self.outcome.pending, evidence)
@@ -280,10 +318,15 @@ class _Run:
             self.store.release(item, failed=True)
             return False
         post.delivered = True
-        self.store.complete(item, self.now)
         for _, hunt_id, key in item.findings:
             self._add(self.outcome.delivered, hunt_id, key)
             self.credited.add(member_id(hunt_id, key))
+        try:
+            self.store.complete(item, self.now)
+        except Exception:
+            for _, hunt_id, key in item.findings:
+                self._add(self.outcome.unrecorded, hunt_id, key)
+            raise
         return True
 
     def _note(self, target: dict[str, list[str]], item: Evidence) -> None:

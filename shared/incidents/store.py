@@ -23,19 +23,22 @@ run created meanwhile instead of creating a second one.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
+import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
     AzureError,
+    HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
@@ -43,26 +46,26 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
 
 from ..errors import StorageError
+from ..ledger.ledger import CLIENT_OPTIONS
 from .correlate import member_id
-from .model import HuntRef, Incident
+from .entities import EPOCH, OUTBOX, findings_of, from_entity, outbox_entity, to_entity, utc
+from .model import Incident
 
 TABLE = "huntwireIncidents"
-OUTBOX = "~outbox"
-CHUNK_ITEMS = 1800
-"""1,800 ids of 16 hex digits and a comma: 30,600 characters, below the 32K property limit."""
-CHUNK_FINDINGS = 500
-"""500 ``i:h:key`` entries (ledger keys are at most about 50 characters): below 32K."""
-MAX_MEMBERS = 12_000
-MAX_KEYS = 3_600
 UPDATE_ATTEMPTS = 8
 DEFAULT_LEASE = timedelta(minutes=15)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@:-]")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_RETRY_WRITES: dict[str, Any] = {"retry_on_methods": frozenset(
+    {"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE", "POST", "PATCH", "MERGE"})}
+"""The SDK retries inserts and merges too after a lost reply: each write here recognises its own
+earlier attempt (409 on an insert of ours, 412 with our change id or lease, 404 on a delete)."""
 _BRIEF = ["PartitionKey", "RowKey", "Scope", "FirstEvent", "LastEvent", "UpdatedAt"]
+
+log = logging.getLogger("huntwire")
 
 
 class IncidentStoreError(StorageError):
-    """Table Storage could not read or write incidents."""
+    """Table Storage could not read or write incidents (transient: the next run tries again)."""
 
 
 def short_hash(text: str) -> str:
@@ -72,6 +75,26 @@ def short_hash(text: str) -> str:
 def partition_of(scope: str) -> str:
     """A readable PartitionKey for *scope* (unsafe characters replaced, a hash keeps it unique)."""
     return f"{_UNSAFE.sub('_', scope)[:120]}~{short_hash(scope)[:8]}"
+
+
+@contextmanager
+def _errors(action: str, *expected: type[Exception]) -> Iterator[None]:
+    """SDK errors as IncidentStoreError naming *action* (no URLs or keys); *expected* errors
+    pass through to the caller."""
+    try:
+        yield
+    except expected:
+        raise
+    except IncidentStoreError:
+        raise
+    except HttpResponseError as exc:
+        error_code = getattr(exc, "error_code", None)
+        code = f" {error_code}" if error_code else ""
+        raise IncidentStoreError(f"{action} failed: HTTP {exc.status_code}{code}") from exc
+    except AzureError as exc:
+        inner = getattr(exc, "inner_exception", None)
+        cause = f" ({type(inner).__name__})" if inner is not None else ""
+        raise IncidentStoreError(f"{action} failed: {type(exc).__name__}{cause}") from exc
 
 
 @dataclass
@@ -96,80 +119,45 @@ class OutboxItem:
         return [(index, member_id(hunt_id, key)) for index, hunt_id, key in self.findings]
 
 
-def _put_set(entity: dict[str, Any], prefix: str, values: Iterable[str], cap: int) -> None:
-    items = sorted(values)[-cap:]
-    for index in range(0, max(len(items), 1), CHUNK_ITEMS):
-        entity[f"{prefix}{index // CHUNK_ITEMS}"] = ",".join(items[index:index + CHUNK_ITEMS])
-
-
-def _get_set(entity: Mapping[str, Any], prefix: str) -> set[str]:
-    values: set[str] = set()
-    for name, value in entity.items():
-        if name.startswith(prefix) and name[len(prefix):].isdigit() and value:
-            values.update(str(value).split(","))
-    return values
-
-
-def _utc(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return datetime.fromtimestamp(aware.timestamp(), UTC)
-    return datetime.fromisoformat(str(value))
-
-
-def to_entity(incident: Incident) -> dict[str, Any]:
-    entity: dict[str, Any] = {
-        "PartitionKey": incident.partition, "RowKey": incident.id, "Scope": incident.scope,
-        "Device": incident.device, "DeviceId": incident.device_id,
-        "FirstEvent": incident.first_event, "LastEvent": incident.last_event,
-        "UpdatedAt": incident.updated_at, "Opened": incident.opened,
-        "Announced": incident.announced, "Posts": incident.posts,
-        "OpeningUntil": incident.opening_until or _EPOCH,
-        "Hunts": json.dumps([h.as_json() for h in incident.hunts.values()]),
-        "Techniques": json.dumps(list(incident.techniques)),
-    }
-    _put_set(entity, "Members", incident.members, MAX_MEMBERS)
-    _put_set(entity, "Processes", incident.process_keys, MAX_KEYS)
-    _put_set(entity, "Events", incident.event_keys, MAX_KEYS)
-    return entity
-
-
-def from_entity(entity: TableEntity) -> Incident:
-    hunts = [HuntRef.from_json(h) for h in json.loads(entity.get("Hunts") or "[]")]
-    return Incident(
-        id=entity["RowKey"], scope=entity["Scope"], partition=entity["PartitionKey"],
-        device=entity.get("Device") or "", device_id=entity.get("DeviceId") or "",
-        first_event=_utc(entity["FirstEvent"]), last_event=_utc(entity["LastEvent"]),
-        updated_at=_utc(entity["UpdatedAt"]), opened=bool(entity.get("Opened")),
-        announced=int(entity.get("Announced") or 0), posts=int(entity.get("Posts") or 0),
-        opening_until=_utc(entity["OpeningUntil"]) if entity.get("OpeningUntil") else None,
-        hunts={h.id: h for h in hunts},
-        members=_get_set(entity, "Members"), process_keys=_get_set(entity, "Processes"),
-        event_keys=_get_set(entity, "Events"),
-        techniques=tuple(json.loads(entity.get("Techniques") or "[]")),
-        etag=entity.metadata.get("etag"))
-
-
 class IncidentStore:
-    """Incidents and post intents in one table (see the module docstring)."""
+    """Incidents and post intents in one table (see the module docstring). The table is created
+    on first use; every SDK error becomes :class:`IncidentStoreError`; a write whose reply was
+    lost and whose retry then answered 409/412 is recognised as ours."""
 
     def __init__(self, service: TableServiceClient, *, table: str = TABLE,
                  lease: timedelta = DEFAULT_LEASE):
         self.lease_time = lease
+        self._service, self._name = service, table
+        self._table: TableClient | None = None
+
+    @classmethod
+    def from_connection_string(cls, connection_string: str, *, table: str = TABLE,
+                               lease: timedelta = DEFAULT_LEASE,
+                               **client_options: Any) -> IncidentStore:
+        """Other keyword arguments go to the ``TableServiceClient`` (bounded retries and
+        timeouts by default, as the ledger's)."""
         try:
-            self.table: TableClient = service.create_table_if_not_exists(table)
-        except AzureError as exc:
-            raise IncidentStoreError(f"cannot open table {table}: {type(exc).__name__}") from exc
+            service = TableServiceClient.from_connection_string(
+                connection_string, **{**CLIENT_OPTIONS, **client_options})
+        except ValueError:
+            raise IncidentStoreError("the storage connection string is not valid") from None
+        return cls(service, table=table, lease=lease)
 
     @classmethod
-    def from_connection_string(cls, connection_string: str, **kw: Any) -> IncidentStore:
-        return cls(TableServiceClient.from_connection_string(connection_string), **kw)
-
-    @classmethod
-    def from_endpoint(cls, table_service_uri: str, credential: TokenCredential,
-                      **kw: Any) -> IncidentStore:
+    def from_endpoint(cls, table_service_uri: str, credential: TokenCredential, *,
+                      table: str = TABLE, lease: timedelta = DEFAULT_LEASE,
+                      **client_options: Any) -> IncidentStore:
         """The store on *table_service_uri* with *credential* (managed identity in Azure)."""
-        return cls(TableServiceClient(endpoint=table_service_uri, credential=credential), **kw)
+        service = TableServiceClient(endpoint=table_service_uri, credential=credential,
+                                     **{**CLIENT_OPTIONS, **client_options})
+        return cls(service, table=table, lease=lease)
+
+    @property
+    def table(self) -> TableClient:
+        if self._table is None:
+            with _errors(f"opening table {self._name}"):
+                self._table = self._service.create_table_if_not_exists(self._name)
+        return self._table
 
     # ----------------------------------------------------------------------------- incidents
 
@@ -177,112 +165,143 @@ class IncidentStore:
         """Incidents with evidence or an update within *close_after* of *now*."""
         since = now - close_after
         query = "PartitionKey ne @outbox and (LastEvent ge @since or UpdatedAt ge @since )"
-        try:
+        with _errors("reading open incidents"):
             entities = self.table.query_entities(query, parameters={"outbox": OUTBOX,
                                                                     "since": since})
             return [from_entity(e) for e in entities]
-        except AzureError as exc:
-            raise IncidentStoreError(f"cannot read open incidents: {type(exc).__name__}") from exc
 
     def get(self, partition: str, incident_id: str) -> Incident | None:
-        try:
-            return from_entity(self.table.get_entity(partition, incident_id))
-        except ResourceNotFoundError:
-            return None
+        entity = self._entity(partition, incident_id)
+        return from_entity(entity) if entity is not None else None
 
     def create(self, incident: Incident, joins: Callable[[Incident], bool]) -> Incident:
         """Insert *incident* under the next free id of its scope and first-event day, unless an
         incident of the same scope that *joins* says is the same one exists (a concurrent run
-        created it since this run read the open incidents): that stored incident is returned.
-        The id comes from the same read as that check, so a concurrent insert makes ours fail
-        and the next attempt joins it."""
+        created it since this run read the open incidents, or our own insert whose reply was
+        lost): that stored incident is returned. The id comes from the same read as that check,
+        so a concurrent insert makes ours fail and the next attempt joins it."""
         for _ in range(UPDATE_ATTEMPTS * 4):
-            stored = [from_entity(e) for e in self.table.query_entities(
-                "PartitionKey eq @p", parameters={"p": incident.partition}, select=_BRIEF)]
+            with _errors(f"reading incidents of {incident.scope}"):
+                stored = [from_entity(e) for e in self.table.query_entities(
+                    "PartitionKey eq @p", parameters={"p": incident.partition}, select=_BRIEF)]
             existing = next((other for other in stored if joins(other)), None)
             if existing is not None:
                 return self.get(existing.partition, existing.id) or existing
             incident.id = _next_id(incident, [other.id for other in stored])
-            try:
-                metadata = self.table.create_entity(to_entity(incident))
-                incident.etag = metadata.get("etag")
-                return incident
-            except ResourceExistsError:
-                continue
+            with _errors(f"creating incident {incident.id}", ResourceExistsError):
+                try:
+                    metadata = self.table.create_entity(to_entity(incident), **_RETRY_WRITES)
+                except ResourceExistsError:
+                    continue
+            incident.etag = metadata.get("etag")
+            return incident
         raise IncidentStoreError(f"no free incident id for {incident.scope}")
 
     def change(self, incident: Incident, apply: Callable[[Incident], None]) -> Incident:
-        """Apply *apply* to the stored incident under its ETag, re-reading on conflict."""
+        """Apply *apply* to the stored incident under its ETag, re-reading on conflict. Each
+        write carries a change id: a conflict after a lost reply that was ours is not
+        applied twice."""
         current = incident
         for _ in range(UPDATE_ATTEMPTS):
             apply(current)
-            try:
-                metadata = self.table.update_entity(
-                    to_entity(current), mode=UpdateMode.MERGE, etag=current.etag,
-                    match_condition=MatchConditions.IfNotModified)
-                current.etag = metadata.get("etag")
-                return current
-            except ResourceModifiedError:
-                fresh = self.get(incident.partition, incident.id)
-                if fresh is None:
-                    raise IncidentStoreError(f"incident {incident.id} disappeared") from None
-                current = fresh
+            change_id = uuid.uuid4().hex
+            entity = {**to_entity(current), "ChangeId": change_id}
+            with _errors(f"updating incident {incident.id}", ResourceModifiedError):
+                try:
+                    metadata = self.table.update_entity(
+                        entity, mode=UpdateMode.MERGE, etag=current.etag,
+                        match_condition=MatchConditions.IfNotModified, **_RETRY_WRITES)
+                except ResourceModifiedError:
+                    fresh = self._entity(incident.partition, incident.id)
+                    if fresh is None:
+                        raise IncidentStoreError(f"incident {incident.id} disappeared") from None
+                    if fresh.get("ChangeId") == change_id:
+                        return from_entity(fresh)  # ours: the reply was lost, the retry 412
+                    current = from_entity(fresh)
+                    continue
+            current.etag = metadata.get("etag")
+            return current
         raise IncidentStoreError(f"incident {incident.id} kept changing; gave up")
+
+    def _entity(self, partition: str, row_key: str) -> TableEntity | None:
+        with _errors(f"reading {row_key}", ResourceNotFoundError):
+            try:
+                return self.table.get_entity(partition, row_key)
+            except ResourceNotFoundError:
+                return None
 
     # ----------------------------------------------------------------------------- the outbox
 
     def add_outbox(self, item: OutboxItem) -> None:
-        entity: dict[str, Any] = {
-            "PartitionKey": OUTBOX, "RowKey": item.row_key,
-            "Payload": json.dumps(item.payload, ensure_ascii=False, separators=(",", ":")),
-            "Incidents": json.dumps(item.incidents), "Owner": item.owner,
-            "LeaseUntil": item.lease_until, "OldestClaim": item.oldest_claim or _EPOCH}
-        hunts = list(dict.fromkeys(hunt_id for _, hunt_id, _ in item.findings))
-        entity["Hunts"] = json.dumps(hunts)
-        entries = [f"{i}:{hunts.index(h)}:{key}" for i, h, key in item.findings]
-        for index in range(0, len(entries), CHUNK_FINDINGS):
-            entity[f"Findings{index // CHUNK_FINDINGS}"] = "\n".join(
-                entries[index:index + CHUNK_FINDINGS])
-        metadata = self.table.create_entity(entity)
+        entity = outbox_entity(item.row_key, item.payload, item.incidents, item.findings)
+        entity.update({"Owner": item.owner, "LeaseUntil": item.lease_until,
+                       "OldestClaim": item.oldest_claim or EPOCH})
+        with _errors(f"writing post intent {item.row_key}", ResourceExistsError):
+            try:
+                metadata: Any = self.table.create_entity(entity, **_RETRY_WRITES)
+            except ResourceExistsError:
+                # The row key carries this run's id: only our own write, whose reply was lost.
+                stored = self._entity(OUTBOX, item.row_key)
+                if stored is None or stored.get("Owner") != item.owner:
+                    raise IncidentStoreError(f"post intent {item.row_key} exists") from None
+                metadata = stored.metadata
         item.etag = metadata.get("etag")
 
     def outbox(self) -> list[OutboxItem]:
         """Every post intent not yet completed, oldest first."""
         items = []
-        for entity in self.table.query_entities("PartitionKey eq @p", parameters={"p": OUTBOX}):
-            claim = _utc(entity["OldestClaim"]) if entity.get("OldestClaim") else None
+        with _errors("reading the post intents"):
+            entities = list(self.table.query_entities("PartitionKey eq @p",
+                                                      parameters={"p": OUTBOX}))
+        for entity in entities:
+            claim = utc(entity["OldestClaim"]) if entity.get("OldestClaim") else None
             items.append(OutboxItem(
                 entity["RowKey"], json.loads(entity["Payload"]),
                 [(str(p), str(i)) for p, i in json.loads(entity["Incidents"])],
-                _findings_of(entity),
-                _utc(entity["LeaseUntil"]) if entity.get("LeaseUntil") else None,
+                findings_of(entity),
+                utc(entity["LeaseUntil"]) if entity.get("LeaseUntil") else None,
                 str(entity.get("Owner") or ""), entity.metadata.get("etag"),
-                claim if claim and claim > _EPOCH else None, bool(entity.get("Failed"))))
+                claim if claim and claim > EPOCH else None, bool(entity.get("Failed"))))
         return sorted(items, key=lambda item: item.row_key)
 
     def lease(self, item: OutboxItem, owner: str, now: datetime) -> bool:
-        """Take *item* for this run when its lease has expired; False when another run has it."""
+        """Take *item* for this run when its lease has expired; False when another run has it
+        (or completed it)."""
         if item.lease_until is not None and item.lease_until > now and item.owner != owner:
             return False
+        until = now + self.lease_time
         patch = {"PartitionKey": OUTBOX, "RowKey": item.row_key, "Owner": owner,
-                 "LeaseUntil": now + self.lease_time}
-        try:
-            metadata = self.table.update_entity(patch, mode=UpdateMode.MERGE, etag=item.etag,
-                                                match_condition=MatchConditions.IfNotModified)
-        except (ResourceModifiedError, ResourceNotFoundError):
-            return False
-        item.etag, item.owner, item.lease_until = metadata.get("etag"), owner, now + self.lease_time
+                 "LeaseUntil": until}
+        with _errors(f"leasing post intent {item.row_key}", ResourceModifiedError,
+                     ResourceNotFoundError):
+            try:
+                metadata: Any = self.table.update_entity(
+                    patch, mode=UpdateMode.MERGE, etag=item.etag,
+                    match_condition=MatchConditions.IfNotModified, **_RETRY_WRITES)
+            except ResourceNotFoundError:
+                return False
+            except ResourceModifiedError:
+                stored = self._entity(OUTBOX, item.row_key)
+                if stored is None or stored.get("Owner") != owner:
+                    return False  # another run took it
+                metadata = stored.metadata  # ours: the reply was lost, the retry 412
+        item.etag, item.owner, item.lease_until = metadata.get("etag"), owner, until
         return True
 
     def release(self, item: OutboxItem, *, failed: bool) -> None:
         """Give back this run's lease on *item* (not posted, or its post *failed*): the next
-        run posts it."""
+        run posts it. Never raises: a lease that could not be given back expires by itself."""
         patch = {"PartitionKey": OUTBOX, "RowKey": item.row_key, "Owner": "",
-                 "LeaseUntil": _EPOCH, "Failed": failed or item.failed}
-        with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
+                 "LeaseUntil": EPOCH, "Failed": failed or item.failed}
+        try:
             metadata = self.table.update_entity(patch, mode=UpdateMode.MERGE, etag=item.etag,
                                                 match_condition=MatchConditions.IfNotModified)
-            item.etag, item.owner, item.lease_until = metadata.get("etag"), "", _EPOCH
+            item.etag, item.owner, item.lease_until = metadata.get("etag"), "", EPOCH
+        except (ResourceModifiedError, ResourceNotFoundError):
+            pass
+        except (AzureError, IncidentStoreError) as exc:
+            log.warning("post intent %s: lease not given back (%s); it expires by itself",
+                        item.row_key, type(exc).__name__)
 
     def complete(self, item: OutboxItem, now: datetime) -> None:
         """After Teams accepted *item*: add its members to its incidents, then drop it."""
@@ -298,20 +317,9 @@ class IncidentStore:
                 current.updated_at = max(current.updated_at, now)
 
             self.change(incident, apply)
-        with contextlib.suppress(ResourceNotFoundError):
-            self.table.delete_entity(OUTBOX, item.row_key)
-
-
-def _findings_of(entity: Mapping[str, Any]) -> list[tuple[int, str, str]]:
-    hunts = [str(h) for h in json.loads(entity.get("Hunts") or "[]")]
-    findings = []
-    chunks = sorted((int(name[8:]), str(value)) for name, value in entity.items()
-                    if name.startswith("Findings") and name[8:].isdigit() and value)
-    for _, text in chunks:
-        for line in text.split("\n"):
-            index, hunt, key = line.split(":", 2)
-            findings.append((int(index), hunts[int(hunt)], key))
-    return findings
+        with (_errors(f"deleting post intent {item.row_key}", ResourceNotFoundError),
+              suppress(ResourceNotFoundError)):
+                self.table.delete_entity(OUTBOX, item.row_key, **_RETRY_WRITES)
 
 
 def _next_id(incident: Incident, used: Iterable[str]) -> str:

@@ -135,10 +135,29 @@ def account(events: Iterable[Event]) -> str:
         if name:
             domain = _text(row.get("AccountDomain") or row.get("InitiatingProcessAccountDomain"))
             return f"{domain}\\{name}" if domain else name
-        upn = _text(row.get("AccountUpn"))
-        if upn:
-            return upn
+        for column in ("AccountUpn", "UserPrincipalName", "Account", "TargetAccount"):
+            if _text(row.get(column)):
+                return _text(row.get(column))
     return ""
+
+
+ENTITY_COLUMNS = ("AccountUpn", "UserPrincipalName", "Account", "TargetAccount", "AccountName",
+                  "AccountDomain", "IPAddress", "IpAddress", "RemoteIP", "SourceIP", "ClientIP",
+                  "DeviceName", "Computer", "HostName")
+"""Columns that name an entity: shown for a finding without a process."""
+TIME_COLUMNS = ("Timestamp", "TimeGenerated")
+
+
+def key_values(event: Event, limit: int = 8) -> list[tuple[str, str]]:
+    """(column, value) that identify *event* when it names no process: the hunts' key columns
+    (``dedupBy``, summarize by-keys), then the entity columns it carries."""
+    columns = [c for e in event.evidence for c in e.keys] + list(ENTITY_COLUMNS)
+    values: list[tuple[str, str]] = []
+    for column in dict.fromkeys(columns):
+        value = _text(event.row.get(column))
+        if value and column not in TIME_COLUMNS and len(values) < limit:
+            values.append((column, value))
+    return values
 
 
 def process_ids(events: Iterable[Event]) -> list[int]:
