@@ -13,9 +13,9 @@ from azure.data.tables import TableClient, TableServiceClient
 from ..hunt import Hunt
 from .checkpoints import Checkpoints
 from .keys import check_partition_key, observe
-from .model import Checkpoint, Finding, LedgerError, RecordResult, require_aware, utcnow
+from .model import Checkpoint, Deadline, Finding, LedgerError, RecordResult, require_aware, utcnow
 from .pending import Leases, Markers, Pending
-from .recording import Recording
+from .recording import RECORD_CHUNK, Recording
 from .tables import Tables, storage_errors
 
 DEFAULT_CLAIM_LEASE: Final = timedelta(minutes=15)
@@ -29,7 +29,7 @@ CLIENT_OPTIONS: Final[dict[str, Any]] = {
 """Bounded timeouts (seconds) and retries for every Table Storage request."""
 _LEDGER_OPTIONS: Final = frozenset({"findings_table", "pending_table", "checkpoints_table",
                                     "claim_lease", "point_lookup_limit", "lookup_workers",
-                                    "clock"})
+                                    "clock", "record_chunk"})
 
 
 class Ledger:
@@ -40,7 +40,8 @@ class Ledger:
                  pending_table: str = "huntwirePending",
                  checkpoints_table: str = "huntwireCheckpoints",
                  claim_lease: timedelta = DEFAULT_CLAIM_LEASE, point_lookup_limit: int = 98,
-                 lookup_workers: int = 4, clock: Callable[[], datetime] = utcnow) -> None:
+                 lookup_workers: int = 4, clock: Callable[[], datetime] = utcnow,
+                 record_chunk: int = RECORD_CHUNK) -> None:
         self._tables = Tables(service, findings=findings_table, pending=pending_table,
                               checkpoints=checkpoints_table,
                               point_lookup_limit=point_lookup_limit, lookup_workers=lookup_workers)
@@ -49,6 +50,7 @@ class Ledger:
         self._pending = Pending(self._tables, self.markers, self._leases, clock)
         self._checkpoints = Checkpoints(self._tables)
         self._seen_pending: dict[str, tuple[str, ...]] = {}
+        self._record_chunk = record_chunk
 
     @classmethod
     def from_connection_string(cls, connection_string: str, **kw: Any) -> Ledger:
@@ -76,8 +78,13 @@ class Ledger:
                                      **client_options)
         return cls(service, **ledger_options)
 
-    def record(self, hunt: Hunt, rows: Sequence[Mapping[str, Any]], now: datetime) -> RecordResult:
+    def record(self, hunt: Hunt, rows: Sequence[Mapping[str, Any]], now: datetime, *,
+               deadline: Deadline | None = None) -> RecordResult:
         """Remember *rows*; claim the findings no run has seen, bump the others.
+
+        Findings are written oldest event first, in chunks of ``record_chunk``; once *deadline*
+        has passed no new chunk starts, and ``unrecorded``/``first_unrecorded`` say what is left
+        (everything written stays written, markers before findings).
 
         A finding is in ``new`` of exactly one call, however many runs overlap, and is leased to
         this ledger for ``claim_lease``. Rows mapping to the same key count once. Re-opening
@@ -90,7 +97,7 @@ class Ledger:
             return RecordResult([], 0, 0)
         with storage_errors("recording findings", hunt_id):
             recorded = Recording(self._tables, self.markers, self._leases, hunt, observed,
-                                 now).run()
+                                 now).run(deadline, self._record_chunk)
         self._seen_pending[hunt_id] = recorded.still_pending
         return recorded
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -46,6 +46,21 @@ class RecordResult:
     still_pending: tuple[str, ...] = ()
     """Keys of findings seen again while still ``pending`` (never delivered): ``take_pending``
     lists them even when no pending marker names them (a lost pending table loses nothing)."""
+    unrecorded: int = 0
+    """Distinct findings not recorded because the deadline passed (the next run records them)."""
+    first_unrecorded: datetime | None = None
+    """Event time of the oldest unrecorded finding; None when none, or when one has no time."""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When ``Ledger.record`` stops starting new chunks, on the caller's monotonic *clock*."""
+
+    at: float
+    clock: Callable[[], float]
+
+    def passed(self) -> bool:
+        return self.clock() >= self.at
 
 
 @dataclass

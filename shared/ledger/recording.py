@@ -1,5 +1,6 @@
-"""Recording a run's rows: read what exists, list new keys as pending, claim the new findings
-(insert-if-absent, so exactly one run claims each), bump the others, re-open those due."""
+"""Recording a run's rows: read what exists, then chunk by chunk (oldest events first) list new
+keys as pending, claim the new findings (insert-if-absent, so exactly one run claims each), bump
+the others, re-open those due. Past a deadline no new chunk starts; the rest is reported."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ from azure.data.tables import TableEntity, UpdateMode
 
 from ..hunt import Hunt
 from .keys import Observation
-from .model import NOTIFIED, PENDING, Finding, LedgerError, RecordResult, utc_or_none
+from .model import NOTIFIED, PENDING, Deadline, Finding, LedgerError, RecordResult, utc_or_none
 from .pending import Leases, Markers
 from .tables import Operation, Tables, etag_of, group, merge, submit_in_transactions
 
 UPDATE_ATTEMPTS: Final = 5
 LOOKUP_COLUMNS: Final = ["RowKey", "State", "FirstSeen", "LastSeen", "TimesSeen", "EventTime",
                          "NotifiedAt"]
+
+RECORD_CHUNK: Final = 500
+"""Distinct findings written between two deadline checks (a few seconds of storage time)."""
 
 Plan = tuple[str, TableEntity, bool]
 """(key, stored entity, re-open it)."""
@@ -31,6 +35,14 @@ def due_for_realert(hunt: Hunt, stored: Mapping[str, Any], now: datetime) -> boo
         return False
     last_seen = utc_or_none(stored.get("LastSeen"))
     return last_seen is not None and now - last_seen >= hunt.realert_after
+
+
+def recording_order(observed: Mapping[str, Observation]) -> list[str]:
+    """Keys without an event time first, then oldest event first (then by key)."""
+    undated = sorted(key for key, obs in observed.items() if obs.event_time is None)
+    dated = sorted((obs.event_time, key) for key, obs in observed.items()
+                   if obs.event_time is not None)
+    return [*undated, *(key for _, key in dated)]
 
 
 class Recording:
@@ -49,9 +61,23 @@ class Recording:
         self.seen = 0
         self.reopened = 0
 
-    def run(self) -> RecordResult:
-        existing = self._tables.read_findings(self.hunt.id, self.observed, LOOKUP_COLUMNS)
-        absent = [key for key in self.observed if key not in existing]
+    def run(self, deadline: Deadline | None = None, chunk: int = RECORD_CHUNK) -> RecordResult:
+        """Record chunk after chunk; once *deadline* passed, start no new chunk (the first
+        always runs, so every call makes progress)."""
+        stored = self._tables.read_findings(self.hunt.id, self.observed, LOOKUP_COLUMNS)
+        ordered = recording_order(self.observed)
+        still_pending: list[str] = []
+        for start in range(0, len(ordered), chunk):
+            if start and deadline is not None and deadline.passed():
+                return self._result(still_pending, ordered[start:])
+            keys = ordered[start:start + chunk]
+            existing = {key: stored[key] for key in keys if key in stored}
+            still_pending += self._record_chunk(keys, existing)
+        return self._result(still_pending, [])
+
+    def _record_chunk(self, keys: Sequence[str], existing: dict[str, TableEntity]) -> list[str]:
+        """Record *keys*; returns those seen again while still pending."""
+        absent = [key for key in keys if key not in existing]
         reopen = [key for key, entity in existing.items()
                   if due_for_realert(self.hunt, entity, self.now)]
         self._mark([*absent, *reopen])  # listed before written: a crash loses nothing
@@ -60,9 +86,14 @@ class Recording:
         self._touch(existing)
         claimed = {finding.key for finding in self.new}
         self._leases.claimed |= claimed
-        still_pending = tuple(key for key, entity in existing.items()
-                              if entity.get("State") == PENDING and key not in claimed)
-        return RecordResult(self.new, self.seen, self.reopened, still_pending)
+        return [key for key, entity in existing.items()
+                if entity.get("State") == PENDING and key not in claimed]
+
+    def _result(self, still_pending: Sequence[str], unrecorded: Sequence[str]) -> RecordResult:
+        times = [self.observed[key].event_time for key in unrecorded]
+        first = None if not times or None in times else min(t for t in times if t is not None)
+        return RecordResult(self.new, self.seen, self.reopened, tuple(still_pending),
+                            unrecorded=len(unrecorded), first_unrecorded=first)
 
     def _mark(self, keys: Sequence[str]) -> None:
         keys = [key for key in keys if key not in self.marked]
