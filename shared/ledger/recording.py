@@ -38,11 +38,11 @@ def due_for_realert(hunt: Hunt, stored: Mapping[str, Any], now: datetime) -> boo
 
 
 def recording_order(observed: Mapping[str, Observation]) -> list[str]:
-    """Keys without an event time first, then oldest event first (then by key)."""
-    undated = sorted(key for key, obs in observed.items() if obs.event_time is None)
-    dated = sorted((obs.event_time, key) for key, obs in observed.items()
-                   if obs.event_time is not None)
-    return [*undated, *(key for _, key in dated)]
+    """Keys without an event time first, then oldest event first (ties keep the rows' order)."""
+    undated = [key for key, obs in observed.items() if obs.event_time is None]
+    dated = sorted((key for key, obs in observed.items() if obs.event_time is not None),
+                   key=lambda key: observed[key].event_time or datetime.min)
+    return [*undated, *dated]
 
 
 class Recording:
@@ -92,6 +92,8 @@ class Recording:
     def _result(self, still_pending: Sequence[str], unrecorded: Sequence[str]) -> RecordResult:
         times = [self.observed[key].event_time for key in unrecorded]
         first = None if not times or None in times else min(t for t in times if t is not None)
+        position = {key: number for number, key in enumerate(self.observed)}
+        self.new.sort(key=lambda finding: position[finding.key])  # the rows' order
         return RecordResult(self.new, self.seen, self.reopened, tuple(still_pending),
                             unrecorded=len(unrecorded), first_unrecorded=first)
 
