@@ -46,6 +46,11 @@ class HuntOutcome:
     """New or pending findings could not be delivered: they stay pending, the run fails."""
     pending_since: str | None = None
     """Claim time of the oldest finding this run found pending (before posting)."""
+    unrecorded: int = 0
+    """Findings the storage allowance left unrecorded: the checkpoint stays before them and the
+    next run records them (a warning, not a failure: nothing is lost)."""
+    unrecorded_from: str | None = None
+    """Event time of the oldest unrecorded finding (None: one had no event time)."""
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -21,7 +22,7 @@ from .errors import HuntwireError
 from .hunt import Hunt
 from .incidents import IncidentSettings, IncidentStore
 from .incidents.pipeline import Snoozer
-from .ledger import Checkpoint, Ledger, oldest_first
+from .ledger import Checkpoint, Deadline, Ledger, oldest_first
 from .notify.base import Notifier
 from .outcome import HuntOutcome, RunSummary, Status
 from .sources.base import QueryError, QueryResult, QuerySource, close_sources
@@ -57,6 +58,8 @@ class Runner:
     dry_run: bool = False
     time_budget: timedelta = timedelta(minutes=28)
     min_time_per_hunt: timedelta = timedelta(minutes=7)
+    storage_allowance: timedelta = timedelta(minutes=2)
+    """Longest a hunt's ledger recording may keep starting new chunks (``shared.app``)."""
     since: datetime | None = None
     """Backfill: where a hunt's first window starts when it has no checkpoint yet."""
     monotonic: Callable[[], float] = time.monotonic
@@ -68,9 +71,11 @@ class Runner:
     incident_settings: IncidentSettings = field(default_factory=IncidentSettings)
     snooze: Snoozer | None = None
     """Makes the cards' "Snooze similar for 7 days" links (None: no links)."""
+    _run_deadline: float = field(default=math.inf, init=False, repr=False)
 
     def run_once(self, now: datetime) -> RunSummary:
         deadline = self.monotonic() + self.time_budget.total_seconds()
+        self._run_deadline = deadline
         summary = RunSummary(started=iso(now), outcomes=[])
         runs: list[HuntRun] = []
         for hunt in (h for h in self.hunts if h.enabled):
@@ -162,8 +167,20 @@ class Runner:
         """
         assert self.ledger is not None
         hunt, outcome = run.hunt, run.outcome
-        recorded = self.ledger.record(hunt, result.rows, now)
+        started = self.monotonic()
+        stop = min(started + self.storage_allowance.total_seconds(),
+                   self._run_deadline)
+        recorded = self.ledger.record(hunt, result.rows, now,
+                                      deadline=Deadline(stop, self.monotonic))
         outcome.new, outcome.seen = len(recorded.new), recorded.seen
+        if recorded.unrecorded:
+            outcome.unrecorded = recorded.unrecorded
+            first = recorded.first_unrecorded
+            outcome.unrecorded_from = iso(first) if first is not None else None
+            outcome.warnings.append(
+                f"storage time allowance spent after {self.monotonic() - started:.0f} s: "
+                f"{recorded.unrecorded} finding(s) from {outcome.unrecorded_from or 'undated rows'}"
+                " not recorded; the checkpoint stays before them and the next run records them")
         outcome.new_findings = [finding.row for finding in recorded.new]
         run.held = oldest_first([*recorded.new, *self.ledger.take_pending(hunt, now)])
         oldest = min((f.first_seen for f in run.held), default=None)
@@ -186,7 +203,11 @@ class Runner:
         previous = self.ledger.checkpoint(hunt.id)
         resume = previous.last_success_end if previous else None
         success_end = max(resume or covered.covered_end, covered.covered_end)
+        if outcome.unrecorded:  # the storage allowance ran out: resume at the first left out
+            success_end = _unrecorded_start(covered, outcome)
         problems = [*covered.gaps, *covered.warnings]
+        if outcome.unrecorded:
+            problems.append(f"{outcome.unrecorded} finding(s) not recorded (storage time)")
         self.ledger.save_checkpoint(Checkpoint(
             hunt_id=hunt.id, last_success_end=success_end, last_run_start=now,
             last_error="; ".join(problems) if problems else None,
@@ -218,6 +239,14 @@ def is_due(hunt: Hunt, checkpoint: Checkpoint | None, now: datetime) -> bool:
     if checkpoint.last_run_start > now:  # clock skew: never let a future stamp block a hunt
         return True
     return now - checkpoint.last_run_start >= hunt.frequency - DUE_TOLERANCE
+
+
+def _unrecorded_start(covered: Coverage, outcome: HuntOutcome) -> datetime:
+    """Where the next run must resume so the findings left unrecorded are queried again: the
+    oldest one's event time, or this run's window start when one has no event time."""
+    start = outcome.unrecorded_from or outcome.window_start
+    assert start is not None, "a recorded hunt has a window"
+    return min(covered.covered_end, datetime.fromisoformat(start))
 
 
 def _note_error(outcome: HuntOutcome, exc: Exception) -> None:
