@@ -15,6 +15,7 @@ from shared.health.model import HeartbeatTally, HuntHealth, Notice
 from shared.health.notices import health_kind, health_notice, heartbeat_notice
 from shared.health.records import ConflictError, HealthStore
 from shared.notify.base import Notice as ChannelNotice
+from tests.card_text import elements, texts
 
 T0 = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
 
@@ -68,7 +69,7 @@ def test_each_notice_is_a_short_escaped_card(kind: str) -> None:
     payload = rendered(health_notice(notice))
     card = payload["attachments"][0]["content"]
     assert card["version"] == "1.4"
-    assert not any(block.get("type") == "TextBlock" for block in blocks(card))  # no Markdown
+    assert not any(block.get("type") == "TextBlock" for block in elements(card))  # no Markdown
     assert health_kind(payload) == kind
     text = json.dumps(payload)
     assert "https://evil" not in text
@@ -103,21 +104,3 @@ def rendered(notice: ChannelNotice) -> dict[str, Any]:
     """The payload the Teams notifier posts for *notice*."""
     return build_notice(notice.title, notice.summary, severity=notice.severity,
                         facts=notice.facts, link=notice.link, tag=notice.tag)
-
-
-def blocks(node: Any) -> list[dict[str, Any]]:
-    """Every element of a card, depth first."""
-    found: list[dict[str, Any]] = []
-    if isinstance(node, dict):
-        found.append(node)
-        for value in node.values():
-            found += blocks(value)
-    elif isinstance(node, list):
-        for value in node:
-            found += blocks(value)
-    return found
-
-
-def texts(payload: dict[str, Any]) -> list[str]:
-    return [b["text"] for b in blocks(payload["attachments"][0]["content"])
-            if b.get("type") in ("TextRun", "TextBlock") and isinstance(b.get("text"), str)]

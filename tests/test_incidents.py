@@ -22,6 +22,8 @@ from shared.ledger import Finding, Ledger
 from shared.notify.teams import TeamsNotifier
 from shared.sources.local import LocalSource
 from shared.window import Window
+from tests.card_text import texts as card_texts
+from tests.card_text import title
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
@@ -104,27 +106,6 @@ def run_incidents(findings: Mapping[str, Sequence[Finding]], hunts: list[Hunt],
     return process_run(findings, hunts, store, notifier, now, settings)
 
 
-def title(payload: Any) -> str:
-    inlines = card_of(payload)["body"][0]["items"][0]["inlines"]
-    return "".join(str(inline["text"]) for inline in inlines[2:])
-
-
-def texts(payload: Any) -> str:
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key in ("text", "title") and isinstance(value, str):
-                    found.append(value)
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-    walk(card_of(payload))
-    return "\n".join(found)
-
-
 def test_one_post_per_attacked_device_then_one_update(tmp_path: Path, hunts: list[Hunt],
                                                       ledger: Ledger, store: IncidentStore,
                                                       hook: WebhookReceiver) -> None:
@@ -135,7 +116,7 @@ def test_one_post_per_attacked_device_then_one_update(tmp_path: Path, hunts: lis
     with closing(TeamsNotifier(hook.url, min_interval_seconds=0)) as webhook:
         first = run_incidents(findings, hunts, store, webhook, now)
     assert len(hook.payloads) == 3
-    by_device = {title(p).rsplit(" on ", 1)[1]: texts(p) for p in hook.payloads}
+    by_device = {title(p).rsplit(" on ", 1)[1]: card_text(p) for p in hook.payloads}
     assert set(by_device) == {"ws-fin-014.corp.contoso.com", "ws-hr-022.corp.contoso.com",
                               "ws-eng-031.corp.contoso.com"}
     expected = {"ws-fin-014.corp.contoso.com": (FIN, ("Microsoft", "socket", "outbound")),
@@ -164,7 +145,7 @@ def test_one_post_per_attacked_device_then_one_update(tmp_path: Path, hunts: lis
     assert len(hook.payloads) == 4
     assert second.updated == [shell_id]
     assert not second.opened
-    update = texts(hook.payloads[-1])
+    update = card_text(hook.payloads[-1])
     assert f"Update to {shell_id}" in update
     assert "8443" in update
     assert "ws-hr-022" not in update
@@ -315,8 +296,12 @@ def test_sentinel_rows_group_by_computer_and_device_name(
     sql = summarize_digest(by_device["srv-sql-01.corp.contoso.com"])
     assert dict(sql.hunts) == {"Encoded command (4688)": 1, "Socket in PowerShell (MDE)": 1}
     assert sql.total_new == 2
-    assert "sqlservr.exe → powershell.exe → 203.0.113.9:443" in texts(
+    assert "sqlservr.exe → powershell.exe → 203.0.113.9:443" in card_text(
         by_device["srv-sql-01.corp.contoso.com"])
     assert "advanced hunting" not in json.dumps(hook.payloads)  # Sentinel evidence only
     assert sum(len(k) for k in outcome.delivered.values()) == 3
     assert len(outcome.opened) == 2
+
+
+def card_text(payload: Any) -> str:
+    return "\n".join(card_texts(payload))

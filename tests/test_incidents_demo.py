@@ -21,13 +21,15 @@ sys.path.insert(0, str(REPO))
 
 from devtools.azurite import Azurite  # noqa: E402
 from devtools.webhook import WebhookReceiver  # noqa: E402
-from shared.cards import MAX_PAYLOAD_BYTES, card_of, payload_size  # noqa: E402
+from shared.cards import MAX_PAYLOAD_BYTES, payload_size  # noqa: E402
 from shared.hunt import Hunt, load_hunts  # noqa: E402
 from shared.incidents import IncidentOutcome, IncidentStore, process_run  # noqa: E402
 from shared.ledger import Finding, Ledger  # noqa: E402
 from shared.notify.teams import TeamsNotifier  # noqa: E402
 from shared.sources.local import LocalSource  # noqa: E402
 from shared.window import Window  # noqa: E402
+from tests.card_text import texts as card_texts  # noqa: E402
+from tests.card_text import title  # noqa: E402
 
 DAY = Window(datetime(2026, 11, 27, tzinfo=UTC), datetime(2026, 11, 28, tzinfo=UTC))
 NOW = DAY.end
@@ -63,29 +65,6 @@ def hook() -> Iterator[WebhookReceiver]:
         yield receiver
 
 
-def title(payload: Any) -> str:
-    """The card's title: what happened where."""
-    inlines = card_of(payload)["body"][0]["items"][0]["inlines"]
-    return "".join(str(inline["text"]) for inline in inlines[2:])
-
-
-def texts(payload: Any) -> str:
-    """Every text of a card, concatenated (for assertions)."""
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key in ("text", "title") and isinstance(value, str):
-                    found.append(value)
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-    walk(card_of(payload))
-    return "\n".join(found)
-
-
 def test_demo_day_gives_four_incidents_in_four_posts(storage_connection_string: str,
                                                      hook: WebhookReceiver) -> None:
     findings, outcome = run_demo(storage_connection_string, hook, "a")
@@ -94,7 +73,7 @@ def test_demo_day_gives_four_incidents_in_four_posts(storage_connection_string: 
     assert not outcome.updated
     assert len(hook.payloads) == 4
     assert outcome.posted == 4
-    cards = [texts(p) for p in hook.payloads]
+    cards = [card_text(p) for p in hook.payloads]
     for device, count in ATTACKED.items():
         assert sum(title(p).endswith(f" on {device}") for p in hook.payloads) == count, device
     assert not any("ws-it-007" in card for card in cards)  # the admin's port probe pages nobody
@@ -125,3 +104,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def card_text(payload: Any) -> str:
+    return "\n".join(card_texts(payload))

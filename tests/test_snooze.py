@@ -24,6 +24,7 @@ from shared.hunt import load_hunts
 from shared.suppress.store import TABLE
 from shared.suppress.token import TokenError, finding_fingerprint, make_token, read_token
 from shared.suppress.wiring import identifying_values, snooze_url
+from tests.card_text import texts as card_texts
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = b"k" * 32
@@ -297,21 +298,3 @@ def test_a_snoozed_finding_does_not_reach_teams_on_the_next_run(
     digest = json.dumps(snooze_env.payloads[2])  # the card defangs URLs: match the paths
     assert "/a.ps1" in digest
     assert "policy.ps1" not in digest
-
-
-def card_texts(payload: dict[str, Any]) -> list[str]:
-    """Every text of the card's TextRuns and TextBlocks."""
-    texts: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") in ("TextRun", "TextBlock") and isinstance(node.get("text"), str):
-                texts.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(payload["attachments"][0]["content"])
-    return texts
