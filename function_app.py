@@ -10,6 +10,7 @@ from functools import cache
 import azure.functions as func
 
 from shared.app import build_runner
+from shared.outcome import HuntOutcome
 from shared.settings import Settings, SettingsError, load_settings
 from shared.suppress.function import snooze_context, snooze_http
 
@@ -40,10 +41,19 @@ def hourly_hunts(timer: func.TimerRequest) -> None:
     runner = build_runner(settings(), time_budget=FUNCTION_TIMEOUT - SAFETY_MARGIN)
     summary = runner.run_once(datetime.now(UTC))
     if not summary.ok:
-        failed = [o.hunt_id for o in summary.outcomes
-                  if o.status in ("failed", "skipped") or o.delivery_failed]
-        # Failing the invocation makes it visible in Application Insights and alerts.
-        raise RuntimeError(f"huntwire run incomplete: hunts {', '.join(failed)} did not finish")
+        # Failing the invocation makes it visible in Application Insights and its alerts.
+        raise RuntimeError(f"huntwire run incomplete: {incomplete(summary.outcomes)}")
+
+
+def incomplete(outcomes: list[HuntOutcome]) -> str:
+    """Which hunts did not finish and which could not deliver their findings."""
+    failed = [o.hunt_id for o in outcomes if o.status in ("failed", "skipped")]
+    undelivered = [o.hunt_id for o in outcomes if o.delivery_failed]
+    parts = [f"hunts {', '.join(failed)} did not finish"] if failed else []
+    if undelivered:
+        parts.append(f"findings of hunts {', '.join(undelivered)} were not delivered "
+                     "(they stay pending)")
+    return "; ".join(parts) or "the run stopped early (time budget)"
 
 
 @app.route(route="snooze", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)

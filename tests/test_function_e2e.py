@@ -182,6 +182,8 @@ def test_failed_post_loses_nothing_and_next_run_posts_once(
     webhook.default = Reply(503, {"Retry-After": "0"})  # fail fast: retries still all happen
     error = run_timer(user_function)
     assert error is not None
+    assert "were not delivered (they stay pending)" in error
+    assert world["webhook"].sig not in error
     failed_attempts = len(digest_posts(webhook))
     posts_after_failure = len(webhook.posts)
     assert failed_attempts >= 2  # tried, retried, gave up: findings stay pending
