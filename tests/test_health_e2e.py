@@ -210,6 +210,6 @@ def test_heartbeat_once_a_day_at_the_configured_hour(
     beat = next(p for p in world.webhook.payloads if health_kind(p) == "heartbeat")
     text = json.dumps(beat, ensure_ascii=False)
     assert "3 run(s), 1 hunt(s) ran 3 time(s), 0 failure(s)" in text
-    assert "1 new finding(s)" in text
+    assert "1 new finding(s) in 1 incident(s)" in text
     world.run(T0.replace(hour=8) + 24 * HOUR, capsys)
     assert world.notices().count("heartbeat") == 2

@@ -150,8 +150,8 @@ def test_not_due_and_disabled_outcomes_change_nothing() -> None:
 
 def test_heartbeat_once_a_day_from_the_configured_hour() -> None:
     tally = tally_run(None, [HuntRun("a", "ok", new=2), HuntRun("b", "failed")], T0)
-    tally = tally_run(tally, [HuntRun("a", "ok", suppressed=3, incidents=1),
-                              HuntRun("b", "not-due")], T0 + HOUR)
+    tally = tally_run(tally, [HuntRun("a", "ok", suppressed=3),
+                              HuntRun("b", "not-due")], T0 + HOUR, incidents=1)
     assert (tally.runs, tally.hunt_runs, tally.failures) == (2, {"a": 2, "b": 1}, 1)
     assert (tally.findings, tally.incidents, tally.suppressed) == (2, 1, 3)
     assert not heartbeat_due(tally, T0.replace(hour=7), 8)

@@ -16,22 +16,22 @@ class HuntRun:
     hunt_id: str
     status: str
     new: int = 0
-    incidents: int = 0
     suppressed: int = 0
 
 
-def tally_run(tally: HeartbeatTally | None, runs: Iterable[HuntRun],
-              now: datetime) -> HeartbeatTally:
-    """*tally* plus one run: hunts that ran (ok or failed), failures, findings, suppressions."""
+def tally_run(tally: HeartbeatTally | None, runs: Iterable[HuntRun], now: datetime,
+              incidents: int = 0) -> HeartbeatTally:
+    """*tally* plus one run: hunts that ran (ok or failed), failures, findings, suppressions,
+    and the *incidents* the run opened (counted once for the run: one incident often spans
+    several hunts)."""
     tally = tally or HeartbeatTally(since=now)
     hunt_runs = dict(tally.hunt_runs)
-    failures = findings = incidents = suppressed = 0
+    failures = findings = suppressed = 0
     for run in runs:
         if run.status in ("ok", "failed"):
             hunt_runs[run.hunt_id] = hunt_runs.get(run.hunt_id, 0) + 1
         failures += run.status == "failed"
         findings += run.new
-        incidents += run.incidents
         suppressed += run.suppressed
     return replace(tally, since=tally.since or now, runs=tally.runs + 1, hunt_runs=hunt_runs,
                    failures=tally.failures + failures, findings=tally.findings + findings,

@@ -108,7 +108,6 @@ class RunnerHealth:
 
     def after_hunt(self, hunt: Hunt, outcome: HuntOutcome, now: datetime) -> None:
         self._runs.append(HuntRun(hunt.id, outcome.status, outcome.new,
-                                  int(getattr(outcome, "incidents", 0) or 0),
                                   sum(outcome.suppressed.values())))
         if outcome.status not in ("ok", "failed"):
             return
@@ -121,7 +120,7 @@ class RunnerHealth:
 
     def after_run(self, summary: RunSummary, now: datetime) -> None:
         try:
-            self._heartbeat(now)
+            self._heartbeat(now, summary.incidents.get("opened", 0))
         except HuntwireError as exc:
             log.warning("huntwire.health heartbeat: %s", exc.message)
         try:
@@ -161,9 +160,9 @@ class RunnerHealth:
                 if attempt == ATTEMPTS - 1:
                     raise
 
-    def _heartbeat(self, now: datetime) -> None:
+    def _heartbeat(self, now: datetime, opened: int) -> None:
         def change(tally: HeartbeatTally | None) -> HeartbeatTally:
-            return tally_run(tally, self._runs, now)
+            return tally_run(tally, self._runs, now, opened)
 
         tally = self.store.modify(self.store.heartbeat, change, self.store.save_heartbeat)
         if not heartbeat_due(tally, now, self.config.heartbeat_hour):
