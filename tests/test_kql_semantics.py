@@ -198,6 +198,14 @@ CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
         'print a = replace(@"is (\\d+)", @"was: \\1", "Number is 42"), '
         f'b = replace(@"\\x00", "", base64_decode_tostring("{UTF16}"))',
         [{"a": "Number was: 42", "b": SHELL_TEXT}]),
+    "column_ifexists_is_the_column_when_present_else_the_default": (
+        f"{PROCESSES} | where ReportId == 4 | extend Extra = 7 "
+        '| project a = column_ifexists("FileName", "none"), b = column_ifexists("NoSuch", "none"), '
+        'c = column_ifexists("Extra", 0), d = column_ifexists("filename", "case")',
+        [{"a": "pwsh.exe", "b": "none", "c": 7, "d": "case"}]),
+    "mv_expand_gives_one_row_per_array_element": (
+        'print id = 1, a = dynamic([10, 20]) | mv-expand a to typeof(long) | extend b = a + 1',
+        [{"id": 1, "a": 10, "b": 11}, {"id": 1, "a": 20, "b": 21}]),
     "project_renames_read_the_input_row": (
         f"{PROCESSES} | where ReportId == 4 "
         "| project FileName = InitiatingProcessFileName, InitiatingProcessFileName = FileName",
