@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .kql_local import columns
 from .kql_text import code_only
 
 _INSTALLED: list[bool] = []
@@ -53,7 +54,7 @@ def install() -> None:
     """Register huntwire's functions and translations in duckdb-kql (once per process)."""
     if _INSTALLED:
         return
-    from duckdb_kql import lower, schema
+    from duckdb_kql import errors, lower, schema
     from duckdb_kql import translate as translate_pkg
     from duckdb_kql.translate import functions
 
@@ -61,6 +62,7 @@ def install() -> None:
     _register_aggregates(functions)
     _install_typeof(lower)
     _install_project_reorder(lower, schema, translate_pkg)
+    functions.SCALAR_FUNCTIONS["column_ifexists"] = columns.install(translate_pkg, errors)
     _INSTALLED.append(True)
 
 

@@ -198,6 +198,23 @@ CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
         'print a = replace(@"is (\\d+)", @"was: \\1", "Number is 42"), '
         f'b = replace(@"\\x00", "", base64_decode_tostring("{UTF16}"))',
         [{"a": "Number was: 42", "b": SHELL_TEXT}]),
+    "column_ifexists_is_the_column_when_present_else_the_default": (
+        f"{PROCESSES} | where ReportId == 4 | extend Extra = 7 "
+        '| project a = column_ifexists("FileName", "none"), b = column_ifexists("NoSuch", "none"), '
+        'c = column_ifexists("Extra", 0), d = column_ifexists("filename", "case")',
+        [{"a": "pwsh.exe", "b": "none", "c": 7, "d": "case"}]),
+    "mv_expand_gives_one_row_per_array_element": (
+        'print id = 1, a = dynamic([10, 20]) | mv-expand a to typeof(long) | extend b = a + 1',
+        [{"id": 1, "a": 10, "b": 11}, {"id": 1, "a": 20, "b": 21}]),
+    "tabular_let_function_without_parameters_is_its_pipeline": (
+        f"let Shells = () {{ let p = {PROCESSES}; p | where FileName == \"pwsh.exe\" }}; "
+        "Shells | project ReportId",
+        [{"ReportId": 4}]),
+    "tabular_let_function_with_scalar_parameters": (
+        f"let ByDevice = (d: string, after: long) {{ {PROCESSES} | where DeviceId == d "
+        "and ReportId > after }; ByDevice(\"d1\", 1) | summarize n = count() "
+        "| extend m = toscalar(ByDevice(\"d2\", 0) | count)",
+        [{"n": 2, "m": 1}]),
     "project_renames_read_the_input_row": (
         f"{PROCESSES} | where ReportId == 4 "
         "| project FileName = InitiatingProcessFileName, InitiatingProcessFileName = FileName",
@@ -259,7 +276,7 @@ def test_project_reorder_moves_the_named_columns_first(engine: LocalSource) -> N
     (f"{PROCESSES} | order by Timestamp asc | extend p = prev(ReportId)", "prev()"),
     (f"{PROCESSES} | serialize | extend n = row_number()", "serialize"),
     (f"{PROCESSES} | top-nested 1 of DeviceId by c = count()", "top-nested"),
-    ("let f = (d:string) { DeviceProcessEvents | where DeviceId == d }; f(\"x\")",
+    ("let f = (d:string = \"x\") { DeviceProcessEvents | where DeviceId == d }; f()",
      "let function:f"),
 ])
 def test_unsupported_constructs_fail_locally_instead_of_guessing(

@@ -15,6 +15,7 @@ from typing import Any
 from .. import kql_local_ext
 from ..hunt import Hunt
 from ..hunt_time import render_query
+from ..kql_local import let_functions
 from ..schemas import FLAVOURS, Flavour, Schema, table_schemas
 from ..window import Window
 from .base import Column, QueryError, QueryResult
@@ -69,7 +70,7 @@ class LocalSource:
 
     def run(self, hunt: Hunt, window: Window) -> QueryResult:
         kind = source_kind(hunt.source)
-        query = render_query(hunt.query, window)
+        query = let_functions.expand(render_query(hunt.query, window))
         refused = kql_local_ext.unsupported_reason(query)
         if refused:
             raise QueryError(hunt.id, f"local engine: {refused}")
