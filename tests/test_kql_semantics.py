@@ -147,7 +147,7 @@ CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
         "InitiatingProcessFileName) | order by ReportId asc",
         [{"ReportId": 1, "Parent": "cmd.exe /c run.cmd"},
          {"ReportId": 4, "Parent": "services.exe"}]),
-    # -- issue 15: constructs of the SOC's own hunts (shared/kql_local_ext.py) --
+    # -- issue 15: constructs of the SOC's own hunts (shared/kql_local/) --
     "makeset_and_makelist_are_make_set_and_make_list": (
         f"{PROCESSES} | where DeviceId == \"d2\" "
         "| summarize makeset(FileName), makelist(InitiatingProcessFileName)",

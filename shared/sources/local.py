@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .. import kql_local_ext
 from ..hunt import Hunt
 from ..hunt_time import render_query
+from ..kql_local import functions as local_engine
 from ..kql_local import let_functions
 from ..schemas import FLAVOURS, Flavour, Schema, table_schemas
 from ..window import Window
@@ -58,7 +58,7 @@ class LocalSource:
         import duckdb_kql
 
         _patch_duckdb_kql()
-        kql_local_ext.install()
+        local_engine.install()
         self._duckdb_kql = duckdb_kql
         self._events = {table: Path(path) for table, path in events.items()}
         self._connections: dict[Flavour, Any] = {}
@@ -71,7 +71,7 @@ class LocalSource:
     def run(self, hunt: Hunt, window: Window) -> QueryResult:
         kind = source_kind(hunt.source)
         query = let_functions.expand(render_query(hunt.query, window))
-        refused = kql_local_ext.unsupported_reason(query)
+        refused = local_engine.unsupported_reason(query)
         if refused:
             raise QueryError(hunt.id, f"local engine: {refused}")
         con = self._connection(kind)
@@ -83,7 +83,7 @@ class LocalSource:
             records = relation.fetchall()
         except Exception as exc:  # duckdb-kql and DuckDB raise many types; all mean "cannot run"
             raise QueryError(hunt.id, "local engine: "
-                             + kql_local_ext.describe_engine_error(exc)) from exc
+                             + local_engine.describe_engine_error(exc)) from exc
         columns = [Column(n, KQL_TYPES.get(t, "string")) for n, t in zip(names, types, strict=True)]
         rows = [{c.name: _python_value(v, c.type) for c, v in zip(columns, r, strict=True)}
                 for r in records]
@@ -98,7 +98,7 @@ class LocalSource:
         flavour = kind.schema_flavour
         if flavour not in self._connections:
             con = self._duckdb_kql.connect()
-            kql_local_ext.register_macros(con)
+            local_engine.register_macros(con)
             for table, columns in local_schemas(kind).items():
                 self._load_table(con, table, columns, kind.time_column)
             self._connections[flavour] = con

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .kql_local import columns
-from .kql_text import code_only
+from ..kql_text import code_only
+from . import columns
 
 _INSTALLED: list[bool] = []
 
