@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .hunt import Hunt
-from .kql_text import code_only
+from .kql_text import code_only, split_top_level
 from .sources.catalog import source_kind
 
 _AGGREGATE_PREFIXES = ("count_", "dcount_", "sum_", "avg_", "min_", "max_", "set_", "list_",
@@ -92,16 +92,17 @@ def summarize_of(query: str) -> Summarize | None:
     answer and writes it into the manifest.
     """
     text = code_only(query)
-    statement = _split_top(text, ";")[-1] if text.strip() else ""
-    stages = _split_top(statement, "|")
+    statement = split_top_level(text, ";")[-1] if text.strip() else ""
+    stages = split_top_level(statement, "|")
     for stage in reversed(stages[1:]):
         words = stage.split(None, 1)
         if not words or words[0] != "summarize":
             continue
         body = re.sub(r"^(\s*hint\.\w+\s*=\s*\S+\s+)*", "", words[1] if len(words) > 1 else "")
         aggregate_part, keys_part = _split_by(body)
-        keys = tuple(_output_name(e, query_text=e) for e in _split_top(keys_part, ",") if e.strip())
-        aggregates = tuple(_output_name(e, e) for e in _split_top(aggregate_part, ",")
+        keys = tuple(_output_name(e, query_text=e) for e in split_top_level(keys_part, ",")
+                     if e.strip())
+        aggregates = tuple(_output_name(e, e) for e in split_top_level(aggregate_part, ",")
                            if e.strip())
         return Summarize(keys, aggregates)
     return None
@@ -132,15 +133,3 @@ def _output_name(expression: str, query_text: str) -> str:
                   "makelist": "list", "count": "count"}.get(function, function)
         return f"{prefix}_{argument}" if argument and function != "count" else f"{prefix}_"
     return expression.split(".")[-1]
-
-
-def _split_top(text: str, separator: str) -> list[str]:
-    parts, depth, start = [], 0, 0
-    for index, char in enumerate(text):
-        depth += char in "([{"
-        depth -= char in ")]}"
-        if char == separator and depth == 0:
-            parts.append(text[start:index])
-            start = index + 1
-    parts.append(text[start:])
-    return parts

@@ -25,3 +25,19 @@ def code_only(query: str) -> str:
         out.append(char)
         index += 1
     return "".join(out)
+
+
+def split_top_level(text: str, separator: str, code: str | None = None) -> list[str]:
+    """*text* split at *separator* outside brackets. Brackets and separators are read from
+    *code* when given: the same text, same length, with strings and comments blanked, so a
+    separator inside a string does not split."""
+    scanned = text if code is None else code
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(scanned):
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if char == separator and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    parts.append(text[start:])
+    return parts

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from ..kql_text import split_top_level
+
 _DEFINITION = re.compile(r"\s*let\s+([A-Za-z_]\w*)\s*=\s*\(([^(){}]*)\)\s*\{(.*)\}\s*$", re.S)
 _PARAM = re.compile(r"\s*([A-Za-z_]\w*)\s*:\s*(string|long|int|real|double|bool|boolean|"
                     r"datetime|timespan|dynamic|guid|decimal)\s*$")
@@ -40,21 +42,9 @@ def masked(query: str) -> str:
     return "".join(out)
 
 
-def _split_top(text: str, code: str, separator: str) -> list[str]:
-    parts, depth, start = [], 0, 0
-    for index, char in enumerate(code):
-        depth += char in "([{"
-        depth -= char in ")]}"
-        if char == separator and depth == 0:
-            parts.append(text[start:index])
-            start = index + 1
-    parts.append(text[start:])
-    return parts
-
-
 def expand(query: str) -> str:
     """*query* with its tabular ``let`` functions expanded; unchanged when that is not safe."""
-    statements = _split_top(query, masked(query), ";")
+    statements = split_top_level(query, ";", masked(query))
     for _ in range(20):
         expanded = _expand_first(statements)
         if expanded is None:
@@ -89,10 +79,10 @@ def _params(text: str) -> list[str] | None:
 
 def _is_tabular(code: str) -> bool:
     """A body that is one pipeline over a source (a top-level ``|``) or a bare table name."""
-    code = _split_top(code, code, ";")[-1] if code.strip().rstrip(";") else code
+    code = split_top_level(code, ";")[-1] if code.strip().rstrip(";") else code
     if not code.strip():
-        code = _split_top(code, code, ";")[0]
-    return len(_split_top(code, code, "|")) > 1 or bool(re.fullmatch(r"\s*[A-Za-z_]\w*\s*;?\s*",
+        code = split_top_level(code, ";")[0]
+    return len(split_top_level(code, "|")) > 1 or bool(re.fullmatch(r"\s*[A-Za-z_]\w*\s*;?\s*",
                                                                     code))
 
 
@@ -137,13 +127,13 @@ def _call_args(text: str, code: str, found: re.Match[str]) -> tuple[list[str] | 
         return None, index
     inner = text[found.end():index - 1]
     args = [] if not inner.strip() else [a.strip() for a in
-                                         _split_top(inner, code[found.end():index - 1], ",")]
+                                         split_top_level(inner, ",", code[found.end():index - 1])]
     return args, index
 
 
 def _hoist(body: str, binding: str) -> list[tuple[str, str]] | None:
     """The body's own ``let`` statements as renamed bindings, then the pipeline as *binding*."""
-    parts = [p for p in _split_top(body, masked(body), ";") if p.strip()]
+    parts = [p for p in split_top_level(body, ";", masked(body)) if p.strip()]
     out: list[tuple[str, str]] = []
     for part in parts[:-1]:
         found = re.match(r"\s*let\s+([A-Za-z_]\w*)\s*=(?!\s*\()", masked(part))
