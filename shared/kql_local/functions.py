@@ -105,8 +105,8 @@ def _register_scalars(functions: Any) -> None:
 
 
 @dataclass(frozen=True)
-class _ExtractJson:
-    """``extract_json(path, text[, typeof(T)])``: the value at *path*, as T (default string)."""
+class _RenderedFunction:
+    """A duckdb-kql function-registry entry whose SQL is rendered by code, not a template."""
 
     name: str
     kind: str
@@ -114,10 +114,12 @@ class _ExtractJson:
     arities: tuple[int, ...]
     rules: tuple[str, ...] = ()
     note: str = "huntwire"
+    variadic = False
 
-    @property
-    def variadic(self) -> bool:
-        return False
+
+@dataclass(frozen=True)
+class _ExtractJson(_RenderedFunction):
+    """``extract_json(path, text[, typeof(T)])``: the value at *path*, as T (default string)."""
 
     def render(self, args: list[str]) -> str:
         if len(args) not in self.arities:
@@ -138,19 +140,10 @@ class _ExtractJson:
 
 
 @dataclass(frozen=True)
-class _AnyRange:
+class _AnyRange(_RenderedFunction):
     """``ipv4_is_in_any_range(ip, range, ...)``; ranges may also be one dynamic array."""
 
-    name: str
-    kind: str
-    template: str
-    arities: tuple[int, ...]
-    rules: tuple[str, ...] = ()
-    note: str = "huntwire"
-
-    @property
-    def variadic(self) -> bool:
-        return True
+    variadic = True
 
     def render(self, args: list[str]) -> str:
         if len(args) < 2:
