@@ -383,6 +383,16 @@ def test_overlapping_posters_each_take_a_pending_finding_once(
     assert len(second.take_pending(hunt, later + timedelta(minutes=16))) == 120
 
 
+def test_a_run_is_never_handed_the_same_pending_finding_twice(
+        make_ledger: Callable[..., Ledger]) -> None:
+    hunt = defender_hunt()
+    claimer, taker = make_ledger(), make_ledger()
+    claimer.record(hunt, defender_rows(7), NOW)
+    later = NOW + timedelta(hours=1)
+    assert len(taker.take_pending(hunt, later)) == 7
+    assert taker.take_pending(hunt, later) == []  # still leased to it, but already handed out
+
+
 def test_a_released_lease_can_be_taken_at_once_by_another_run(
         make_ledger: Callable[..., Ledger]) -> None:
     hunt = defender_hunt()

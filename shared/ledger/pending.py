@@ -100,8 +100,9 @@ class Leases:
         self.owner = uuid.uuid4().hex
         """This ledger's (this run's) name in ``LeaseOwner``."""
         self.claim_lease = claim_lease
-        self.claimed: set[str] = set()
-        """Keys this ledger handed out in ``record().new`` (already the caller's to post)."""
+        self.handed_out: set[str] = set()
+        """Keys this ledger already handed to its caller (``record().new`` or an earlier
+        ``take``): leased to this run, but never returned twice."""
 
     def claim_fields(self) -> dict[str, Any]:
         """What a new claim stores to be leased to this run."""
@@ -128,9 +129,11 @@ class Leases:
         # was lost (a retried create answered 409, a retried lease 412).
         ours = [finding for finding, entity in candidates
                 if entity.get("LeaseOwner") == self.owner and (self.until(entity) or now) > now
-                and finding.key not in self.claimed]
+                and finding.key not in self.handed_out]
         fields = {"LeaseUntil": now + lease, "LeaseOwner": self.owner}
-        return [*ours, *(finding for finding, _ in self._write(hunt_id, free, fields))]
+        taken = [*ours, *(finding for finding, _ in self._write(hunt_id, free, fields))]
+        self.handed_out.update(finding.key for finding in taken)
+        return taken
 
     def release(self, hunt_id: str, keys: Sequence[str]) -> int:
         """Give up this run's leases on *keys* (a failed post), so any run may take them now.

@@ -85,7 +85,7 @@ class Recording:
         existing.update(raced)
         self._touch(existing)
         claimed = {finding.key for finding in self.new}
-        self._leases.claimed |= claimed
+        self._leases.handed_out |= claimed
         return [key for key, entity in existing.items()
                 if entity.get("State") == PENDING and key not in claimed]
 
