@@ -8,10 +8,13 @@ commands import ``common`` and never this module, so there is no import cycle.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
+from ..errors import ConfigurationError
 from . import eval as eval_command
 from . import import_, preview, run, schema, status, suppressions, validate
+from . import notify as notify_command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -20,7 +23,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
-    result: int = args.handler(args)
+    try:
+        result: int = args.handler(args)
+    except ConfigurationError as exc:  # e.g. a tampered schema cache: one line, not a traceback
+        print(f"huntwire: {exc.message}", file=sys.stderr)
+        return 2
     return result
 
 
@@ -31,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "deduplicated in Table Storage and posted to Teams.")
     commands = parser.add_subparsers(metavar="COMMAND")
     for command in (validate, eval_command, run, status, preview, suppressions, schema,
-                    import_):
+                    import_, notify_command):
         command.register(commands)
     return parser
 
