@@ -20,7 +20,8 @@ def register(commands: Any) -> None:
     pull.add_argument("--source", choices=("defender", "sentinel", "all"), default="all")
     pull.add_argument("--out", type=Path, default=None,
                       help=f"cache file to write (default: {cache_path().name} beside "
-                           "function_app.py, which validate, eval and run read)")
+                           "function_app.py, which validate and eval read; git-ignored and "
+                           "not deployed)")
     pull.add_argument("--format", choices=("text", "json"), default="text")
     pull.set_defaults(handler=cmd_schema_pull)
 
@@ -34,25 +35,32 @@ def cmd_schema_pull(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(os.environ, require_storage=False)
     except SettingsError as exc:
-        print(f"huntwire schema pull: {exc}", file=sys.stderr)
-        return 2
+        return _fail("; ".join(exc.problems), 2)
+    sources = ("defender", "sentinel") if args.source == "all" else (args.source,)
+    if "sentinel" in sources and not settings.sentinel_workspace_id:
+        if args.source == "sentinel":
+            return _fail("--source sentinel needs HUNTWIRE_SENTINEL_WORKSPACE_ID (the "
+                         "workspace's customer id); nothing was written", 2)
+        print("huntwire schema pull: HUNTWIRE_SENTINEL_WORKSPACE_ID is not set; Sentinel "
+              "skipped", file=sys.stderr)
+        sources = ("defender",)
     credential = make_credential(settings.client_id)
     pulled: dict[Flavour, Schema] = {}
     try:
-        if args.source in ("defender", "all"):
+        if "defender" in sources:
             pulled["defender"] = pull_defender(credential, settings.graph_endpoint)
-        if args.source in ("sentinel", "all"):
-            if not settings.sentinel_workspace_id:
-                print("huntwire schema pull: HUNTWIRE_SENTINEL_WORKSPACE_ID is not set; "
-                      "Sentinel skipped", file=sys.stderr)
-            else:
-                pulled["sentinel"] = pull_sentinel(credential, settings.logs_endpoint,
-                                                   settings.sentinel_workspace_id)
+        if "sentinel" in sources and settings.sentinel_workspace_id:
+            pulled["sentinel"] = pull_sentinel(credential, settings.logs_endpoint,
+                                               settings.sentinel_workspace_id)
     except HuntwireError as exc:
-        print(f"huntwire schema pull: {exc.message}", file=sys.stderr)
-        return 1
+        return _fail(exc.message, 1)
     out = args.out or cache_path()
-    write_cache(out, pulled)
+    try:
+        note = write_cache(out, pulled)
+    except OSError as exc:
+        return _fail(f"cannot write {out}: {exc.strerror or type(exc).__name__}", 1)
+    if note:
+        print(f"huntwire schema pull: {note}", file=sys.stderr)
     counts = {flavour: len(tables) for flavour, tables in pulled.items()}
     if args.format == "json":
         print(json.dumps({"cache": str(out), "tables": counts}))
@@ -61,3 +69,8 @@ def cmd_schema_pull(args: argparse.Namespace) -> int:
             print(f"{flavour}: {count} table(s)")
         print(f"written to {out}")
     return 0
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"huntwire schema pull: {message}", file=sys.stderr)
+    return code

@@ -15,12 +15,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from .cache_check import MAX_CACHE_BYTES, SchemaCacheError, check_tables
+
 Flavour = Literal["defender", "sentinel"]
 Schema = dict[str, dict[str, str]]
 FLAVOURS: tuple[Flavour, ...] = ("defender", "sentinel")
 DEFAULT_CACHE = Path(__file__).resolve().parents[2] / "schemas.cache.json"
 CACHE_FORMAT = "huntwire-schema-cache/1"
 _cache_file: list[Path] = [DEFAULT_CACHE]
+REPAIR = "rewrite it with `huntwire schema pull`, or delete it"
 
 
 def cache_path() -> Path:
@@ -65,16 +68,25 @@ def _merged(flavour: Flavour, path: str) -> tuple[Schema, dict[str, dict[str, st
 
 
 def read_cache(path: Path) -> dict[str, Schema]:
-    """``{flavour: {table: {column: type}}}`` from a cache file; empty when there is none."""
+    """``{flavour: {table: {column: type}}}`` from a cache file; empty when there is none. A
+    file that is not a well-formed cache raises :class:`SchemaCacheError` (one line, with the
+    fix), never half of it used."""
     if not path.is_file():
         return {}
-    data: Any = json.loads(path.read_text("utf-8"))
+    if path.stat().st_size > MAX_CACHE_BYTES:
+        raise SchemaCacheError(f"{path}: over {MAX_CACHE_BYTES // 2**20} MB; {REPAIR}")
+    try:
+        data: Any = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise SchemaCacheError(f"{path}: unreadable ({type(exc).__name__}); {REPAIR}") from None
     tables = data.get("tables") if isinstance(data, dict) else None
     if not isinstance(tables, dict) or data.get("format") != CACHE_FORMAT:
-        raise ValueError(f"{path}: not a {CACHE_FORMAT} file")
-    return {flavour: {str(t): {str(c): str(k) for c, k in cols.items()}
-                      for t, cols in tables.get(flavour, {}).items()}
-            for flavour in FLAVOURS}
+        raise SchemaCacheError(f"{path}: not a {CACHE_FORMAT} file; {REPAIR}")
+    try:
+        return {flavour: check_tables(tables.get(flavour, {}), f"{path}: {flavour}")
+                for flavour in FLAVOURS}
+    except SchemaCacheError as exc:
+        raise SchemaCacheError(f"{exc.message}; {REPAIR}") from None
 
 
 def clear_cache() -> None:
