@@ -68,9 +68,15 @@ param healthWebhookUrl string = ''
 
 @secure()
 @minLength(32)
-// checkov:skip=CKV_AZURE_131: The default is not a hardcoded secret: newGuid() makes a fresh random value at each deployment (it is allowed only as a parameter default).
-@description('HMAC key that signs snooze links, stored only as a Key Vault secret. The default is a fresh random value on every deployment (newGuid() is allowed only as a parameter default): pass a fixed value to keep earlier links valid (docs/deploy.md).')
+// checkov:skip=CKV_AZURE_131: The default is not a hardcoded secret: newGuid() makes a fresh random value at each deployment (it is allowed only as a parameter default), and it is written only when the key is first created or rotated on request.
+@description('HMAC key that signs snooze links, stored only as a Key Vault secret, written only when snoozeKeyProvisioned is false or rotateSnoozeKey is true. Default: a fresh random value (docs/deploy.md, the snooze key).')
 param snoozeKey string = '${newGuid()}${newGuid()}'
+
+@description('Whether the snooze key secret already exists (azd passes back the HUNTWIRE_SNOOZE_KEY_PROVISIONED output of the last provision). True: the secret is left alone, so posted snooze links stay valid.')
+param snoozeKeyProvisioned bool = false
+
+@description('Write a new snooze key (snoozeKey) even though one exists: every snooze link posted before stops working. Set it for one provision only.')
+param rotateSnoozeKey bool = false
 
 @description('UTC hour (0-23) of the daily heartbeat card, or off.')
 param heartbeatHour string = '8'
@@ -83,14 +89,34 @@ param incidentWindow string = '2h'
 @description('Most incident posts a run makes before it posts one summary card instead.')
 param incidentStormLimit int = 10
 
-@description('Base URL of the function app for snooze links (e.g. https://func-huntwire-xyz.azurewebsites.net). Empty leaves HUNTWIRE_PUBLIC_URL unset.')
+@description('Base URL for snooze links when the app is reached through a custom domain or a front door. Empty: https:// and the function app\'s default host name.')
 param publicUrl string = ''
 
 @description('NCRONTAB schedule of the hunt timer (six fields, seconds first).')
 param huntSchedule string = '0 0 * * * *'
 
-@description('Optional e-mail address for the alerts on failed hunt runs and on no run for 2 hours.')
+@description('E-mail address that receives the alerts on failed hunt runs and on no run for 2 hours (HUNTWIRE_ALERT_EMAIL). Empty: the alerts fire in the portal only and notify nobody.')
 param alertEmail string = ''
+
+@description('Object id of the operator (a user, or an Entra group) who runs huntwire status and suppressions against production: gets Storage Table Data Contributor on the storage account only. Empty: nobody.')
+param operatorPrincipalId string = ''
+
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+@description('Kind of principal operatorPrincipalId is.')
+param operatorPrincipalType string = 'User'
+
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+@description('Storage replication. LRS: the account holds rebuildable state only (docs/deploy.md, storage).')
+param storageSku string = 'Standard_LRS'
 
 @description('ARM resource id of the Sentinel Log Analytics workspace to hunt in. Empty: no Sentinel hunts, no role assignment.')
 param sentinelWorkspaceResourceId string = ''
@@ -104,8 +130,13 @@ param graphEndpoint string = 'https://graph.microsoft.com'
 @description('Log Analytics query endpoint (change only for sovereign clouds).')
 param logsEndpoint string = 'https://api.loganalytics.io'
 
-@description('Flex Consumption maximum instance count.')
-param maximumInstanceCount int = 100
+// The hunt timer is a singleton (the host's blob lease), so more instances never run more
+// hunts; the only thing that scales out is the anonymous snooze page. 40 is the lowest cap Flex
+// Consumption accepts, and it bounds what a flood of requests to that public URL can cost.
+@minValue(40)
+@maxValue(1000)
+@description('Flex Consumption maximum instance count (docs/deploy.md: why 40).')
+param maximumInstanceCount int = 40
 
 @description('Flex Consumption instance memory size in MB.')
 @allowed([
@@ -122,12 +153,17 @@ var tags = {
 }
 var functionAppName = '${abbrs.webSitesFunctions}huntwire-${resourceToken}'
 var deploymentStorageContainerName = 'app-package-${take(functionAppName, 32)}-${take(toLower(uniqueString(functionAppName, resourceToken)), 7)}'
-// The ledger also creates one findings table per event day (huntwireFindingsYYYYMMDD) on first
-// use; Storage Table Data Contributor lets the identity create them.
-var findingsTableNames = [
+// Every table the code uses (each is also created on first use): the ledger's findings,
+// pending and checkpoints, incidents, health records and snoozes. The ledger adds one findings
+// table per event day (huntwireFindingsYYYYMMDD) itself; Storage Table Data Contributor lets
+// the identity create those. tests/test_infra.py keeps this list and the code's names in step.
+var huntwireTableNames = [
   'huntwireFindings'
   'huntwirePending'
   'huntwireCheckpoints'
+  'huntwireIncidents'
+  'huntwireHealth'
+  'huntwireSuppressions'
 ]
 var teamsWebhookSecretName = 'huntwire-teams-webhook-url'
 var healthWebhookSecretName = 'huntwire-health-webhook-url'
@@ -185,7 +221,8 @@ module storage 'modules/storage.bicep' = {
     location: location
     tags: tags
     deploymentContainerName: deploymentStorageContainerName
-    tableNames: findingsTableNames
+    tableNames: huntwireTableNames
+    skuName: storageSku
   }
 }
 
@@ -201,6 +238,19 @@ module keyVault 'modules/keyvault.bicep' = {
     healthWebhookSecretName: healthWebhookSecretName
     healthWebhookUrl: healthWebhookUrl
     snoozeKeySecretName: snoozeKeySecretName
+  }
+}
+
+// Written only when it does not exist yet or a rotation is asked for: every write invalidates
+// the snooze links already posted (docs/deploy.md, the snooze key).
+var writeSnoozeKey = rotateSnoozeKey || !snoozeKeyProvisioned
+
+module snoozeKeySecret 'modules/snooze-key.bicep' = if (writeSnoozeKey) {
+  name: 'snoozeKey'
+  scope: rg
+  params: {
+    vaultName: keyVault.outputs.name
+    secretName: snoozeKeySecretName
     snoozeKey: snoozeKey
   }
 }
@@ -216,6 +266,8 @@ module rbac 'modules/rbac.bicep' = {
     enableBlob: storageEndpointConfig.enableBlob
     enableQueue: storageEndpointConfig.enableQueue
     enableTable: storageEndpointConfig.enableTable
+    operatorPrincipalId: operatorPrincipalId
+    operatorPrincipalType: operatorPrincipalType
   }
 }
 
@@ -285,6 +337,7 @@ module api 'modules/api.bicep' = {
   // App Insights (the template leaves this ordering implicit).
   dependsOn: [
     rbac
+    snoozeKeySecret
   ]
 }
 
@@ -310,3 +363,11 @@ output AZURE_FUNCTION_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalI
 output AZURE_FUNCTION_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+// For the operator's CLI: HUNTWIRE_STORAGE__tableServiceUri (docs/deploy.md).
+output AZURE_STORAGE_TABLE_ENDPOINT string = storage.outputs.tableEndpoint
+// Base URL of the snooze links (HUNTWIRE_PUBLIC_URL in the app).
+output SERVICE_API_URI string = api.outputs.publicUrl
+// The snooze key secret exists after every successful provision; azd stores this in
+// .azure/<env>/.env and main.parameters.json passes it back as snoozeKeyProvisioned, so the
+// next provision leaves the key alone. `azd env refresh` restores it on a new machine or in CI.
+output HUNTWIRE_SNOOZE_KEY_PROVISIONED bool = true

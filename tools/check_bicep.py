@@ -14,6 +14,7 @@ lines blanked out (line numbers are kept), so the rest of their syntax is still 
 A file that declares an extension without being listed is an error.
 
 Usage: check_bicep.py [ROOT ...]   (default: infra/ next to this script's parent)
+       check_bicep.py --json [ROOT ...]   print {file: pycep tree} as JSON (for tests/test_infra.py)
 Exit status: 0 when every file parses, 1 otherwise, 2 on usage/setup errors.
 Runs in the separate .venv-infra (requirements-infra.txt).
 """
@@ -118,7 +119,22 @@ def bicep_files(roots: list[Path]) -> list[Path]:
     return files
 
 
+def pycep_trees(files: list[Path]) -> dict[str, object]:
+    """``{repo-relative path: pycep's parse tree}`` (extension lines blanked)."""
+    from pycep import BicepParser
+
+    parser = BicepParser()
+    return {_rel(f): parser.parse(text=blank_extensions(f.read_text(encoding="utf-8")))
+            for f in files}
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--json"]:
+        import json
+
+        trees = pycep_trees(bicep_files([Path(a) for a in argv[1:]] or [REPO / "infra"]))
+        print(json.dumps(trees, default=str))
+        return 0
     roots = [Path(a) for a in argv] or [REPO / "infra"]
     missing = [r for r in roots if not r.exists()]
     if missing:

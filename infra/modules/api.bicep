@@ -10,7 +10,7 @@ param appServicePlanId string
 param runtimeName string = 'python'
 param runtimeVersion string = '3.11'
 param instanceMemoryMB int = 2048
-param maximumInstanceCount int = 100
+param maximumInstanceCount int = 40
 param storageAccountName string
 param deploymentStorageContainerName string
 param enableBlob bool = true
@@ -48,7 +48,7 @@ param incidentWindow string = '2h'
 @description('Most incident posts a run makes before it posts one summary instead.')
 param incidentStormLimit int = 10
 
-@description('Base URL of the function app for snooze links; empty leaves the setting out.')
+@description('Base URL for snooze links (a custom domain or a front door); empty: https:// and the site\'s default host name.')
 param publicUrl string = ''
 
 resource stg 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -62,35 +62,18 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing
 // Platform settings, as the Flex template sets them: identity-based AzureWebJobsStorage with
 // per-service URIs, and App Insights with Entra ID auth. Flex Consumption takes the runtime
 // from functionAppConfig, so FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION are not set.
-// (Plain name/value arrays rather than map(items(...)): checkov's parser, pycep, knows neither.)
-var platformSettings = concat([
-  {
-    name: 'AzureWebJobsStorage__credential'
-    value: 'managedidentity'
-  }
-  {
-    name: 'AzureWebJobsStorage__clientId'
-    value: identityClientId
-  }
-  {
-    name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
-    value: applicationInsights.properties.ConnectionString
-  }
-  {
-    name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
-    value: 'ClientId=${identityClientId};Authorization=AAD'
-  }
-], enableBlob ? [
-  {
-    name: 'AzureWebJobsStorage__blobServiceUri'
-    value: stg.properties.primaryEndpoints.blob
-  }
-] : [], enableQueue ? [
-  {
-    name: 'AzureWebJobsStorage__queueServiceUri'
-    value: stg.properties.primaryEndpoints.queue
-  }
-] : [])
+// (Plain objects joined with union() rather than map()/lambdas: checkov's parser, pycep, knows
+// no lambdas.)
+var platformSettings = union({
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+  APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+}, enableBlob ? {
+  AzureWebJobsStorage__blobServiceUri: stg.properties.primaryEndpoints.blob
+} : {}, enableQueue ? {
+  AzureWebJobsStorage__queueServiceUri: stg.properties.primaryEndpoints.queue
+} : {})
 
 // The settings huntwire's code reads (shared/settings.APP_SETTING_NAMES), and nothing else:
 // - HUNTWIRE_STORAGE (a connection string) is for local runs only;
@@ -99,77 +82,33 @@ var platformSettings = concat([
 // - no HUNTWIRE_STORAGE__credential/__clientId: the code is not a Functions binding; it builds
 //   its table client from HUNTWIRE_STORAGE__tableServiceUri and the identity in AZURE_CLIENT_ID.
 // tests/test_infra.py keeps this list and the code's in step.
-var huntwireSettings = concat([
-  {
-    name: 'HUNTWIRE_SCHEDULE'
-    value: huntSchedule
-  }
-  {
-    name: 'HUNTWIRE_GRAPH_ENDPOINT'
-    value: graphEndpoint
-  }
-  {
-    name: 'HUNTWIRE_LOGS_ENDPOINT'
-    value: logsEndpoint
-  }
-  {
-    name: 'HUNTWIRE_STORAGE__tableServiceUri'
-    value: stg.properties.primaryEndpoints.table
-  }
-  {
-    name: 'HUNTWIRE_TEAMS_WEBHOOK_URL'
-    value: '@Microsoft.KeyVault(SecretUri=${teamsWebhookSecretUri})'
-  }
-  {
-    name: 'HUNTWIRE_HEALTH_WEBHOOK_URL'
-    value: '@Microsoft.KeyVault(SecretUri=${healthWebhookSecretUri})'
-  }
-  {
-    name: 'HUNTWIRE_SNOOZE_KEY'
-    value: '@Microsoft.KeyVault(SecretUri=${snoozeKeySecretUri})'
-  }
-  {
-    name: 'HUNTWIRE_TENANT_ID'
-    value: tenantId
-  }
-  {
-    name: 'HUNTWIRE_HEARTBEAT_HOUR'
-    value: heartbeatHour
-  }
-  {
-    name: 'HUNTWIRE_INCIDENT_WINDOW'
-    value: incidentWindow
-  }
-  {
-    name: 'HUNTWIRE_INCIDENT_STORM_LIMIT'
-    value: string(incidentStormLimit)
-  }
-  {
-    name: 'AZURE_CLIENT_ID'
-    value: identityClientId
-  }
-], !empty(sentinelWorkspaceId) ? [
-  {
-    name: 'HUNTWIRE_SENTINEL_WORKSPACE_ID'
-    value: sentinelWorkspaceId
-  }
-  {
-    name: 'HUNTWIRE_SENTINEL_WORKSPACE_RESOURCE_ID'
-    value: sentinelWorkspaceResourceId
-  }
-] : [], !empty(publicUrl) ? [
-  {
-    name: 'HUNTWIRE_PUBLIC_URL'
-    value: publicUrl
-  }
-] : [])
+var huntwireSettings = union({
+  HUNTWIRE_SCHEDULE: huntSchedule
+  HUNTWIRE_GRAPH_ENDPOINT: graphEndpoint
+  HUNTWIRE_LOGS_ENDPOINT: logsEndpoint
+  HUNTWIRE_STORAGE__tableServiceUri: stg.properties.primaryEndpoints.table
+  HUNTWIRE_TEAMS_WEBHOOK_URL: '@Microsoft.KeyVault(SecretUri=${teamsWebhookSecretUri})'
+  HUNTWIRE_HEALTH_WEBHOOK_URL: '@Microsoft.KeyVault(SecretUri=${healthWebhookSecretUri})'
+  HUNTWIRE_SNOOZE_KEY: '@Microsoft.KeyVault(SecretUri=${snoozeKeySecretUri})'
+  HUNTWIRE_TENANT_ID: tenantId
+  HUNTWIRE_HEARTBEAT_HOUR: heartbeatHour
+  HUNTWIRE_INCIDENT_WINDOW: incidentWindow
+  HUNTWIRE_INCIDENT_STORM_LIMIT: string(incidentStormLimit)
+  // Snooze links point here: the override, else the site's own default host name (known only
+  // once the site exists, which is why the settings are a child resource of the site).
+  HUNTWIRE_PUBLIC_URL: empty(publicUrl) ? 'https://${functionApp.properties.defaultHostName}' : publicUrl
+  AZURE_CLIENT_ID: identityClientId
+}, empty(sentinelWorkspaceId) ? {} : {
+  HUNTWIRE_SENTINEL_WORKSPACE_ID: sentinelWorkspaceId
+  HUNTWIRE_SENTINEL_WORKSPACE_RESOURCE_ID: sentinelWorkspaceResourceId
+})
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_222: azd deploys through the app's public SCM endpoint (Entra ID token, basic auth off); closing it needs VNet + private endpoint. The app has no HTTP triggers, only a timer.
-  // checkov:skip=CKV_AZURE_17: Incoming client certificates protect HTTP callers; huntwire has none (timer trigger only).
-  // checkov:skip=CKV_AZURE_212: numberOfWorkers does not apply to Flex Consumption (scale is functionAppConfig.scaleAndConcurrency), and the timer runs as a singleton.
+  // checkov:skip=CKV_AZURE_222: Public network access must stay on: the snooze page is an anonymous HTTP function (route /api/snooze) that Teams readers open in their browsers, and azd deploys through the public SCM endpoint (Entra ID token, basic auth off). The signed, expiring token in each link is the authorisation.
+  // checkov:skip=CKV_AZURE_17: Client certificates cannot work for the one HTTP function: the snooze page is opened from a Teams card in an ordinary browser, which presents no client certificate; its HMAC-signed link is the authorisation.
+  // checkov:skip=CKV_AZURE_212: numberOfWorkers does not apply to Flex Consumption (scale is functionAppConfig.scaleAndConcurrency, capped by maximumInstanceCount), and the timer runs as a singleton under the host's blob lease.
   // checkov:skip=CKV_AZURE_78: FTP(S) does not exist on Flex Consumption, and Azure rejects siteConfig.ftpsState there ("Site.SiteConfig.FtpsState for Flex Consumption sites is invalid", BadRequest 51021); FTP publishing credentials are disabled below.
-  // checkov:skip=CKV_AZURE_213: Health check probes an HTTP path; a timer-only app has none to probe.
+  // checkov:skip=CKV_AZURE_213: A health check would request a path every minute on every instance: billed executions that keep an instance up for an app that works about a minute an hour. Liveness is watched by the no-run-for-2-hours alert (alerts.bicep) instead.
   name: name
   location: location
   tags: union(tags, {
@@ -213,9 +152,24 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       scmMinTlsVersion: '1.2'
       http20Enabled: true
       remoteDebuggingEnabled: false
-      appSettings: concat(platformSettings, huntwireSettings)
     }
   }
+}
+
+// App settings as the site's child resource (as the AVM site module the Flex template uses does
+// it): HUNTWIRE_PUBLIC_URL needs the site's defaultHostName, which siteConfig cannot refer to.
+// This resource replaces the whole set, so every setting lives here and none in siteConfig.
+resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_13: checkov applies every Microsoft.Web/sites/config check to every config resource; this is the 'appsettings' config (name/value pairs only), which cannot hold the property checked (authsettings: Easy Auth is not used; the snooze link's HMAC signature is the authorisation).
+  // checkov:skip=CKV_AZURE_63: checkov applies every Microsoft.Web/sites/config check to every config resource; this is the 'appsettings' config (name/value pairs only), which cannot hold the property checked (httpLoggingEnabled belongs to the 'web' config; telemetry goes to Application Insights).
+  // checkov:skip=CKV_AZURE_65: checkov applies every Microsoft.Web/sites/config check to every config resource; this is the 'appsettings' config (name/value pairs only), which cannot hold the property checked (detailedErrorLoggingEnabled belongs to the 'web' config).
+  // checkov:skip=CKV_AZURE_66: checkov applies every Microsoft.Web/sites/config check to every config resource; this is the 'appsettings' config (name/value pairs only), which cannot hold the property checked (requestTracingEnabled belongs to the 'web' config).
+  // checkov:skip=CKV_AZURE_80: checkov applies every Microsoft.Web/sites/config check to every config resource; this is the 'appsettings' config (name/value pairs only), which cannot hold the property checked (netFrameworkVersion; the app is Python on Flex Consumption, no .NET).
+  // checkov:skip=CKV_AZURE_88: checkov applies every Microsoft.Web/sites/config check to every config resource; this is the 'appsettings' config (name/value pairs only), which cannot hold the property checked (azureStorageAccounts mounts; Flex Consumption has no Azure Files content share).
+  // checkov:skip=CKV_AZURE_222: checkov applies every Microsoft.Web/sites/config check to every config resource; this is the 'appsettings' config (name/value pairs only), which cannot hold the property checked (publicNetworkAccess is a site property, skipped on the site with its reason).
+  parent: functionApp
+  name: 'appsettings'
+  properties: union(platformSettings, huntwireSettings)
 }
 
 // No basic-auth publishing: azd deploys with an Entra ID token.
@@ -237,3 +191,5 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
 
 output name string = functionApp.name
 output id string = functionApp.id
+output defaultHostName string = functionApp.properties.defaultHostName
+output publicUrl string = huntwireSettings.HUNTWIRE_PUBLIC_URL

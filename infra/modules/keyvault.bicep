@@ -1,8 +1,9 @@
 // Key Vault in RBAC mode (soft delete, purge protection) holding huntwire's secrets: the Teams
-// Workflows webhook URL, the health-notice webhook URL and the HMAC key of snooze links. The
-// function app reads each through a versionless Key Vault reference resolved with its
-// user-assigned identity. The template is the source of truth for the value: rotate it by
-// re-provisioning (docs/deploy.md), not by writing the vault out of band.
+// Workflows webhook URL and the health-notice webhook URL (written here on every provision:
+// the azd environment is the source of truth, rotate by re-provisioning, docs/deploy.md) and
+// the HMAC key of snooze links (written by snooze-key.bicep only when it is created or rotated).
+// The function app reads each through a versionless Key Vault reference resolved with its
+// user-assigned identity.
 param name string
 param location string = resourceGroup().location
 param tags object = {}
@@ -20,11 +21,6 @@ param healthWebhookSecretName string
 param healthWebhookUrl string = ''
 
 param snoozeKeySecretName string
-
-@secure()
-@minLength(32)
-@description('HMAC key that signs snooze links.')
-param snoozeKey string
 
 @minValue(7)
 @maxValue(90)
@@ -75,16 +71,6 @@ resource healthWebhookSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   name: healthWebhookSecretName
   properties: {
     value: empty(healthWebhookUrl) ? teamsWebhookUrl : healthWebhookUrl
-    contentType: 'text/plain'
-  }
-}
-
-resource snoozeKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
-  // checkov:skip=CKV_AZURE_41: The snooze HMAC key is replaced on each provision unless pinned (docs/deploy.md); an exp date would break snooze links without rotating anything.
-  parent: vault
-  name: snoozeKeySecretName
-  properties: {
-    value: snoozeKey
     contentType: 'text/plain'
   }
 }

@@ -1,7 +1,8 @@
 // Role assignments of the function app's user-assigned identity, each at the narrowest scope
 // that works, each with a deterministic guid(scope, principal, role) name so re-deployments
-// are idempotent. Same shape as the Flex template's app/rbac.bicep, without its optional
-// assignments to the deploying user (huntwire develops locally against Azurite).
+// are idempotent. Same shape as the Flex template's app/rbac.bicep. The template's optional
+// deploying-user assignments are replaced by one opt-in operator assignment: table data only,
+// so `huntwire status` and `huntwire suppressions list|remove` work against production.
 param storageAccountName string
 param appInsightsName string
 param keyVaultName string
@@ -9,6 +10,16 @@ param managedIdentityPrincipalId string
 param enableBlob bool = true
 param enableQueue bool = true
 param enableTable bool = true
+
+@description('Object id of a user, group or service principal that runs huntwire status / suppressions against this account; empty: none.')
+param operatorPrincipalId string = ''
+
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param operatorPrincipalType string = 'User'
 
 // Built-in role definition ids.
 var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
@@ -84,5 +95,18 @@ resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUserRoleId)
     principalId: managedIdentityPrincipalId
     principalType: 'ServicePrincipal'
+  }
+}
+
+// The operator (a person, or better an Entra group of them): table data on this account only,
+// for `huntwire status` and `huntwire suppressions list|remove` from a workstation. No blob,
+// queue or vault access: they cannot read the webhook URL or the snooze key.
+resource operatorTableData 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(storageAccount.id, operatorPrincipalId, storageTableDataContributorRoleId)
+  scope: storageAccount
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributorRoleId)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
   }
 }

@@ -7,16 +7,31 @@ param tags object = {}
 param deploymentContainerName string
 param tableNames array
 
+// LRS by default: everything huntwire keeps here can be lost without losing detections. The
+// dedup ledger only stops repeats (losing it re-posts findings still inside a hunt's lookback
+// once), checkpoints fall back to the hunt's lookback, health and incidents rebuild from the
+// next runs, and the deployment package is re-uploaded by `azd deploy`. Snoozes are the one
+// thing people wrote: losing them means snoozing again. GRS would double the storage bill for
+// a copy that is only readable after a customer-initiated failover of a single-region app.
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+@description('Replication of the storage account (docs/deploy.md: why LRS is the default).')
+param skuName string = 'Standard_LRS'
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_35: Default-deny needs VNet integration and private endpoints (the template's vnetEnabled path, not taken here); the host and the Flex deployment reach this account over its public endpoint. Shared keys are off: Entra ID only.
+  // checkov:skip=CKV_AZURE_206: Replication is the skuName parameter, LRS by default on purpose: the account holds a rebuildable dedup ledger, checkpoints, health and incident state and the deployment package, none of which a geo copy would save a detection for; pass Standard_ZRS or Standard_GRS to replicate.
   // checkov:skip=CKV_AZURE_59: Same reason: publicNetworkAccess must stay Enabled without VNet integration; anonymous blob access and shared keys are disabled.
   name: name
   location: location
   tags: tags
   kind: 'StorageV2'
   sku: {
-    // Geo-redundant, as the AVM storage module the template uses defaults to.
-    name: 'Standard_GRS'
+    name: skuName
   }
   properties: {
     accessTier: 'Hot'
