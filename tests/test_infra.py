@@ -80,6 +80,7 @@ EXPECTED_ROLES = {
 # `[for ...]` resource bodies, so these must be declared unconditionally to be checked at all.
 CHECKOV_CHECKED_TYPES = (
     "Microsoft.Web/sites",
+    "Microsoft.Web/sites/config",
     "Microsoft.Web/serverfarms",
     "Microsoft.Storage/storageAccounts",
     "Microsoft.Storage/storageAccounts/blobServices/containers",
@@ -189,7 +190,7 @@ def test_checkov_parsed_every_file_it_scanned(checkov_report: dict[str, object])
     scanned = {c["file_path"] for kind in ("passed_checks", "skipped_checks")
                for c in results[kind]}
     for module in ("/modules/api.bicep", "/modules/storage.bicep", "/modules/keyvault.bicep",
-                   "/modules/plan.bicep"):
+                   "/modules/plan.bicep", "/modules/snooze-key.bicep"):
         assert module in scanned
 
 
