@@ -267,3 +267,14 @@ def test_the_default_cache_is_git_ignored_and_not_deployed(repo: Path) -> None:
     not_deployed = (repo / ".funcignore").read_text(encoding="utf-8").splitlines()
     assert f"/{DEFAULT_CACHE.name}" in ignored
     assert DEFAULT_CACHE.name in not_deployed
+
+
+def test_all_without_a_workspace_pulls_defender_and_says_so(graph: FakeGraph, own_cache: Path,
+                                                            capsys: pytest.CaptureFixture[str]
+                                                            ) -> None:
+    graph.script(_rows(("DeviceEvents", "Timestamp", "datetime")))
+    assert _pull(own_cache, "--format", "json") == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["tables"] == {"defender": 1}
+    assert "HUNTWIRE_SENTINEL_WORKSPACE_ID is not set; Sentinel skipped" in err
+    assert read_cache(own_cache)["sentinel"] == {}
