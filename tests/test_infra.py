@@ -482,7 +482,8 @@ def test_public_url_is_derived_from_the_default_host_name(trees: dict[str, Any])
     api = trees["infra/modules/api.bicep"]
     settings = api["variables"]["huntwireSettings"]["value"]["function"]
     assert settings["type"] == "union"
-    public = _conditional(settings["parameters"]["arg_1"]["HUNTWIRE_PUBLIC_URL"])
+    assert settings["parameters"]["arg_1"]["HUNTWIRE_PUBLIC_URL"] == "publicBaseUrl"
+    public = _conditional(api["variables"]["publicBaseUrl"]["value"])
     assert public["condition"] == {"function": {"type": "empty",
                                                 "parameters": {"item_to_test": "publicUrl"}}}
     assert public["true_value"] == "https://${functionApp.properties.defaultHostName}"

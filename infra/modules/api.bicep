@@ -75,6 +75,10 @@ var platformSettings = union({
   AzureWebJobsStorage__queueServiceUri: stg.properties.primaryEndpoints.queue
 } : {})
 
+// Snooze links point here: the override, else the site's own default host name (known only
+// once the site exists, which is why the settings are a child resource of the site).
+var publicBaseUrl = empty(publicUrl) ? 'https://${functionApp.properties.defaultHostName}' : publicUrl
+
 // The settings huntwire's code reads (shared/settings.APP_SETTING_NAMES), and nothing else:
 // - HUNTWIRE_STORAGE (a connection string) is for local runs only;
 // - HUNTWIRE_HUNTS_DIR and HUNTWIRE_SUPPRESSIONS_DIR stay unset: the code defaults to the
@@ -94,9 +98,7 @@ var huntwireSettings = union({
   HUNTWIRE_HEARTBEAT_HOUR: heartbeatHour
   HUNTWIRE_INCIDENT_WINDOW: incidentWindow
   HUNTWIRE_INCIDENT_STORM_LIMIT: string(incidentStormLimit)
-  // Snooze links point here: the override, else the site's own default host name (known only
-  // once the site exists, which is why the settings are a child resource of the site).
-  HUNTWIRE_PUBLIC_URL: empty(publicUrl) ? 'https://${functionApp.properties.defaultHostName}' : publicUrl
+  HUNTWIRE_PUBLIC_URL: publicBaseUrl
   AZURE_CLIENT_ID: identityClientId
 }, empty(sentinelWorkspaceId) ? {} : {
   HUNTWIRE_SENTINEL_WORKSPACE_ID: sentinelWorkspaceId
@@ -192,4 +194,4 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
 output name string = functionApp.name
 output id string = functionApp.id
 output defaultHostName string = functionApp.properties.defaultHostName
-output publicUrl string = huntwireSettings.HUNTWIRE_PUBLIC_URL
+output publicUrl string = publicBaseUrl
