@@ -23,7 +23,7 @@ from shared.hunt import Hunt
 from shared.settings import load_settings
 from shared.suppress.scope import snooze_values, too_broad
 from shared.suppress.snooze_page import SnoozeContext
-from shared.suppress.store import PARTITION, TABLE, SnoozeStore
+from shared.suppress.store import LINKS, PARTITION, REMOVED, TABLE, Snooze, SnoozeStore
 from shared.suppress.token import (
     VERSION,
     TokenError,
@@ -33,7 +33,7 @@ from shared.suppress.token import (
     make_token,
     read_token,
 )
-from shared.suppress.wiring import build_suppressor, snooze_url
+from shared.suppress.wiring import build_suppressor, snooze_group, snooze_url
 from tests.test_snooze import (  # noqa: F401  (fixtures)
     CRADLE_ID,
     KEY,
@@ -338,3 +338,42 @@ def test_repr_of_the_snooze_context_never_shows_the_key() -> None:
     assert KEY.decode() not in repr(context)
     assert repr(KEY) not in repr(context)
     assert KEY.decode() not in repr(SETTINGS)
+
+
+def test_rows_of_one_finding_on_one_device_share_one_snooze_group() -> None:
+    hunt = hunt_named(NETWORK_ID)
+    first, repeat = connection(report=1), connection(report=2)
+    other_device = connection(device="b" * 40, name="ws-2")
+    assert snooze_group(hunt, first) == snooze_group(hunt, repeat) is not None
+    assert snooze_group(hunt, other_device) not in (None, snooze_group(hunt, first))
+    assert snooze_group(hunt, {"DeviceId": DEVICE, "FileName": "cmd.exe"}) is None
+    link = snooze_url(SETTINGS, hunt, first)
+    assert link is not None
+    claim = read_token(KEY, token_of(link[1]), datetime.now(UTC))
+    assert snooze_group(hunt, first) == f"snooze-{claim.fingerprint}"
+
+
+def test_spent_link_markers_are_dropped_once_their_link_has_expired(
+        storage_connection_string: str, snooze_env: WebhookReceiver) -> None:
+    table = TableServiceClient.from_connection_string(storage_connection_string) \
+        .create_table_if_not_exists(TABLE)
+    past, future = (NOW - timedelta(days=1)).isoformat(), (NOW + timedelta(days=1)).isoformat()
+    for partition in (LINKS, REMOVED):
+        table.upsert_entity({"PartitionKey": partition, "RowKey": "old" * 8, "Until": past})
+        table.upsert_entity({"PartitionKey": partition, "RowKey": "new" * 8, "Until": future})
+    values = snooze_values(process_event(1, NOW, "powershell -c x"))
+    store = SnoozeStore.from_connection_string(storage_connection_string)
+    assert store.add(Snooze("snooze-" + "0" * 16, CRADLE_ID, values, "r", "o", NOW,
+                            (NOW + timedelta(days=1)).date(), "l" * 22),
+                     NOW + timedelta(days=7))
+    left = {(e["PartitionKey"], e["RowKey"]) for e in table.list_entities()}
+    assert (LINKS, "old" * 8) not in left
+    assert (REMOVED, "old" * 8) not in left
+    assert {(LINKS, "new" * 8), (REMOVED, "new" * 8), (LINKS, "l" * 22)} <= left
+
+
+def test_suppressions_list_without_storage_is_one_clear_line() -> None:
+    done = huntwire({"PATH": "/usr/bin:/bin"}, "suppressions", "list")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "HUNTWIRE_STORAGE" in done.stderr

@@ -66,8 +66,8 @@ def handle(request: PageRequest, context: SnoozeContext) -> PageResponse:
     if method not in ("GET", "POST"):
         return _page(405, "Method not allowed", "<p>Use the link from the card.</p>")
     if context.key is None or context.store is None:
-        return _page(503, "Snoozing is not set up", "<p>HUNTWIRE_SNOOZE_KEY or storage is "
-                     "missing.</p>")
+        return _page(503, "Snoozing is not set up", "<p>HUNTWIRE_SNOOZE_KEY is missing or "
+                     "unusable, or storage is missing (see the app's log).</p>")
     token = (request.form if method == "POST" else request.params).get("t", "")
     try:
         claim = read_token(context.key, token, context.now(),

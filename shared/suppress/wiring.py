@@ -17,7 +17,7 @@ from .loader import load_rule_files
 from .rules import Rule
 from .scope import label, snooze_values, too_broad
 from .store import TABLE, SnoozeStore, SnoozeStoreError
-from .token import LINK_LIFETIME, MAX_TOKEN_CHARS, TokenError, make_token
+from .token import LINK_LIFETIME, MAX_TOKEN_CHARS, TokenError, finding_fingerprint, make_token
 
 log = logging.getLogger("huntwire")
 
@@ -94,6 +94,13 @@ def build_suppressor(settings: Settings, *, with_snoozes: bool = True,
 def identifying_values(row: Mapping[str, Any]) -> dict[str, str]:
     """The conditions a snooze of *row* would have: its device and its identity."""
     return snooze_values(row)
+
+
+def snooze_group(hunt: Hunt, row: Mapping[str, Any]) -> str | None:
+    """The snooze a link for *row* would create (``snooze-<16 hex>``), or None when the row is
+    too broad to snooze: rows with the same group need one link between them."""
+    values = snooze_values(row)
+    return None if too_broad(values) else f"snooze-{finding_fingerprint(hunt.id, values)}"
 
 
 def snooze_url(settings: Settings | None, hunt: Hunt, row: Mapping[str, Any],
