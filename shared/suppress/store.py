@@ -1,7 +1,10 @@
 """Snoozes in Table Storage (``huntwireSuppressions``): who, why, when, until when.
 
-A snooze is a rule with one ``equals`` condition per identifying value of a finding, for one
-hunt, at most 30 days. It is loaded and applied like the rules of ``suppressions/*.yaml``.
+A snooze is a rule with one ``equals`` condition per device column and identifying value of a
+finding (``scope.snooze_values``), for one hunt, at most 30 days. It is loaded and applied like
+the rules of ``suppressions/*.yaml``; a stored row is re-checked on every load and skipped when
+it is malformed or wider than a new snooze may be. Beside the snoozes, partition ``link`` holds
+the links already used and partition ``removed`` the removals that revoke older links.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from azure.data.tables import TableClient, TableServiceClient
 
 from ..errors import HuntwireError, StorageError
 from .rules import Rule, compile_condition
-from .scope import too_broad
+from .scope import plain, too_broad
 from .token import LINK_ID as _LINK_ID
 from .token import LINK_LIFETIME
 
@@ -131,7 +134,9 @@ def _where(raw: Any) -> dict[str, str]:
 
 def _when(entity: Mapping[str, Any], now: datetime) -> tuple[datetime, date]:
     try:
-        created = datetime.fromisoformat(_field(entity, "Created"))
+        raw = entity.get("Created")
+        created = raw if isinstance(raw, datetime) else datetime.fromisoformat(
+            _field(entity, "Created"))
         expires = date.fromisoformat(_field(entity, "Expires"))
     except (ValueError, OverflowError):
         raise SnoozeRowError("Created or Expires is not an ISO date") from None
@@ -217,7 +222,7 @@ class SnoozeStore:
             try:
                 snoozes.append(parse_row(entity, now))
             except SnoozeRowError as exc:
-                skipped.append((str(entity.get("RowKey", "?")), str(exc)))
+                skipped.append((str(entity.get("RowKey", "?")), plain(str(exc))[:300]))
         return SnoozeRows(sorted(snoozes, key=lambda s: s.created), skipped)
 
     def all(self) -> list[Snooze]:
