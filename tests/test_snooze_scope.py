@@ -5,8 +5,10 @@ removal revokes the link; a bad stored row, a bad key or an absurd token never s
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+import random
 import secrets
 import shutil
 import zlib
@@ -22,7 +24,7 @@ from devtools.webhook import WebhookReceiver
 from shared.hunt import Hunt
 from shared.settings import load_settings
 from shared.suppress.scope import snooze_values, too_broad
-from shared.suppress.snooze_page import SnoozeContext
+from shared.suppress.snooze_page import PageRequest, SnoozeContext, handle
 from shared.suppress.store import LINKS, PARTITION, REMOVED, TABLE, Snooze, SnoozeStore
 from shared.suppress.token import (
     VERSION,
@@ -380,3 +382,39 @@ def test_suppressions_list_without_storage_is_one_clear_line() -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "HUNTWIRE_STORAGE" in done.stderr
+
+
+HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "[x](https://evil)",
+           "**b**", "\x1b[2J", "a\nb\r\nc", "\u2028x\u2029", "\x00\x07\x9b", "&amp;&lt;",
+           '"\'><svg/onload=1>', "javascript:alert(1)", "é漢字🙂", "x" * 3000, " ", "\t"]
+
+
+def hostile(rng: random.Random) -> str:
+    return "".join(rng.choice(HOSTILE) for _ in range(rng.randint(1, 4)))
+
+
+def test_labels_and_pages_stay_plain_and_escaped_for_hostile_values(
+        storage_connection_string: str) -> None:
+    rng = random.Random(24)
+    store = SnoozeStore.from_connection_string(storage_connection_string)
+    name = "Outbound <b>hunt</b>"
+    context = SnoozeContext(KEY, store, {NETWORK_ID: name})
+    links = 0
+    for _ in range(60):
+        row = {column: hostile(rng) for column in (
+            "DeviceName", "ProcessCommandLine", "InitiatingProcessFileName", "RemoteUrl",
+            "RemoteIP") if rng.random() < 0.8}
+        link = snooze_url(SETTINGS, NETWORK, row)
+        if link is None:
+            continue
+        links += 1
+        label, url = link
+        assert label == " ".join(label.split())  # one line, no runs of spaces
+        assert not any(ord(c) < 32 or 0x7f <= ord(c) <= 0x9f or c in "\u2028\u2029"
+                       for c in label)
+        assert len(label) <= 200
+        body = handle(PageRequest("GET", {"t": token_of(url)}), context).body
+        for tag in ("<script", "<img", "<svg", "<b>hunt"):
+            assert tag not in body
+        assert html.escape(name) in body
+    assert links >= 10  # the fuzz reached the page
