@@ -22,9 +22,10 @@ from azure.data.tables import TableServiceClient
 
 from devtools.webhook import WebhookReceiver
 from shared.hunt import load_hunts
+from shared.suppress.scope import snooze_values
 from shared.suppress.store import PARTITION, TABLE
 from shared.suppress.token import TokenError, finding_fingerprint, make_token, read_token
-from shared.suppress.wiring import identifying_values, snooze_url
+from shared.suppress.wiring import snooze_url
 from tests.card_text import texts as card_texts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,7 +96,7 @@ def test_snooze_url_needs_key_and_public_url_and_names_device_never_account_or_t
                      "this powershell command line launched by agent.exe")
     assert url.startswith("https://hw.example/api/snooze?t=")
     claim = read_token(KEY, parse_qs(urlsplit(url).query)["t"][0], NOW)
-    assert claim.values == identifying_values(row) == VALUES
+    assert claim.values == snooze_values(row) == VALUES
 
 
 # -- the page through the real function -----------------------------------------------------
@@ -294,7 +295,7 @@ def test_a_snoozed_finding_does_not_reach_teams_on_the_next_run(
     assert (one["new"], one["posted"]) == (1, 1)
     assert len(snooze_env.payloads) == 1
     # The analyst snoozes it from the card's link (built from the row the hunt returned).
-    values = identifying_values(one["new_findings"][0])
+    values = snooze_values(one["new_findings"][0])
     assert values["ProcessCommandLine"] == vendor
     token = make_token(KEY, CRADLE_ID, values, datetime.now(UTC) + timedelta(days=7))
     assert page(post({"t": token, "finding": finding_fingerprint(CRADLE_ID, values),

@@ -38,6 +38,8 @@ REMOVED = "removed"
 that are refused until they would have expired."""
 MAX_WHERE_CHARS = 32_768
 CLOCK_SKEW = timedelta(hours=1)
+REVOKE_MARGIN = timedelta(minutes=5)
+"""A removal also revokes links sent this soon after it (the remover's clock may lag)."""
 _HUNT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
@@ -238,7 +240,8 @@ class SnoozeStore:
             if entity is None:
                 return False
             until = now + LINK_LIFETIME + CLOCK_SKEW
-            table.upsert_entity(_marker(REMOVED, snooze_id, until, Removed=now.isoformat()))
+            removed = (now + REVOKE_MARGIN).isoformat()
+            table.upsert_entity(_marker(REMOVED, snooze_id, until, Removed=removed))
             link = entity.get("Link")
             if isinstance(link, str) and _LINK_ID.match(link):
                 table.upsert_entity(_marker(LINKS, link, until, Snooze=snooze_id))

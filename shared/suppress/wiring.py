@@ -22,6 +22,7 @@ from .token import LINK_LIFETIME, MAX_TOKEN_CHARS, TokenError, finding_fingerpri
 log = logging.getLogger("huntwire")
 
 SNOOZE_DAYS = 7
+"""The duration a card's link offers first (the page allows 1 to 30 days)."""
 Snoozer = Callable[[Hunt, Mapping[str, Any]], tuple[str, str] | None]
 """``snooze_url`` bound to the settings: a hunt and a row -> (label, url) or None."""
 
@@ -89,11 +90,6 @@ def build_suppressor(settings: Settings, *, with_snoozes: bool = True,
         log.warning("huntwire.snooze %s", problem)
     today = today or datetime.now(UTC).date()
     return Suppressor(load_rules(settings.suppressions_dir, store, today))
-
-
-def identifying_values(row: Mapping[str, Any]) -> dict[str, str]:
-    """The conditions a snooze of *row* would have: its device and its identity."""
-    return snooze_values(row)
 
 
 def snooze_group(hunt: Hunt, row: Mapping[str, Any]) -> str | None:
