@@ -180,8 +180,6 @@ def _problems(settings: Settings, value: Mapping[str, str | None], *, require_st
         problems.append(f"{SENTINEL_WORKSPACE_RESOURCE_ID}: '{resource_id}' is not a workspace "
                         "resource id (/subscriptions/<id>/resourceGroups/<group>/providers/"
                         "Microsoft.OperationalInsights/workspaces/<name>)")
-    if settings.snooze_key:
-        problems += _snooze_key_problems(settings.snooze_key)
     if settings.storage_connection_string:
         problems += _connection_string_problems(settings.storage_connection_string)
     if require_storage and not settings.has_storage:
@@ -253,7 +251,9 @@ def _url_problems(name: str, url: str, *, secret: bool = False) -> list[str]:
     return []
 
 
-def _snooze_key_problems(key: str) -> list[str]:
+def snooze_key_problems(key: str) -> list[str]:
+    """Snoozing is optional: an unusable key turns it off with a warning (suppress.wiring),
+    never stops a run."""
     if key.lower().startswith(_KEY_VAULT_REFERENCE):
         return [f"{SNOOZE_KEY}: the Key Vault reference was not resolved (check the app's "
                 "identity and its Key Vault Secrets User role)"]

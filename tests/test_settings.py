@@ -141,7 +141,7 @@ def test_secrets_stay_out_of_repr_and_errors() -> None:
         load_settings({"HUNTWIRE_STORAGE": DEV, "HUNTWIRE_SNOOZE_KEY": "short-SECRET",
                        "HUNTWIRE_HEALTH_WEBHOOK_URL": WEBHOOK.replace(".com/", ".com:99999/")})
     assert "SECRET" not in str(caught.value)
-    assert len(caught.value.problems) == 2
+    assert len(caught.value.problems) == 1  # a short snooze key only turns snoozing off
 
 
 @pytest.mark.parametrize(("name", "value", "reason"), [
@@ -156,9 +156,6 @@ def test_secrets_stay_out_of_repr_and_errors() -> None:
     ("HUNTWIRE_INCIDENT_WINDOW", "0h", "is not a duration"),
     ("HUNTWIRE_INCIDENT_WINDOW", "31d", "longer than 30 days"),
     ("HUNTWIRE_INCIDENT_STORM_LIMIT", "-1", "is not a whole number"),
-    ("HUNTWIRE_SNOOZE_KEY", "too-short", "shorter than 32 characters"),
-    ("HUNTWIRE_SNOOZE_KEY", "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/s)",
-     "Key Vault reference was not resolved"),
     ("HUNTWIRE_PUBLIC_URL", "func-x.azurewebsites.net", "is not an http(s) URL"),
     ("HUNTWIRE_PUBLIC_URL", "http://func-x.azurewebsites.net", "must use https"),
     ("HUNTWIRE_STORAGE", "garbage", "is not 'Key=Value;...' pairs"),

@@ -1,6 +1,7 @@
 """Snooze from the card: the signed token, the page (GET never writes, only POST creates), the
 snooze table, `huntwire suppressions list|remove`, and a snoozed finding not reaching Teams on the
-next `run --once`. Azurite, a local webhook and the real function; nothing of ours is mocked."""
+next `run --once` (on that device only). Azurite, a local webhook and the real function; nothing
+of ours is mocked. Scope, revocation and bad rows: tests/test_snooze_scope.py."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from azure.data.tables import TableServiceClient
 
 from devtools.webhook import WebhookReceiver
 from shared.hunt import load_hunts
-from shared.suppress.store import TABLE
+from shared.suppress.scope import snooze_values
+from shared.suppress.store import PARTITION, TABLE
 from shared.suppress.token import TokenError, finding_fingerprint, make_token, read_token
-from shared.suppress.wiring import identifying_values, snooze_url
+from shared.suppress.wiring import snooze_url
 from tests.card_text import texts as card_texts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,7 +33,8 @@ KEY = b"k" * 32
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 CRADLE_ID = "2372bd2b-5011-45d5-8970-cd90ddc2c07a"
 LINE = "powershell -c \"iwr https://vendor.example/p.ps1 | iex\" <script>alert(1)</script>"
-VALUES = {"ProcessCommandLine": LINE, "InitiatingProcessFileName": "agent.exe"}
+DEVICE = {"DeviceId": "a" * 40, "DeviceName": "ws-fin-014.contoso.example"}
+VALUES = {**DEVICE, "ProcessCommandLine": LINE, "InitiatingProcessFileName": "agent.exe"}
 
 
 # -- the token ------------------------------------------------------------------------------
@@ -52,7 +55,7 @@ def test_a_forged_or_tampered_token_is_refused() -> None:
     spliced = ".".join([*other.split(".")[:2], token.split(".")[2]])  # B's payload, A's MAC
     with pytest.raises(TokenError, match="signature"):
         read_token(KEY, spliced, NOW)
-    for broken in ("", "v1.abc", token + "x", "v2." + token[3:], token.replace(".", "..")):
+    for broken in ("", "v1.abc", token + "x", "v3." + token[3:], token.replace(".", "..")):
         with pytest.raises(TokenError):
             read_token(KEY, broken, NOW)
 
@@ -77,20 +80,23 @@ def test_a_short_key_is_refused() -> None:
         make_token(b"short", CRADLE_ID, VALUES, NOW)
 
 
-def test_snooze_url_needs_key_and_public_url_and_never_names_device_or_time() -> None:
+def test_snooze_url_needs_key_and_public_url_and_names_device_never_account_or_time() -> None:
     (hunt,) = [h for h in load_hunts(REPO / "hunts").hunts if h.id == CRADLE_ID]
-    row = {**VALUES, "DeviceName": "ws-1", "Timestamp": NOW, "AccountName": "jdoe"}
+    row = {**VALUES, "Timestamp": NOW, "AccountName": "jdoe", "ReportId": 7}
     assert snooze_url(None, hunt, row) is None  # nothing configured here
     env = {"HUNTWIRE_SNOOZE_KEY": KEY.decode(), "HUNTWIRE_PUBLIC_URL": "https://hw.example/"}
 
     class Settings:
         snooze_key, public_url = env["HUNTWIRE_SNOOZE_KEY"], env["HUNTWIRE_PUBLIC_URL"]
 
-    url = snooze_url(Settings(), hunt, row, now=NOW)
-    assert url is not None
+    link = snooze_url(Settings(), hunt, row, now=NOW)
+    assert link is not None
+    label, url = link
+    assert label == ("PowerShell download cradle and stager on ws-fin-014.contoso.example: "
+                     "this powershell command line launched by agent.exe")
     assert url.startswith("https://hw.example/api/snooze?t=")
     claim = read_token(KEY, parse_qs(urlsplit(url).query)["t"][0], NOW)
-    assert claim.values == identifying_values(row) == VALUES
+    assert claim.values == snooze_values(row) == VALUES
 
 
 # -- the page through the real function -----------------------------------------------------
@@ -136,11 +142,13 @@ def post(fields: dict[str, str]) -> func.HttpRequest:
         fields).encode(), headers={"Content-Type": "application/x-www-form-urlencoded"})
 
 
-def stored(connection_string: str) -> list[dict[str, Any]]:
+def stored(connection_string: str, partition: str = PARTITION) -> list[dict[str, Any]]:
+    """The snoozes (or, with another *partition*, the spent and revoked link markers)."""
     service = TableServiceClient.from_connection_string(connection_string)
     if TABLE not in [t.name for t in service.list_tables()]:
         return []
-    return [dict(e) for e in service.get_table_client(TABLE).list_entities()]
+    return [dict(e) for e in service.get_table_client(TABLE).list_entities()
+            if e["PartitionKey"] == partition]
 
 
 def valid_token(values: dict[str, str] = VALUES) -> str:
@@ -153,6 +161,7 @@ def test_get_shows_what_would_be_suppressed_escaped_and_never_writes(
     body = response.get_body().decode()
     assert response.status_code == 200
     assert "PowerShell download cradle and stager" in body
+    assert "on device <b>ws-fin-014.contoso.example</b> only" in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
     assert "<script>" not in body
     assert '<form method="post">' in body
@@ -213,8 +222,10 @@ def test_post_creates_one_snooze_audits_and_announces_it_once(
     assert len(line) < 400
     assert "*policy*" in line  # a TextRun: plain text, shown as typed, never Markdown
     assert "<script>" not in json.dumps(announcement)
-    # The same link again (a replay, or a second click) changes nothing.
+    # The same link again (a replay, or a second click) changes nothing; so does another
+    # card's link for the same finding while the snooze is active.
     assert page(post(fields)).status_code == 409
+    assert page(post({**fields, "t": valid_token()})).status_code == 409
     assert len(stored(storage_connection_string)) == 1
     assert len(snooze_env.payloads) == 1
 
@@ -243,9 +254,10 @@ def test_list_and_remove(page: Any, snooze_env: WebhookReceiver,
 
 # -- end to end: a snoozed finding does not reach Teams on the next run ---------------------
 
-def process_event(report_id: int, when: datetime, command: str) -> dict[str, Any]:
-    return {"Timestamp": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "DeviceId": f"dev-{report_id}",
-            "DeviceName": f"ws-{report_id}", "ReportId": report_id,
+def process_event(report_id: int, when: datetime, command: str, device: int = 1,
+                  ) -> dict[str, Any]:
+    return {"Timestamp": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "DeviceId": f"dev-{device}",
+            "DeviceName": f"ws-{device}", "ReportId": report_id,
             "ActionType": "ProcessCreated", "FileName": "powershell.exe",
             "ProcessCommandLine": command, "ProcessId": report_id, "AccountDomain": "contoso",
             "AccountName": "svc", "InitiatingProcessFileName": "agent.exe",
@@ -283,18 +295,22 @@ def test_a_snoozed_finding_does_not_reach_teams_on_the_next_run(
     assert (one["new"], one["posted"]) == (1, 1)
     assert len(snooze_env.payloads) == 1
     # The analyst snoozes it from the card's link (built from the row the hunt returned).
-    values = identifying_values(one["new_findings"][0])
+    values = snooze_values(one["new_findings"][0])
     assert values["ProcessCommandLine"] == vendor
     token = make_token(KEY, CRADLE_ID, values, datetime.now(UTC) + timedelta(days=7))
     assert page(post({"t": token, "finding": finding_fingerprint(CRADLE_ID, values),
                       "reason": "vendor policy push", "name": "Dana"})).status_code == 201
     assert len(snooze_env.payloads) == 2  # the one-line announcement
-    # Next hour: the same agent on another machine, and a real cradle.
+    assert values["DeviceId"] == "dev-1"
+    # Next hour: the same agent on the same machine (silenced), on another machine (reported:
+    # a snooze is scoped to its device), and a real cradle on the first machine.
     two = run(second, [process_event(2, second - timedelta(minutes=10), vendor),
+                       process_event(4, second - timedelta(minutes=8), vendor, device=2),
                        process_event(3, second - timedelta(minutes=5), other)])
-    assert two["rows"] == 2
+    assert two["rows"] == 3
     assert two["suppressed"] == {f"snooze-{finding_fingerprint(CRADLE_ID, values)}": 1}
-    assert (two["new"], two["posted"]) == (1, 1)
-    digest = json.dumps(snooze_env.payloads[2])  # the card defangs URLs: match the paths
-    assert "/a.ps1" in digest
-    assert "policy.ps1" not in digest
+    assert two["new"] == 2
+    posted = json.dumps(snooze_env.payloads[2:])  # the card defangs URLs: match the paths
+    assert "/a.ps1" in posted
+    assert "policy.ps1" in posted  # from ws-2 only
+    assert "ws-2" in posted

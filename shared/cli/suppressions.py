@@ -16,6 +16,7 @@ from ..hunt import Hunt
 from ..settings import resolve_suppressions_dir
 from ..suppress.apply import Suppressor, notices
 from ..suppress.loader import load_rule_files
+from ..suppress.store import Snooze, SnoozeStore, SnoozeStoreError
 from ..suppress.validate import RuleProblem, hunt_columns, validate_rules
 from ..suppress.wiring import snooze_store
 
@@ -70,7 +71,7 @@ def register(commands: Any) -> None:
     parser.set_defaults(handler=lambda _args: parser.print_help() or 2)
 
 
-def _store() -> Any:
+def _store() -> SnoozeStore:
     from ..settings import SettingsError, load_settings
 
     try:
@@ -79,33 +80,62 @@ def _store() -> Any:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
         raise SystemExit(2) from None
-    return snooze_store(settings)
+    store = snooze_store(settings)
+    if store is None:
+        print("error: no storage configured (set HUNTWIRE_STORAGE or "
+              "HUNTWIRE_STORAGE__tableServiceUri)", file=sys.stderr)
+        raise SystemExit(2)
+    return store
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    snoozes = _store().all()
+    try:
+        rows = _store().load()
+    except SnoozeStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     today = datetime.now(UTC).date()
     if args.format == "json":
-        print(json.dumps([{"id": s.id, "hunt": s.hunt_id, "where": s.values, "reason": s.reason,
-                           "owner": s.owner, "created": s.created.isoformat(),
-                           "expires": s.expires.isoformat(), "active": s.expires >= today}
-                          for s in snoozes], indent=2, ensure_ascii=False))
+        print(json.dumps([_as_dict(s, today) for s in rows.snoozes] + [
+            {"id": row_key, "active": False, "error": why} for row_key, why in rows.skipped],
+            indent=2, ensure_ascii=False))
         return 0
-    for s in snoozes:
+    for s in rows.snoozes:
         state = "active" if s.expires >= today else "expired"
         where = ", ".join(f"{c} = {v[:60]!r}" for c, v in s.values.items())
-        print(f"{s.id}  {state:<7} until {s.expires}  hunt {s.hunt_id}  by {s.owner}: "
-              f"{s.reason}\n    {where}")
-    print(f"{len(snoozes)} snooze(s)")
+        print(_clean(f"{s.id}  {state:<7} until {s.expires}  hunt {s.hunt_id}  by {s.owner}: "
+                     f"{s.reason}") + f"\n    {_clean(where)}")
+    for row_key, why in rows.skipped:
+        print(_clean(f"{row_key}  invalid (not applied): {why}"))
+    print(f"{len(rows.snoozes)} snooze(s)"
+          + (f", {len(rows.skipped)} invalid row(s): remove them with 'huntwire suppressions "
+             "remove ID'" if rows.skipped else ""))
     return 0
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    if not _store().remove(args.id):
-        print(f"error: no snooze with id {args.id}", file=sys.stderr)
+    try:
+        removed = _store().remove(args.id)
+    except SnoozeStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"removed {args.id}")
+    if not removed:
+        print(_clean(f"error: no snooze with id {args.id}"), file=sys.stderr)
+        return 1
+    print(_clean(f"removed {args.id}; the links sent for it no longer work"))
     return 0
+
+
+def _as_dict(s: Snooze, today: date) -> dict[str, Any]:
+    return {"id": s.id, "hunt": s.hunt_id, "where": s.values, "reason": s.reason,
+            "owner": s.owner, "created": s.created.isoformat(),
+            "expires": s.expires.isoformat(), "active": s.expires >= today}
+
+
+def _clean(text: str) -> str:
+    """Text for a terminal: control characters (escape sequences) shown as \\xNN."""
+    return "".join(c if c.isprintable() or c == " " else f"\\x{ord(c):02x}" if ord(c) < 256
+                   else f"\\u{ord(c):04x}" for c in text)
 
 
 def suppressed_text(counts: dict[str, int]) -> str:

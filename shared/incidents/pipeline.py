@@ -34,8 +34,9 @@ the outbox entity (1 MiB) that lists the findings a post delivers."""
 
 log = logging.getLogger("huntwire")
 
-Snoozer = Callable[[Hunt, Mapping[str, Any]], str | None]
-"""``shared.suppress.wiring.snooze_url`` bound to the settings: a hunt and row -> link or None."""
+Snoozer = Callable[[Hunt, Mapping[str, Any]], tuple[str, str] | None]
+"""``shared.suppress.wiring.snooze_url`` bound to the settings: a hunt and row -> (label, url)
+or None."""
 
 
 class IncidentNotifier(Protocol):
@@ -273,9 +274,9 @@ class _Run:
             hunt = self.hunts.get(item.hunt_id)
             if hunt is None or item.hunt_id in links or len(links) == 3:
                 continue
-            url = self.snooze(hunt, item.row)
-            if url:
-                links[item.hunt_id] = (hunt.name, url)
+            link = self.snooze(hunt, item.row)
+            if link:
+                links[item.hunt_id] = link
         return tuple(links.values())
 
     def _intent(self, plans: list[Plan], post: IncidentPost) -> None:

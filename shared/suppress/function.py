@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import parse_qsl
 
 import azure.functions as func
@@ -11,7 +12,9 @@ from ..hunt import load_hunts
 from ..notify.base import Notice
 from ..settings import Settings
 from .snooze_page import PageRequest, SnoozeContext, handle
-from .wiring import snooze_key, snooze_store
+from .wiring import snooze_key, snooze_setup_problem, snooze_store
+
+log = logging.getLogger("huntwire")
 
 MAX_FORM_BYTES = 16_384
 
@@ -20,6 +23,9 @@ def snooze_context(settings: Settings) -> SnoozeContext:
     """Key, snooze table, hunt names and the channel announcement, from the app's settings."""
     from ..app import build_notifier
 
+    problem = snooze_setup_problem(settings)
+    if problem:
+        log.warning("huntwire.snooze %s", problem)
     notifier = build_notifier(settings)
     hunts = {h.id: h.name for h in load_hunts(settings.hunts_dir).hunts}
     return SnoozeContext(

@@ -13,7 +13,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from .store import MAX_SNOOZE, Snooze, SnoozeStore, SnoozeStoreError, snooze_expiry
+from .scope import DEVICE_COLUMNS, device_of, too_broad
+from .store import (
+    MAX_SNOOZE,
+    LinkRefused,
+    Snooze,
+    SnoozeRowError,
+    SnoozeStore,
+    SnoozeStoreError,
+    snooze_expiry,
+)
 from .token import SnoozeClaim, TokenError, read_token
 
 log = logging.getLogger("huntwire")
@@ -44,7 +53,7 @@ class PageResponse:
 
 @dataclass
 class SnoozeContext:
-    key: bytes | None
+    key: bytes | None = field(repr=False)
     store: SnoozeStore | None
     hunt_names: Mapping[str, str]
     """hunt id -> name: a token for a hunt that no longer exists is refused"""
@@ -57,20 +66,38 @@ def handle(request: PageRequest, context: SnoozeContext) -> PageResponse:
     if method not in ("GET", "POST"):
         return _page(405, "Method not allowed", "<p>Use the link from the card.</p>")
     if context.key is None or context.store is None:
-        return _page(503, "Snoozing is not set up", "<p>HUNTWIRE_SNOOZE_KEY or storage is "
-                     "missing.</p>")
+        return _page(503, "Snoozing is not set up", "<p>HUNTWIRE_SNOOZE_KEY is missing or "
+                     "unusable, or storage is missing (see the app's log).</p>")
     token = (request.form if method == "POST" else request.params).get("t", "")
     try:
         claim = read_token(context.key, token, context.now(),
                            fingerprint=request.form.get("finding") if method == "POST" else None)
     except TokenError as exc:
         return _page(403, "Link refused", f"<p>{_e(exc.message)}</p>")
+    broad = too_broad(claim.values)
+    if broad:
+        return _page(403, "Link refused", f"<p>This link would silence too much: {_e(broad)}"
+                     ".</p>")
     hunt_name = context.hunt_names.get(claim.hunt_id)
     if hunt_name is None:
         return _page(404, "Unknown hunt", "<p>The hunt of this link no longer exists.</p>")
     if method == "GET":
-        return _form(token, claim, hunt_name)
+        return _show(token, claim, hunt_name, context.store)
     return _create(request.form, claim, hunt_name, context)
+
+
+def _show(token: str, claim: SnoozeClaim, hunt_name: str, store: SnoozeStore) -> PageResponse:
+    """The form, unless the link is known to be spent or revoked (a read; GET never writes).
+    If storage cannot tell, the form is shown: its POST checks again."""
+    try:
+        refusal = store.link_refusal(claim.link_id, f"snooze-{claim.fingerprint}",
+                                     claim.expires)
+    except SnoozeStoreError as exc:
+        log.error("huntwire.snooze %s", exc)
+        refusal = None
+    if refusal:
+        return _page(410, "Link no longer valid", f"<p>{_e(refusal)}.</p>")
+    return _form(token, claim, hunt_name)
 
 
 def _create(form: Mapping[str, str], claim: SnoozeClaim, hunt_name: str,
@@ -84,30 +111,40 @@ def _create(form: Mapping[str, str], claim: SnoozeClaim, hunt_name: str,
                              "required")
         created = context.now()
         snooze = Snooze(f"snooze-{claim.fingerprint}", claim.hunt_id, claim.values, reason,
-                        owner, created, snooze_expiry(created, days))
+                        owner, created, snooze_expiry(created, days), claim.link_id)
     except ValueError as exc:
         message = str(exc) if "required" in str(exc) or "days" in str(exc) else "bad form"
         return _page(400, "Not snoozed", f"<p>{_e(message)}</p>")
     try:
-        added = context.store.add(snooze)
+        added = context.store.add(snooze, claim.expires)
+    except LinkRefused as refused:
+        return _page(409, "Link no longer valid", f"<p>{_e(refused.message)}.</p>")
     except SnoozeStoreError as exc:
         log.error("huntwire.snooze %s", exc)
         return _page(503, "Not snoozed", "<p>Storage is unavailable; try again later.</p>")
     if not added:
-        existing = context.store.get(snooze.id)
-        until = existing.expires.isoformat() if existing else "?"
-        return _page(409, "Already snoozed", f"<p>Findings like this one are already snoozed "
-                     f"until {_e(until)}.</p>")
+        return _page(409, "Already snoozed", f"<p>This finding is already snoozed until "
+                     f"{_e(_until(context.store, snooze.id))}.</p>")
     _audit(snooze, hunt_name, context)
-    return _page(201, "Snoozed", f"<p>Findings like this one from <b>{_e(hunt_name)}</b> are "
-                 f"snoozed until {_e(snooze.expires.isoformat())} (rule "
-                 f"<code>{_e(snooze.id)}</code>).</p>")
+    return _page(201, "Snoozed", f"<p>Snoozed until {_e(snooze.expires.isoformat())} (rule "
+                 f"<code>{_e(snooze.id)}</code>): {_scope(hunt_name, claim.values)}</p>"
+                 f"{_conditions(claim.values)}")
+
+
+def _until(store: SnoozeStore, snooze_id: str) -> str:
+    try:
+        existing = store.get(snooze_id)
+    except (SnoozeStoreError, SnoozeRowError):
+        existing = None
+    return existing.expires.isoformat() if existing else "?"
 
 
 def announcement_line(snooze: Snooze, hunt_name: str) -> str:
     """One short line for the channel: plain text, which the notifier escapes like telemetry."""
-    what = ", ".join(f"{c} = {_short(v)}" for c, v in snooze.values.items())
-    return (f"{_short(snooze.owner, 40)} snoozed '{_short(hunt_name, 60)}' "
+    what = ", ".join(f"{c} = {_short(v)}" for c, v in snooze.values.items()
+                     if c not in DEVICE_COLUMNS)
+    device = _short(device_of(snooze.values) or "?", 40)
+    return (f"{_short(snooze.owner, 40)} snoozed '{_short(hunt_name, 60)}' on {device} "
             f"until {snooze.expires.isoformat()} where {what}: {_short(snooze.reason, 80)}")
 
 
@@ -125,13 +162,25 @@ def _audit(snooze: Snooze, hunt_name: str, context: SnoozeContext) -> None:
         log.error("huntwire.snooze announcement not posted: %s", type(exc).__name__)
 
 
-def _form(token: str, claim: SnoozeClaim, hunt_name: str) -> PageResponse:
+def _scope(hunt_name: str, values: Mapping[str, str]) -> str:
+    return (f"hunt <b>{_e(hunt_name)}</b> stops reporting, on device "
+            f"<b>{_e(device_of(values) or '?')}</b> only, the rows in which <b>every</b> one of "
+            "these columns holds exactly this value (ignoring case):")
+
+
+def _conditions(values: Mapping[str, str]) -> str:
     rows = "".join(f"<tr><th>{_e(c)}</th><td><code>{_e(v)}</code></td></tr>"
-                   for c, v in claim.values.items())
+                   for c, v in values.items())
+    return (f"<table>{rows}</table><p>Other devices, and other values on this device, are "
+            "still reported.</p>")
+
+
+def _form(token: str, claim: SnoozeClaim, hunt_name: str) -> PageResponse:
     options = "".join(f'<option value="{d}"{" selected" if d == 7 else ""}>{d} day(s)'
                       "</option>" for d in DAY_CHOICES if d <= MAX_SNOOZE.days)
-    body = (f"<p>Hunt <b>{_e(hunt_name)}</b> will stop reporting rows whose values equal "
-            f"exactly (ignoring case):</p><table>{rows}</table>"
+    body = (f"<p>If you snooze this, {_scope(hunt_name, claim.values)}</p>"
+            f"{_conditions(claim.values)}"
+            f"<p>Hunt id <code>{_e(claim.hunt_id)}</code>.</p>"
             '<form method="post">'
             f'<input type="hidden" name="t" value="{_e(token)}">'
             f'<input type="hidden" name="finding" value="{_e(claim.fingerprint)}">'
@@ -141,7 +190,7 @@ def _form(token: str, claim: SnoozeClaim, hunt_name: str) -> PageResponse:
             "</label></p>"
             f'<p><label>For <select name="days">{options}</select></label></p>'
             '<p><button type="submit">Snooze</button></p></form>')
-    return _page(200, "Snooze similar findings", body)
+    return _page(200, "Snooze this finding", body)
 
 
 def _page(status: int, title: str, body: str) -> PageResponse:

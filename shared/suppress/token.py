@@ -1,8 +1,11 @@
-"""Signed, expiring snooze tokens: ``v1.<payload>.<HMAC-SHA256>``, both base64url.
+"""Signed, expiring snooze tokens: ``v2.<payload>.<HMAC-SHA256>``, both base64url.
 
-The payload (zlib-compressed JSON) names one hunt and the identifying values of one finding,
-and when the token expires. Anything changed in it breaks the signature; the signature is
-compared in constant time. The key is the setting ``HUNTWIRE_SNOOZE_KEY`` (Key Vault in Azure).
+The payload (zlib-compressed JSON) names one hunt, the device and identifying values of one
+finding (``scope.snooze_values``), when the token expires, and a random link id: a link creates
+at most one snooze, and once used (or its snooze removed) it is refused (``store``). Anything
+changed in it breaks the signature; the signature is compared in constant time. The key is the
+setting ``HUNTWIRE_SNOOZE_KEY`` (Key Vault in Azure). ``v1`` tokens (no device, no link id) are
+refused.
 """
 
 from __future__ import annotations
@@ -11,16 +14,23 @@ import base64
 import hashlib
 import hmac
 import json
+import re
+import secrets
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from ..errors import HuntwireError
 
-VERSION = "v1"
+VERSION = "v2"
 MIN_KEY_BYTES = 32
 MAX_TOKEN_CHARS = 6000
+LINK_LIFETIME = timedelta(days=7)
+MAX_BODY_BYTES = 64 * 1024
+CLOCK_SKEW = timedelta(hours=1)
+"""A token whose expiry is further ahead than LINK_LIFETIME plus this is refused."""
+LINK_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}\Z")
 
 
 class TokenError(HuntwireError):
@@ -33,8 +43,10 @@ class TokenError(HuntwireError):
 class SnoozeClaim:
     hunt_id: str
     values: dict[str, str]
-    """column -> the exact value the hunt returned"""
+    """column -> the exact value the hunt returned (device columns included)"""
     expires: datetime
+    link_id: str
+    """Random, unique per link: what revocation records."""
 
     @property
     def fingerprint(self) -> str:
@@ -54,8 +66,14 @@ def check_key(key: bytes) -> bytes:
     return key
 
 
-def make_token(key: bytes, hunt_id: str, values: Mapping[str, str], expires: datetime) -> str:
-    body = json.dumps({"h": hunt_id, "v": dict(values), "e": int(expires.timestamp())},
+def new_link_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def make_token(key: bytes, hunt_id: str, values: Mapping[str, str], expires: datetime,
+               link_id: str | None = None) -> str:
+    body = json.dumps({"h": hunt_id, "v": dict(values), "e": int(expires.timestamp()),
+                       "n": link_id or new_link_id()},
                       ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     payload = _b64(zlib.compress(body.encode(), 9))
     signed = f"{VERSION}.{payload}"
@@ -67,6 +85,9 @@ def read_token(key: bytes, token: str, now: datetime, *, hunt_id: str | None = N
     """The claim of a genuine, unexpired token; with *hunt_id*/*fingerprint*, also check that
     the token is for that hunt / that finding. Raises TokenError otherwise."""
     parts = token.split(".") if len(token) <= MAX_TOKEN_CHARS else []
+    if len(parts) == 3 and parts[0] == "v1":
+        raise TokenError("this link is from an older version of huntwire; use the link of a "
+                         "newer card")
     if len(parts) != 3 or parts[0] != VERSION:
         raise TokenError("malformed link")
     signed = f"{parts[0]}.{parts[1]}"
@@ -79,6 +100,8 @@ def read_token(key: bytes, token: str, now: datetime, *, hunt_id: str | None = N
     claim = _claim(parts[1])
     if now >= claim.expires:
         raise TokenError("this link has expired")
+    if claim.expires > now + LINK_LIFETIME + CLOCK_SKEW:
+        raise TokenError("this link's expiry is further ahead than a link lives")
     if hunt_id is not None and claim.hunt_id != hunt_id:
         raise TokenError("this link is for another hunt")
     if fingerprint is not None and not hmac.compare_digest(claim.fingerprint, fingerprint):
@@ -88,10 +111,19 @@ def read_token(key: bytes, token: str, now: datetime, *, hunt_id: str | None = N
 
 def _claim(payload: str) -> SnoozeClaim:
     try:
-        body = json.loads(zlib.decompress(_unb64(payload), bufsize=MAX_TOKEN_CHARS))
+        inflate = zlib.decompressobj()
+        text = inflate.decompress(_unb64(payload), MAX_BODY_BYTES)
+        if inflate.unconsumed_tail:
+            raise ValueError("payload too large")
+        body = json.loads(text)
         values = {str(k): str(v) for k, v in body["v"].items()}
-        return SnoozeClaim(str(body["h"]), values, datetime.fromtimestamp(int(body["e"]), UTC))
-    except (ValueError, KeyError, TypeError, AttributeError, zlib.error):
+        link_id = body["n"]
+        if not isinstance(link_id, str) or not LINK_ID.match(link_id):
+            raise ValueError("bad link id")
+        expires = datetime.fromtimestamp(int(body["e"]), UTC)
+        return SnoozeClaim(str(body["h"]), values, expires, link_id)
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, OSError,
+            RecursionError, zlib.error):
         raise TokenError("malformed link") from None
 
 
