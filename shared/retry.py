@@ -118,6 +118,19 @@ class RetriesExhausted(Exception):
                          f"{last.message}")
 
 
+@dataclass(frozen=True)
+class Lane:
+    """A shared limit on concurrent work: at most *limit* queries holding *key* run at once
+    (e.g. Log Analytics' few concurrent queries per identity). :mod:`shared.schedule` keeps it."""
+
+    key: str
+    limit: int
+
+    def __post_init__(self) -> None:
+        if self.limit < 1:
+            raise ValueError(f"lane {self.key}: limit must be at least 1")
+
+
 class PacerTimeout(Exception):
     """No call slot is free within the time the caller can still wait."""
 
@@ -145,9 +158,13 @@ class CallPacer:
     """
 
     def __init__(self, calls: int = 45, period_seconds: float = 60.0, *,
-                 clock: Clock = SYSTEM_CLOCK):
+                 clock: Clock = SYSTEM_CLOCK, record: list[float] | None = None):
         if calls < 1 or period_seconds <= 0:
             raise ValueError("a pacer needs at least one call per positive period")
+        self.calls = calls
+        self.period_seconds = period_seconds
+        self.record = record
+        """When given, every slot reserved is appended to it (benches and tests read it)."""
         self._period = period_seconds
         self._clock = clock
         self._slots: deque[float] = deque(maxlen=calls)
@@ -169,6 +186,8 @@ class CallPacer:
                 raise PacerTimeout(f"next call slot is {wait:.1f} s away; only {max_wait:.1f} s "
                                    "left")
             self._slots.append(slot)
+            if self.record is not None:
+                self.record.append(slot)
         if wait > 0:
             self._clock.sleep(wait)
         return wait

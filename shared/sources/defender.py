@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ from ..retry import (
     Attempt,
     CallPacer,
     Clock,
+    Lane,
     Retryable,
     RetryPolicy,
     parse_retry_after,
@@ -60,6 +61,11 @@ HUNTING_PATH = "/v1.0/security/runHuntingQuery"
 ROW_LIMIT = 100_000
 """Graph returns at most this many rows; a result this long is flagged as truncated."""
 GRANT = "the Microsoft Graph application permission ThreatHunting.Read.All"
+CALLS_PER_MINUTE = 45
+"""Graph allows about 45 runHuntingQuery calls a minute per tenant (429 beyond)."""
+CONCURRENT_QUERIES = 8
+"""Hunting queries of one tenant running at once: at 45 calls a minute and 5-20 s a query about
+4-15 are in flight; more only queues against the tenant's CPU quota."""
 
 GRAPH_TYPES = {
     "datetime": "datetime", "system.datetime": "datetime",
@@ -79,9 +85,19 @@ GRAPH_TYPES = {
 
 def build(settings: Settings, credential: TokenCredential, policy: RetryPolicy,
           timeouts: Timeouts) -> DefenderSource:
-    """The registry's factory: one pacer per tenant (Graph allows about 45 calls a minute)."""
+    """The registry's factory: one pacer and one lane per tenant."""
     return DefenderSource(credential, settings.graph_endpoint, policy=policy,
-                          pacer=CallPacer(calls=45, period_seconds=60), timeouts=timeouts)
+                          pacer=tenant_pacer(), timeouts=timeouts,
+                          lanes=tenant_lanes(settings.tenant_id or "default"))
+
+
+def tenant_pacer(clock: Clock = SYSTEM_CLOCK) -> CallPacer:
+    """A pacer for one tenant's Graph hunting calls: share it by every source of the tenant."""
+    return CallPacer(calls=CALLS_PER_MINUTE, period_seconds=60, clock=clock)
+
+
+def tenant_lanes(tenant: str, concurrent: int = CONCURRENT_QUERIES) -> tuple[Lane, ...]:
+    return (Lane(f"graph:{tenant}", concurrent),)
 
 
 class DefenderSource:
@@ -98,8 +114,10 @@ class DefenderSource:
                  session: requests.Session | None = None, policy: RetryPolicy | None = None,
                  pacer: CallPacer | None = None, audience: str | None = None,
                  timeouts: Timeouts | None = None, clock: Clock = SYSTEM_CLOCK,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, lanes: Sequence[Lane] = ()):
         https_required(endpoint)
+        self.lanes = tuple(lanes)
+        """Concurrency limits the runner's pool keeps (:mod:`shared.schedule`)."""
         self._credential = credential
         self._url = endpoint.rstrip("/") + HUNTING_PATH
         self._scope = (audience or endpoint).rstrip("/") + "/.default"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from azure.core.credentials import TokenCredential
@@ -39,6 +39,7 @@ from ..retry import (
     Attempt,
     CallPacer,
     Clock,
+    Lane,
     Retryable,
     RetryPolicy,
     parse_retry_after,
@@ -72,6 +73,10 @@ READ_MARGIN_SECONDS = 30.0
 """The client waits this much longer than the server so the server's own timeout error arrives."""
 PRIMARY_TABLE = "PrimaryResult"
 GRANT = "the Log Analytics Reader role on the workspace"
+CALLS_PER_PERIOD = (200, 30.0)
+"""Log Analytics' query API allows about 200 requests per 30 s per user (429 beyond)."""
+CONCURRENT_QUERIES = 4
+"""The service runs about 5 queries of one user at once and queues the rest: stay under."""
 
 QueryResponse = LogsQueryResult | LogsQueryPartialResult
 
@@ -85,7 +90,20 @@ def build(settings: Settings, credential: TokenCredential, policy: RetryPolicy,
     return SentinelSource(credential, settings.sentinel_workspace_id, settings.logs_endpoint,
                           server_timeout_seconds=180, policy=policy,
                           connect_timeout_seconds=timeouts.connect_seconds,
-                          read_timeout_seconds=timeouts.read_seconds)
+                          read_timeout_seconds=timeouts.read_seconds,
+                          pacer=identity_pacer(), lanes=identity_lanes())
+
+
+def identity_pacer(clock: Clock = SYSTEM_CLOCK) -> CallPacer:
+    """A pacer for one identity's Log Analytics queries (the limits are per user): share it by
+    every workspace the identity queries, Lighthouse-delegated ones included."""
+    calls, period = CALLS_PER_PERIOD
+    return CallPacer(calls=calls, period_seconds=period, clock=clock)
+
+
+def identity_lanes(identity: str = "function",
+                   concurrent: int = CONCURRENT_QUERIES) -> tuple[Lane, ...]:
+    return (Lane(f"logs:{identity}", concurrent),)
 
 
 class SentinelSource:
@@ -103,10 +121,12 @@ class SentinelSource:
                  policy: RetryPolicy | None = None, pacer: CallPacer | None = None,
                  audience: str | None = None, connect_timeout_seconds: float = 10.0,
                  read_timeout_seconds: float | None = None, clock: Clock = SYSTEM_CLOCK,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, lanes: Sequence[Lane] = ()):
         if not 1 <= server_timeout_seconds <= MAX_SERVER_TIMEOUT:
             raise ValueError(f"server_timeout_seconds must be 1..{MAX_SERVER_TIMEOUT}")
         self._enforce_https = https_required(endpoint)
+        self.lanes = tuple(lanes)
+        """Concurrency limits the runner's pool keeps (:mod:`shared.schedule`)."""
         self._workspace_id = workspace_id
         self._server_timeout = server_timeout_seconds
         self._timeouts = Timeouts(connect_timeout_seconds,
