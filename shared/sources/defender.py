@@ -190,6 +190,9 @@ def _payload(hunt_id: str, response: requests.Response) -> Any:
         except ValueError as exc:
             raise QueryError(hunt_id, "Graph answered 200 with a body that is not JSON",
                              status=status, retryable=True) from exc
+        except RecursionError:  # hostile or broken: JSON nested thousands deep
+            raise QueryError(hunt_id, "Graph answered 200 with JSON nested too deep to read",
+                             status=status, retryable=True, reason="malformed") from None
     message = _error_message(response)
     if status in RETRYABLE_STATUSES:
         raise Retryable(f"HTTP {status}: {message}", status=status,
@@ -202,7 +205,7 @@ def _error_message(response: requests.Response) -> str:
     """The service's ``error.message`` (and code), else the HTTP reason."""
     try:
         error = _casefold_keys(response.json()).get("error")
-    except ValueError:
+    except (ValueError, RecursionError):
         error = None
     if isinstance(error, Mapping):
         fields = _casefold_keys(error)
@@ -221,8 +224,20 @@ def hunting_result(hunt_id: str, payload: Any) -> QueryResult:
                          status=200, retryable=True)
     columns = [_column(hunt_id, entry) for entry in schema]
     rows = [_row(hunt_id, row, columns) for row in results]
+    _check_rows_match_schema(hunt_id, results, columns)
     return QueryResult(columns=columns, rows=rows, truncated=len(rows) >= ROW_LIMIT,
                        stats={"rows": len(rows)})
+
+
+def _check_rows_match_schema(hunt_id: str, results: list[Any], columns: list[Column]) -> None:
+    """A row that carries none of the schema's columns is not an answer to this query (it would
+    become a row of nulls): the reply is malformed. Rows may leave some columns out (null)."""
+    names = {column.name.casefold() for column in columns}
+    for number, row in enumerate(results, 1):
+        if names and not names & {str(key).casefold() for key in row}:
+            raise QueryError(hunt_id, f"Graph answered 200 with result row {number} carrying "
+                             "none of the schema's columns", status=200, retryable=True,
+                             reason="malformed")
 
 
 def _column(hunt_id: str, entry: Any) -> Column:
@@ -247,7 +262,7 @@ def _row(hunt_id: str, row: Any, columns: list[Column]) -> dict[str, Any]:
             value = folded.get(column.name.casefold())
         try:
             typed[column.name] = kql_value(value, column.type)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise QueryError(hunt_id, f"column {column.name}: {exc}", status=200,
                              retryable=False) from exc
     return typed
@@ -302,7 +317,7 @@ def _dynamic(value: Any) -> Any:
     if isinstance(value, str):
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep: keep the text
             return value
     return value
 

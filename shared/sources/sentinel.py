@@ -158,16 +158,43 @@ class SentinelSource:
     def _query(self, hunt: Hunt, window: Window, attempt: Attempt) -> QueryResponse:
         read_timeout = max(min(self._timeouts.read_seconds, attempt.remaining_seconds), 0.001)
         deadline = ReplyDeadline(self._timeouts.reply_deadline(attempt))
+        answer: dict[str, Any] = {}
         try:
             with deadline:
                 return self._client.query_workspace(
                     self._workspace_id, render_query(hunt.query, window),
                     timespan=(window.start, window.end),
                     server_timeout=self._server_timeout, enforce_https=self._enforce_https,
-                    connection_timeout=self._timeouts.connect_seconds, read_timeout=read_timeout)
-        except (HttpResponseError, ServiceRequestError, ServiceResponseError,
-                json.JSONDecodeError) as exc:
+                    connection_timeout=self._timeouts.connect_seconds, read_timeout=read_timeout,
+                    raw_response_hook=lambda response: _note_answer(answer, response))
+        except RecursionError:  # hostile or broken: JSON nested thousands deep
+            raise _unreadable(hunt.id, answer, "JSON nested too deep to read") from None
+        except json.JSONDecodeError as exc:
+            if answer.get("status", 200) != 200:  # an error reply whose body is not JSON
+                raise _unreadable(hunt.id, answer, "a body that is not JSON") from exc
             raise _failure(hunt.id, exc, deadline) from exc
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
+            raise _failure(hunt.id, exc, deadline) from exc
+
+
+def _note_answer(answer: dict[str, Any], response: Any) -> None:
+    """Keep the HTTP status and Retry-After of the reply (the SDK may fail to decode it)."""
+    reply = response.http_response
+    answer["status"] = reply.status_code
+    answer["retry_after"] = reply.headers.get("Retry-After")
+
+
+def _unreadable(hunt_id: str, answer: Mapping[str, Any], what: str) -> Exception:
+    """A reply whose body could not be read: judged by its status (5xx and 429 are retried)."""
+    status = answer.get("status")
+    if status in RETRYABLE_STATUSES:
+        return Retryable(f"HTTP {status}: Log Analytics answered with {what}", status=status,
+                         retry_after=parse_retry_after(answer.get("retry_after")))
+    if status is None or status == 200:
+        return QueryError(hunt_id, f"Log Analytics answered 200 with {what}", status=200,
+                          retryable=True, reason="malformed")
+    return QueryError(hunt_id, f"Log Analytics refused the query with {what}"
+                      f"{forbidden_hint(status, GRANT)}", status=status, retryable=False)
 
 
 def _failure(hunt_id: str, exc: Exception, deadline: ReplyDeadline) -> Exception:
@@ -282,7 +309,7 @@ def _table(hunt_id: str, table: LogsTable) -> tuple[list[Column], list[dict[str,
         try:
             rows.append({c.name: kql_value(_sdk_null(v, c.type), c.type)
                          for c, v in zip(columns, row, strict=True)})
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise QueryError(hunt_id, f"Log Analytics row {row.index}: {exc}", status=200,
                              retryable=False) from exc
     return columns, rows
