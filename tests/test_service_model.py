@@ -1,0 +1,97 @@
+"""The stand-ins under load: latency, 429 with Retry-After at the documented rate per tenant,
+and our Graph pacing keeping under it (real DefenderSource, compressed clock)."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+from devtools.fake_graph import FakeGraph, hunting_results
+from devtools.identity import Reply
+from devtools.service_model import Latency, ScaledClock, ServiceModel, TenantTokens, token_tenant
+from shared.hunt import Hunt
+from shared.retry import CallPacer, RetryPolicy
+from shared.sources.defender import DefenderSource, tenant_pacer
+from shared.window import Window
+from tests.test_schedule import max_in_window
+
+WINDOW = Window(datetime(2026, 12, 6, 11, 0, tzinfo=UTC), datetime(2026, 12, 6, 12, 0, tzinfo=UTC))
+SCALE = 600.0
+"""Simulated seconds per real second: a minute of Graph in 0.1 s."""
+TENANTS = ("tenant-a", "tenant-b")
+
+
+def hunt(number: int) -> Hunt:
+    return Hunt(id=f"h{number}", name=f"h{number}", query="T | take 1", source="defender",
+                path=Path("h.yaml"))
+
+
+def empty(request: object) -> Reply:
+    return Reply(200, hunting_results([("DeviceId", "String")], []))
+
+
+def run_hunts(graph: FakeGraph, clock: ScaledClock, pacers: dict[str, CallPacer],
+              hunts_per_tenant: int) -> list[str]:
+    """Each tenant's hunts from 4 threads; returns the failures."""
+    failures: list[str] = []
+    policy = RetryPolicy(max_attempts=30, max_total_seconds=3600, base_delay=2, max_delay=60)
+
+    def worker(tenant: str, numbers: range) -> None:
+        source = DefenderSource(TenantTokens(tenant), graph.url, audience=graph.url,
+                                policy=policy, pacer=pacers[tenant], clock=clock,
+                                rng=random.Random(1))
+        for number in numbers:
+            try:
+                source.run(hunt(number), WINDOW)
+            except Exception as exc:
+                failures.append(f"{tenant}: {exc}")
+
+    threads = [threading.Thread(target=worker, args=(t, range(n, hunts_per_tenant, 4)))
+               for t in TENANTS for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return failures
+
+
+def test_paced_calls_never_pass_45_a_minute_per_tenant_and_are_never_throttled() -> None:
+    clock = ScaledClock(SCALE)
+    model = ServiceModel(latency=Latency(2, 20, 5), calls=45, period=60, clock=clock)
+    with FakeGraph(model=model) as graph:
+        graph.handler = empty
+        pacers = {t: tenant_pacer(clock) for t in TENANTS}
+        failures = run_hunts(graph, clock, pacers, hunts_per_tenant=100)
+    assert failures == []
+    for tenant in TENANTS:
+        assert len(model.accepted[tenant]) == 100
+        assert max_in_window(model.accepted[tenant], 60.0) <= 45
+    assert model.refused == {}
+
+
+def test_an_unpaced_client_is_answered_429_with_retry_after_and_recovers() -> None:
+    clock = ScaledClock(SCALE)
+    model = ServiceModel(calls=10, period=60, clock=clock)  # a tight quota, so 429s come fast
+    with FakeGraph(model=model) as graph:
+        graph.handler = empty
+        pacers = {t: CallPacer(calls=10_000, period_seconds=60, clock=clock) for t in TENANTS}
+        failures = run_hunts(graph, clock, pacers, hunts_per_tenant=40)
+        statuses = [r for r in graph.requests if token_tenant(r.headers.get("authorization"))
+                    == "tenant-a"]
+    assert failures == []  # Retry-After was honoured: every hunt got its answer
+    assert model.refused["tenant-a"] > 0
+    assert len(statuses) == 40 + model.refused["tenant-a"]
+    for tenant in TENANTS:
+        assert max_in_window(model.accepted[tenant], 60.0) <= 10  # the stand-in's own limit
+        # honouring Retry-After (held pacer), the client never hammered: few 429s per call
+        assert model.refused[tenant] < 2 * 40
+
+
+def test_latency_is_between_its_bounds_with_the_mean_asked_for() -> None:
+    latency, chance = Latency(2, 20, 5), random.Random(5)
+    draws = [latency.draw(chance) for _ in range(20_000)]
+    assert min(draws) >= 2
+    assert max(draws) <= 20
+    assert 4.8 < sum(draws) / len(draws) < 5.2
