@@ -121,13 +121,16 @@ class SentinelSource:
                  policy: RetryPolicy | None = None, pacer: CallPacer | None = None,
                  audience: str | None = None, connect_timeout_seconds: float = 10.0,
                  read_timeout_seconds: float | None = None, clock: Clock = SYSTEM_CLOCK,
-                 rng: random.Random | None = None, lanes: Sequence[Lane] = ()):
+                 rng: random.Random | None = None, lanes: Sequence[Lane] = (),
+                 additional_workspaces: Sequence[str] = ()):
         if not 1 <= server_timeout_seconds <= MAX_SERVER_TIMEOUT:
             raise ValueError(f"server_timeout_seconds must be 1..{MAX_SERVER_TIMEOUT}")
         self._enforce_https = https_required(endpoint)
         self.lanes = tuple(lanes)
         """Concurrency limits the runner's pool keeps (:mod:`shared.schedule`)."""
         self._workspace_id = workspace_id
+        self._additional = list(additional_workspaces)
+        """Queried with the first in one request (a tenant's workspaces, via Lighthouse)."""
         self._server_timeout = server_timeout_seconds
         self._timeouts = Timeouts(connect_timeout_seconds,
                                   read_timeout_seconds or server_timeout_seconds
@@ -166,6 +169,7 @@ class SentinelSource:
                     timespan=(window.start, window.end),
                     server_timeout=self._server_timeout, enforce_https=self._enforce_https,
                     connection_timeout=self._timeouts.connect_seconds, read_timeout=read_timeout,
+                    additional_workspaces=self._additional or None,
                     raw_response_hook=lambda response: _note_answer(answer, response))
         except RecursionError:  # hostile or broken: JSON nested thousands deep
             raise _unreadable(hunt.id, answer, "JSON nested too deep to read") from None
