@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Generic, Protocol, TypeVar
@@ -125,6 +125,8 @@ class Lane:
 
     key: str
     limit: int
+    pacer: CallPacer | None = field(default=None, compare=False)
+    """The lane's rate: a query starts only once it holds a slot (see CallPacer.try_reserve)."""
 
     def __post_init__(self) -> None:
         if self.limit < 1:
@@ -170,27 +172,56 @@ class CallPacer:
         self._slots: deque[float] = deque(maxlen=calls)
         self._not_before = -math.inf
         self._lock = threading.Lock()
+        self._prepaid = threading.local()
 
     def acquire(self, max_wait: float = math.inf) -> float:
         """Wait for a call slot and return the seconds waited.
 
         Raises PacerTimeout, reserving nothing, when the slot is more than *max_wait* away.
+        A slot the calling thread reserved with :meth:`try_reserve` is used first.
         """
+        if getattr(self._prepaid, "count", 0) > 0:
+            self._prepaid.count -= 1
+            return 0.0
         with self._lock:
             now = self._clock.monotonic()
-            slot = max(now, self._not_before)
-            if len(self._slots) == self._slots.maxlen:
-                slot = max(slot, self._slots[0] + self._period)
-            wait = slot - now
+            wait = self._next_slot(now) - now
             if wait > max_wait:
                 raise PacerTimeout(f"next call slot is {wait:.1f} s away; only {max_wait:.1f} s "
                                    "left")
-            self._slots.append(slot)
-            if self.record is not None:
-                self.record.append(slot)
+            self._reserve(now + wait)
         if wait > 0:
             self._clock.sleep(wait)
         return wait
+
+    def try_reserve(self) -> float:
+        """Reserve a slot now for the calling thread's next :meth:`acquire` and return 0, or,
+        when none is free now, reserve nothing and return the seconds until one is. The pool
+        (``shared.schedule``) starts a query only when its tenant has a slot, so no worker sits
+        waiting on one tenant's rate while another tenant's hunts could run."""
+        with self._lock:
+            now = self._clock.monotonic()
+            wait = self._next_slot(now) - now
+            if wait > 0:
+                return wait
+            self._reserve(now)
+        self._prepaid.count = getattr(self._prepaid, "count", 0) + 1
+        return 0.0
+
+    def forfeit(self) -> None:
+        """Drop the calling thread's unused reservation (its query never called)."""
+        self._prepaid.count = 0
+
+    def _next_slot(self, now: float) -> float:
+        slot = max(now, self._not_before)
+        if len(self._slots) == self._slots.maxlen:
+            slot = max(slot, self._slots[0] + self._period)
+        return slot
+
+    def _reserve(self, slot: float) -> None:
+        self._slots.append(slot)
+        if self.record is not None:
+            self.record.append(slot)
 
     def hold(self, seconds: float) -> None:
         """Start no call for *seconds* from now."""

@@ -110,7 +110,10 @@ class Runner:
         """Every hunt, most overdue first, on the pool; the runs come back in *hunts*' order."""
         self._checkpoints = self._read_checkpoints(hunts)
         ordered = most_overdue_first(hunts, self._checkpoints)
-        jobs = [Job(hunt, lanes_of(self.sources.get(hunt.source))) for hunt in ordered]
+        jobs = [Job(hunt, lanes_of(self.sources.get(hunt.source))
+                    if hunt.id not in self._checkpoints
+                    or is_due(hunt, self._checkpoints[hunt.id], now) else ())
+                for hunt in ordered]  # a hunt not due takes no rate slot
 
         def admit(hunt: Hunt) -> HuntRun | None:
             remaining = self._run_deadline - self.monotonic()

@@ -67,30 +67,36 @@ class Job(Generic[T]):
 class Pool(Generic[T, R]):
     """Runs *jobs* in order on at most *workers* threads, respecting each job's lanes.
 
-    ``admit(item)`` is asked when a job is about to start: a result means "do not run it"
-    (e.g. the time budget is spent) and is returned for it as is; None lets ``work(item)`` run.
-    Results come back in the jobs' order. One worker runs everything in the calling thread.
+    ``admit(item)`` is asked, under the pool's lock, when a job's turn comes: a result means
+    "do not run it" (e.g. the time budget is spent) and is returned for it as is; None lets
+    ``work(item)`` run once its lanes have room and its paced lane (at most one) has a call slot,
+    reserved for it before it starts. Results come back in the jobs' order. One worker runs
+    everything in the calling thread. *poll_seconds*: how often a pool whose every waiting job
+    waits for a rate slot looks again.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, poll_seconds: float = 0.05) -> None:
         if workers < 1:
             raise ValueError("a pool needs at least one worker")
         self.workers = workers
+        self._poll = poll_seconds
         self._cond = threading.Condition()
         self._running: dict[str, int] = {}
 
     def run(self, jobs: Sequence[Job[T]], work: Callable[[T], R],
             admit: Callable[[T], R | None]) -> list[R]:
+        for job in jobs:
+            if sum(lane.pacer is not None for lane in job.lanes) > 1:
+                raise ValueError("a job may hold at most one paced lane")
         pending = list(enumerate(jobs))
         results: dict[int, R] = {}
         errors: list[BaseException] = []
 
         def worker() -> None:
-            while (taken := self._take(pending)) is not None:
+            while (taken := self._take(pending, admit, results)) is not None:
                 index, job = taken
                 try:
-                    refused = admit(job.item)
-                    results[index] = refused if refused is not None else work(job.item)
+                    results[index] = work(job.item)
                 except BaseException as exc:  # reported after every worker stopped
                     errors.append(exc)
                 finally:
@@ -109,18 +115,52 @@ class Pool(Generic[T, R]):
             raise errors[0]
         return [results[index] for index in range(len(jobs))]
 
-    def _take(self, pending: list[tuple[int, Job[T]]]) -> tuple[int, Job[T]] | None:
+    def _take(self, pending: list[tuple[int, Job[T]]], admit: Callable[[T], R | None],
+              results: dict[int, R]) -> tuple[int, Job[T]] | None:
         with self._cond:
             while pending:
-                for position, (_, job) in enumerate(pending):
-                    if all(self._running.get(lane.key, 0) < lane.limit for lane in job.lanes):
-                        for lane in job.lanes:
-                            self._running[lane.key] = self._running.get(lane.key, 0) + 1
-                        return pending.pop(position)
-                self._cond.wait()
+                found, paced = self._first_ready(pending, admit, results)
+                if found is not None:
+                    for lane in found[1].lanes:
+                        self._running[lane.key] = self._running.get(lane.key, 0) + 1
+                    return found
+                if pending:
+                    self._cond.wait(self._poll if paced else None)
             return None
 
+    def _first_ready(self, pending: list[tuple[int, Job[T]]], admit: Callable[[T], R | None],
+                     results: dict[int, R]) -> tuple[tuple[int, Job[T]] | None, bool]:
+        """The first job whose lanes have room and a call slot (reserved now), refusing on the
+        way the jobs *admit* refuses; and whether some job waits only for a slot."""
+        full: set[str] = set()
+        waiting_for_slot = False
+        position = 0
+        while position < len(pending):
+            index, job = pending[position]
+            busy = [lane.key for lane in job.lanes
+                    if lane.key in full or self._running.get(lane.key, 0) >= lane.limit]
+            if busy:
+                full.update(busy)
+                position += 1
+                continue
+            refused = admit(job.item)
+            if refused is not None:
+                results[index] = refused
+                pending.pop(position)
+                continue
+            paced = next((lane for lane in job.lanes if lane.pacer is not None), None)
+            if paced is not None and paced.pacer is not None and paced.pacer.try_reserve() > 0:
+                full.add(paced.key)
+                waiting_for_slot = True
+                position += 1
+                continue
+            return pending.pop(position), waiting_for_slot
+        return None, waiting_for_slot
+
     def _release(self, job: Job[T]) -> None:
+        for lane in job.lanes:
+            if lane.pacer is not None:
+                lane.pacer.forfeit()  # a query that never called leaves no slot behind
         with self._cond:
             for lane in job.lanes:
                 self._running[lane.key] -= 1

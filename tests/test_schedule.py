@@ -149,3 +149,30 @@ def max_in_window(moments: list[float], period: float) -> int:
             first += 1
         best = max(best, last - first + 1)
     return best
+
+
+def test_a_tenant_out_of_rate_slots_does_not_hold_workers_others_could_use() -> None:
+    """Two tenants, one already at its rate: the pool runs the other's jobs meanwhile, and
+    every job of the throttled tenant starts only with a slot reserved for it."""
+    clock = ManualClock(real=True)
+    slow = CallPacer(calls=2, period_seconds=3600, clock=clock)
+    fast = CallPacer(calls=100, period_seconds=60, clock=clock)
+    jobs = [Job(("slow", n), (Lane("graph:slow", 8, slow),)) for n in range(4)] + \
+        [Job(("fast", n), (Lane("graph:fast", 8, fast),)) for n in range(20)]
+    started: list[str] = []
+    lock = threading.Lock()
+
+    def work(item: tuple[str, int]) -> str:
+        pacer = slow if item[0] == "slow" else fast
+        waited = pacer.acquire(max_wait=0.0)  # the reserved slot: no wait, no PacerTimeout
+        with lock:
+            started.append(item[0])
+        return f"{item[0]}:{waited}"
+
+    def admit(item: tuple[str, int]) -> str | None:
+        return "late" if item[0] == "slow" and started.count("slow") >= 2 else None
+
+    results = Pool[tuple[str, int], str](4, poll_seconds=0.01).run(jobs, work, admit)
+    assert results.count("late") == 2  # the slow tenant's last two: no slot within the run
+    assert started.count("fast") == 20
+    assert all(r in ("late", "slow:0.0", "fast:0.0") for r in results)

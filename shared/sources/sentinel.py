@@ -87,11 +87,12 @@ def build(settings: Settings, credential: TokenCredential, policy: RetryPolicy,
     if not settings.sentinel_workspace_id:
         LOG.warning("HUNTWIRE_SENTINEL_WORKSPACE_ID is not set: Sentinel hunts are skipped")
         return None
+    pacer = identity_pacer()
     return SentinelSource(credential, settings.sentinel_workspace_id, settings.logs_endpoint,
                           server_timeout_seconds=180, policy=policy,
                           connect_timeout_seconds=timeouts.connect_seconds,
                           read_timeout_seconds=timeouts.read_seconds,
-                          pacer=identity_pacer(), lanes=identity_lanes())
+                          pacer=pacer, lanes=identity_lanes(pacer=pacer))
 
 
 def identity_pacer(clock: Clock = SYSTEM_CLOCK) -> CallPacer:
@@ -101,9 +102,10 @@ def identity_pacer(clock: Clock = SYSTEM_CLOCK) -> CallPacer:
     return CallPacer(calls=calls, period_seconds=period, clock=clock)
 
 
-def identity_lanes(identity: str = "function",
+def identity_lanes(identity: str = "function", pacer: CallPacer | None = None,
                    concurrent: int = CONCURRENT_QUERIES) -> tuple[Lane, ...]:
-    return (Lane(f"logs:{identity}", concurrent),)
+    """The pool's lane for the identity's Log Analytics queries, paced by *pacer*."""
+    return (Lane(f"logs:{identity}", concurrent, pacer),)
 
 
 class SentinelSource:

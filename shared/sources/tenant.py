@@ -60,21 +60,22 @@ class SharedLimits:
 
     clock: Clock = SYSTEM_CLOCK
     logs_pacer: CallPacer = field(init=False)
-    logs_lanes: tuple[Lane, ...] = field(default_factory=identity_lanes)
+    logs_lanes: tuple[Lane, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         self.logs_pacer = identity_pacer(self.clock)
+        self.logs_lanes = identity_lanes(pacer=self.logs_pacer)
 
 
 def tenant_sources(tenant: Tenant, settings: Settings, identity: TokenCredential,
                    policy: RetryPolicy, timeouts: Timeouts,
                    shared: SharedLimits) -> dict[str, QuerySource]:
     """*tenant*'s sources by source name (Sentinel only when it has workspaces)."""
+    pacer = tenant_pacer(shared.clock)
     sources: dict[str, QuerySource] = {
         "defender": DefenderSource(defender_credential(tenant, identity), settings.graph_endpoint,
                                    policy=policy, timeouts=timeouts, clock=shared.clock,
-                                   pacer=tenant_pacer(shared.clock),
-                                   lanes=tenant_lanes(tenant.key))}
+                                   pacer=pacer, lanes=tenant_lanes(tenant.key, pacer))}
     if tenant.workspaces:
         first, *others = (workspace.id for workspace in tenant.workspaces)
         sources["sentinel"] = SentinelSource(
