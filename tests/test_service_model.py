@@ -8,12 +8,18 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+from azure.core.credentials import TokenCredential
+
 from devtools.fake_graph import FakeGraph, hunting_results
+from devtools.fake_loganalytics import FakeLogAnalytics, logs_tables
 from devtools.identity import Reply
 from devtools.service_model import Latency, ScaledClock, ServiceModel, TenantTokens, token_tenant
 from shared.hunt import Hunt
 from shared.retry import CallPacer, RetryPolicy
+from shared.schedule import Job, Pool
+from shared.sources.base import QueryError
 from shared.sources.defender import DefenderSource, tenant_pacer
+from shared.sources.sentinel import SentinelSource, identity_lanes, identity_pacer
 from shared.window import Window
 from tests.test_schedule import max_in_window
 
@@ -97,3 +103,41 @@ def test_latency_is_between_its_bounds_with_the_mean_asked_for() -> None:
     assert min(draws) >= 2
     assert max(draws) <= 20
     assert 4.8 < sum(draws) / len(draws) < 5.2
+
+
+def test_log_analytics_lane_keeps_under_the_per_user_concurrent_query_limit(
+        credential: TokenCredential) -> None:
+    """The service runs 5 queries of one user at once (429 beyond): the identity's lane (4)
+    keeps a pool of 12 workers under it; the same 12 threads without the pool are refused."""
+    clock = ScaledClock(60)
+    workspace = "5e0c1b2a-0000-4000-8000-00000000beef"
+    model = ServiceModel(latency=Latency(2, 20, 5), concurrent=5, clock=clock)
+    hunts = [Hunt(id=f"s{n}", name="s", query="T | take 1", source="sentinel",
+                  path=Path("s.yaml")) for n in range(24)]
+    with FakeLogAnalytics(workspace, model=model) as logs:
+        logs.handler = lambda request: Reply(200, logs_tables([("A", "string")], []))
+        pacer = identity_pacer(clock)
+        source = SentinelSource(credential, workspace, logs.url, clock=clock, pacer=pacer,
+                                lanes=identity_lanes(pacer=pacer),
+                                policy=RetryPolicy(max_attempts=1, max_total_seconds=600))
+        results = Pool[Hunt, int](12).run(
+            [Job(h, source.lanes) for h in hunts],
+            lambda h: len(source.run(h, WINDOW).rows), lambda h: None)
+        pooled_refusals = sum(model.refused.values())
+        failures: list[str] = []
+
+        def unpooled(h: Hunt) -> None:
+            try:
+                source.run(h, WINDOW)
+            except QueryError as exc:
+                failures.append(exc.reason)
+
+        threads = [threading.Thread(target=unpooled, args=(h,)) for h in hunts[:12]]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert results == [0] * 24
+    assert pooled_refusals == 0
+    assert sum(model.refused.values()) > 0
+    assert set(failures) == {"throttled"}
