@@ -73,6 +73,11 @@ class ServiceModel:
     period: float = 60.0
     concurrent: int | None = None
     """Queries of one key running at once; beyond: 429 (Log Analytics' per-user limit)."""
+    cpu_seconds: float | None = None
+    """Query time one key may use per *cpu_period* (Graph's CPU quota per 15 minutes, whose
+    size Microsoft does not publish: here each query costs its latency); beyond: 429 with
+    Retry-After until enough of it has aged out."""
+    cpu_period: float = 900.0
     clock: ScaledClock = field(default_factory=ScaledClock)
     seed: int = 1
     accepted: dict[str, list[float]] = field(default_factory=dict)
@@ -80,6 +85,7 @@ class ServiceModel:
     refused: dict[str, int] = field(default_factory=dict)
     """429s answered, per key."""
     _recent: dict[str, deque[float]] = field(default_factory=dict, repr=False)
+    _spent: dict[str, deque[tuple[float, float]]] = field(default_factory=dict, repr=False)
     _running: dict[str, int] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _rng: random.Random = field(init=False, repr=False)
@@ -87,7 +93,7 @@ class ServiceModel:
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
 
-    def admit(self, key: str) -> float | None:
+    def admit(self, key: str, cost: float = 0.0) -> float | None:
         """None: the call is accepted (and counted running); else Retry-After in seconds."""
         with self._lock:
             now = self.clock.monotonic()
@@ -99,34 +105,53 @@ class ServiceModel:
                 wait = recent[0] + self.period - now
             elif self.concurrent is not None and self._running.get(key, 0) >= self.concurrent:
                 wait = 1.0
+            else:
+                wait = self._over_quota(key, now, cost)
             if wait is not None:
                 self.refused[key] = self.refused.get(key, 0) + 1
                 return max(wait, 0.001)
             recent.append(now)
+            self._spent.setdefault(key, deque()).append((now, cost))
             self.accepted.setdefault(key, []).append(now)
             self._running[key] = self._running.get(key, 0) + 1
             return None
+
+    def _over_quota(self, key: str, now: float, cost: float) -> float | None:
+        """Seconds until *cost* more fits in the key's CPU quota; None when it fits now."""
+        if self.cpu_seconds is None:
+            return None
+        spent = self._spent.setdefault(key, deque())
+        while spent and now - spent[0][0] >= self.cpu_period:
+            spent.popleft()
+        used = sum(amount for _, amount in spent)
+        if used + cost <= self.cpu_seconds:
+            return None
+        for moment, amount in spent:  # the oldest costs age out first
+            used -= amount
+            if used + cost <= self.cpu_seconds:
+                return moment + self.cpu_period - now
+        return self.cpu_period
 
     def finish(self, key: str) -> None:
         with self._lock:
             self._running[key] -= 1
 
-    def delay(self) -> float:
-        """Real seconds to wait before answering an accepted call."""
+    def draw(self) -> float:
+        """Simulated seconds the next query will take."""
         if self.latency is None:
             return 0.0
         with self._lock:
-            simulated = self.latency.draw(self._rng)
-        return self.clock.real(simulated)
+            return self.latency.draw(self._rng)
 
     def run(self, key: str, answer: Callable[[], Any], throttled: Callable[[str], Any],
             sleep: Callable[[float], Any] = time.sleep) -> Any:
         """Admit, wait the latency (in the request's own thread, with *sleep*), answer."""
-        wait = self.admit(key)
+        cost = self.draw()
+        wait = self.admit(key, cost)
         if wait is not None:
             return throttled(str(max(1, math.ceil(wait))))
         try:
-            sleep(self.delay())
+            sleep(self.clock.real(cost))
             return answer()
         finally:
             self.finish(key)

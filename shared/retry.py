@@ -259,15 +259,15 @@ def call_with_retries(call: Callable[[Attempt], T], policy: RetryPolicy, *,
             return Retried(call(Attempt(number, remaining())), number)
         except Retryable as failure:
             last = failure
-        if number == policy.max_attempts:
-            break
         delay = last.retry_after if last.retry_after is not None else policy.backoff(number,
                                                                                      chance)
+        if pacer is not None and last.status == 429:
+            pacer.hold(delay)  # the tenant's other queries wait too, even if this one gives up
+        if number == policy.max_attempts:
+            break
         if delay >= remaining():
             raise give_up(last, number, f"the next try in {delay:.1f} s would pass the "
                           f"{policy.max_total_seconds:.0f} s budget")
-        if pacer is not None and last.status == 429:
-            pacer.hold(delay)
         LOG.warning("%s: attempt %d failed (%s); retrying in %.1f s", label, number,
                     last.message, delay)
         clock.sleep(delay)

@@ -18,7 +18,7 @@ from shared.hunt import Hunt
 from shared.retry import CallPacer, RetryPolicy
 from shared.schedule import Job, Pool
 from shared.sources.base import QueryError
-from shared.sources.defender import DefenderSource, tenant_pacer
+from shared.sources.defender import DefenderSource, tenant_lanes, tenant_pacer
 from shared.sources.sentinel import SentinelSource, identity_lanes, identity_pacer
 from shared.window import Window
 from tests.test_schedule import max_in_window
@@ -141,3 +141,40 @@ def test_log_analytics_lane_keeps_under_the_per_user_concurrent_query_limit(
     assert pooled_refusals == 0
     assert sum(model.refused.values()) > 0
     assert set(failures) == {"throttled"}
+
+
+def test_a_tenant_over_its_cpu_quota_waits_out_retry_after_and_others_keep_running() -> None:
+    """Tenant A exhausts the 15-minute CPU quota: its in-flight queries get 429 with a
+    Retry-After of minutes; its pacer holds, so its other hunts do not call again (no hammering),
+    they are late for this run, and tenant B's hunts all run meanwhile."""
+    clock = ScaledClock(120)
+    model = ServiceModel(latency=Latency(2, 3, 2.5), calls=45, period=60, cpu_seconds=30,
+                         clock=clock)
+    policy = RetryPolicy(max_attempts=4, max_total_seconds=180, base_delay=2, max_delay=60)
+    with FakeGraph(model=model) as graph:
+        graph.handler = empty
+        sources = {}
+        for tenant in TENANTS:
+            pacer = tenant_pacer(clock)
+            sources[tenant] = DefenderSource(TenantTokens(tenant), graph.url, policy=policy,
+                                             pacer=pacer, clock=clock,
+                                             lanes=tenant_lanes(tenant, pacer))
+        jobs = [Job(("tenant-a", n), sources["tenant-a"].lanes) for n in range(30)] + \
+            [Job(("tenant-b", n), sources["tenant-b"].lanes) for n in range(5)]
+        deadline = clock.monotonic() + 300
+
+        def work(item: tuple[str, int]) -> str:
+            try:
+                sources[item[0]].run(hunt(item[1]), WINDOW)
+            except QueryError as exc:
+                return exc.reason
+            return "ok"
+
+        results = Pool[tuple[str, int], str](4).run(
+            jobs, work, lambda item: "late" if clock.monotonic() > deadline else None)
+    a, b = results[:30], results[30:]
+    assert b == ["ok"] * 5
+    assert 8 <= a.count("ok") <= 15  # 30 s of quota at 2-3 s a query
+    assert a.count("late") >= 10  # waited out the hold, then the run's time was up
+    assert set(a) <= {"ok", "late", "throttled"}
+    assert model.refused["tenant-a"] <= 4  # the queries in flight then: no call after the hold
