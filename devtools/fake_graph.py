@@ -35,6 +35,7 @@ from shared.sources.base import QueryResult
 from shared.window import Window
 
 from .identity import Reply, Request, ScriptedService, token_audience
+from .service_model import ServiceModel, token_tenant
 
 HUNTING_PATH = "/v1.0/security/runHuntingQuery"
 ROW_LIMIT = 100_000
@@ -51,16 +52,27 @@ class FakeGraph(ScriptedService):
 
     *audience*: the token audience accepted; default the server's own URL, which is what a
     client configured with ``endpoint=graph.url`` asks for (``{endpoint}/.default``).
+    *model*: latency and the per-tenant rate limit (:mod:`.service_model`; the tenant is the
+    token's ``tid``): Graph allows about 45 calls a minute per tenant, 429 beyond.
     """
 
     def __init__(self, events: Mapping[str, Path | str] | None = None, *,
                  audience: str | None = None, row_limit: int = ROW_LIMIT,
-                 clock: Callable[[], datetime] | None = None):
+                 clock: Callable[[], datetime] | None = None, model: ServiceModel | None = None):
         super().__init__()
+        self.model = model
         self.engine = LocalEngine(events) if events else None
         self.audience = audience
         self.row_limit = row_limit
         self._clock = clock or (lambda: datetime.now(UTC))
+
+    def handle(self, request: Request) -> Reply:
+        if self.model is None or self._refusal(request) is not None:
+            return super().handle(request)
+        reply: Reply = self.model.run(token_tenant(request.headers.get("authorization")),
+                                      lambda: super(FakeGraph, self).handle(request),
+                                      throttled, self._stall)
+        return reply
 
     def _refusal(self, request: Request) -> Reply | None:
         if request.path != HUNTING_PATH:

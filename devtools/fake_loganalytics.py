@@ -33,6 +33,7 @@ from shared.sources.base import QueryResult
 
 from .fake_graph import LocalEngine, kusto_timespan, parse_interval
 from .identity import Reply, Request, ScriptedService, token_audience
+from .service_model import ServiceModel, token_claims
 
 QUERY_PATH = re.compile(r"^/v1/workspaces/(?P<workspace>[^/]+)/query$")
 METADATA_PATH = re.compile(r"^/v1/workspaces/(?P<workspace>[^/]+)/metadata$")
@@ -48,18 +49,30 @@ class FakeLogAnalytics(ScriptedService):
 
     *audience*: the token audience accepted; default the server's own URL, which is what
     ``LogsQueryClient(endpoint=logs.url)`` asks for.
+    *model*: latency, the rate limit and concurrent queries per caller (the token's subject;
+    :mod:`.service_model`): about 200 queries per 30 s and 5 at once per user, 429 beyond.
     """
 
     def __init__(self, workspace_id: str, events: Mapping[str, Path | str] | None = None, *,
                  audience: str | None = None, row_limit: int = ROW_LIMIT,
-                 metadata: Mapping[str, Mapping[str, str]] | None = None):
+                 metadata: Mapping[str, Mapping[str, str]] | None = None,
+                 model: ServiceModel | None = None):
         super().__init__()
+        self.model = model
         self.metadata = dict(metadata or {})
         """``GET .../metadata`` answers these tables (``{table: {column: type}}``)."""
         self.workspace_id = workspace_id
         self.engine = LocalEngine(events) if events else None
         self.audience = audience
         self.row_limit = row_limit
+
+    def handle(self, request: Request) -> Reply:
+        if self.model is None or self._refusal(request) is not None:
+            return super().handle(request)
+        caller = str(token_claims(request.headers.get("authorization")).get("sub") or "unknown")
+        reply: Reply = self.model.run(caller, lambda: super(FakeLogAnalytics, self).handle(request),
+                                      throttled, self._stall)
+        return reply
 
     def _refusal(self, request: Request) -> Reply | None:
         metadata = METADATA_PATH.match(request.path) if request.method == "GET" else None
@@ -162,6 +175,13 @@ def _body_refusal(request: Request) -> Reply | None:
         return logs_error(400, "BadArgumentError", "The request had some invalid properties",
                           inner=("QueryValidationError", "The query is missing"))
     return None
+
+
+def throttled(retry_after: str | None = "1") -> Reply:
+    """429 as Log Analytics sends it past its per-user rate or concurrency limit."""
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    return logs_error(429, "ThrottledError", "Too many requests: the user's query rate or "
+                      "concurrent-query limit was reached; retry later.", headers=headers)
 
 
 def no_tables(*, tables: bool = True) -> Reply:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Generic, Protocol, TypeVar
@@ -118,6 +118,21 @@ class RetriesExhausted(Exception):
                          f"{last.message}")
 
 
+@dataclass(frozen=True)
+class Lane:
+    """A shared limit on concurrent work: at most *limit* queries holding *key* run at once
+    (e.g. Log Analytics' few concurrent queries per identity). :mod:`shared.schedule` keeps it."""
+
+    key: str
+    limit: int
+    pacer: CallPacer | None = field(default=None, compare=False)
+    """The lane's rate: a query starts only once it holds a slot (see CallPacer.try_reserve)."""
+
+    def __post_init__(self) -> None:
+        if self.limit < 1:
+            raise ValueError(f"lane {self.key}: limit must be at least 1")
+
+
 class PacerTimeout(Exception):
     """No call slot is free within the time the caller can still wait."""
 
@@ -145,33 +160,68 @@ class CallPacer:
     """
 
     def __init__(self, calls: int = 45, period_seconds: float = 60.0, *,
-                 clock: Clock = SYSTEM_CLOCK):
+                 clock: Clock = SYSTEM_CLOCK, record: list[float] | None = None):
         if calls < 1 or period_seconds <= 0:
             raise ValueError("a pacer needs at least one call per positive period")
+        self.calls = calls
+        self.period_seconds = period_seconds
+        self.record = record
+        """When given, every slot reserved is appended to it (benches and tests read it)."""
         self._period = period_seconds
         self._clock = clock
         self._slots: deque[float] = deque(maxlen=calls)
         self._not_before = -math.inf
         self._lock = threading.Lock()
+        self._prepaid = threading.local()
 
     def acquire(self, max_wait: float = math.inf) -> float:
         """Wait for a call slot and return the seconds waited.
 
         Raises PacerTimeout, reserving nothing, when the slot is more than *max_wait* away.
+        A slot the calling thread reserved with :meth:`try_reserve` is used first.
         """
+        if getattr(self._prepaid, "count", 0) > 0:
+            self._prepaid.count -= 1
+            return 0.0
         with self._lock:
             now = self._clock.monotonic()
-            slot = max(now, self._not_before)
-            if len(self._slots) == self._slots.maxlen:
-                slot = max(slot, self._slots[0] + self._period)
-            wait = slot - now
+            wait = self._next_slot(now) - now
             if wait > max_wait:
                 raise PacerTimeout(f"next call slot is {wait:.1f} s away; only {max_wait:.1f} s "
                                    "left")
-            self._slots.append(slot)
+            self._reserve(now + wait)
         if wait > 0:
             self._clock.sleep(wait)
         return wait
+
+    def try_reserve(self) -> float:
+        """Reserve a slot now for the calling thread's next :meth:`acquire` and return 0, or,
+        when none is free now, reserve nothing and return the seconds until one is. The pool
+        (``shared.schedule``) starts a query only when its tenant has a slot, so no worker sits
+        waiting on one tenant's rate while another tenant's hunts could run."""
+        with self._lock:
+            now = self._clock.monotonic()
+            wait = self._next_slot(now) - now
+            if wait > 0:
+                return wait
+            self._reserve(now)
+        self._prepaid.count = getattr(self._prepaid, "count", 0) + 1
+        return 0.0
+
+    def forfeit(self) -> None:
+        """Drop the calling thread's unused reservation (its query never called)."""
+        self._prepaid.count = 0
+
+    def _next_slot(self, now: float) -> float:
+        slot = max(now, self._not_before)
+        if len(self._slots) == self._slots.maxlen:
+            slot = max(slot, self._slots[0] + self._period)
+        return slot
+
+    def _reserve(self, slot: float) -> None:
+        self._slots.append(slot)
+        if self.record is not None:
+            self.record.append(slot)
 
     def hold(self, seconds: float) -> None:
         """Start no call for *seconds* from now."""
@@ -209,15 +259,15 @@ def call_with_retries(call: Callable[[Attempt], T], policy: RetryPolicy, *,
             return Retried(call(Attempt(number, remaining())), number)
         except Retryable as failure:
             last = failure
-        if number == policy.max_attempts:
-            break
         delay = last.retry_after if last.retry_after is not None else policy.backoff(number,
                                                                                      chance)
+        if pacer is not None and last.status == 429:
+            pacer.hold(delay)  # the tenant's other queries wait too, even if this one gives up
+        if number == policy.max_attempts:
+            break
         if delay >= remaining():
             raise give_up(last, number, f"the next try in {delay:.1f} s would pass the "
                           f"{policy.max_total_seconds:.0f} s budget")
-        if pacer is not None and last.status == 429:
-            pacer.hold(delay)
         LOG.warning("%s: attempt %d failed (%s); retrying in %.1f s", label, number,
                     last.message, delay)
         clock.sleep(delay)

@@ -1,8 +1,12 @@
 """One pass of the hourly job, read top to bottom:
 
 hunt -> window -> query -> suppress -> ledger, for each due hunt in isolation (its failure is
-logged and reported, and the others still run); then, once for the run, incidents -> notify ->
-mark notified (``shared/delivery.py``); then health and checkpoint for each hunt.
+logged and reported, and the others still run), most overdue hunt first, on a bounded pool of
+workers (``shared/schedule.py``); then, once for the run, incidents -> notify -> mark notified
+(``shared/delivery.py``); then health and checkpoint for each hunt.
+
+Only the queries run in parallel: every storage step of a hunt (health, checkpoint, suppression,
+ledger) runs under one lock, so the stores need no thread safety of their own.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -25,6 +30,7 @@ from .incidents.pipeline import Snoozer
 from .ledger import Checkpoint, Deadline, Ledger, oldest_first
 from .notify.base import Notifier
 from .outcome import HuntOutcome, RunSummary, Status
+from .schedule import Job, Pool, lanes_of, most_overdue_first
 from .sources.base import QueryError, QueryResult, QuerySource, close_sources
 from .suppress.apply import Suppressor
 from .window import dropped_by_cap, hunt_window, iso
@@ -71,23 +77,18 @@ class Runner:
     incident_settings: IncidentSettings = field(default_factory=IncidentSettings)
     snooze: Snoozer | None = None
     """Makes the cards' "Snooze similar for 7 days" links (None: no links)."""
+    workers: int = 1
+    """Hunts queried at once (threads); each source's lanes bound it further per service."""
     _run_deadline: float = field(default=math.inf, init=False, repr=False)
+    _storage: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
+    _checkpoints: dict[str, Checkpoint | None] = field(default_factory=dict, init=False,
+                                                       repr=False)
 
     def run_once(self, now: datetime) -> RunSummary:
         deadline = self.monotonic() + self.time_budget.total_seconds()
         self._run_deadline = deadline
         summary = RunSummary(started=iso(now), outcomes=[])
-        runs: list[HuntRun] = []
-        for hunt in (h for h in self.hunts if h.enabled):
-            remaining = deadline - self.monotonic()
-            if remaining < self.min_time_per_hunt.total_seconds():
-                summary.stopped_early = True
-                runs.append(HuntRun(hunt, HuntOutcome(
-                    hunt.id, hunt.name, "skipped",
-                    error=f"time budget: {remaining:.0f} s left, a hunt may need "
-                          f"{self.min_time_per_hunt.total_seconds():.0f} s; runs next time")))
-                continue
-            runs.append(self._start_hunt(hunt, now))
+        runs = self._run_hunts([h for h in self.hunts if h.enabled], summary, now)
         if self.ledger is not None and not self.dry_run:
             summary.incidents = deliver(runs, self.hunts, self.ledger, self.incidents,
                                         self.notifier, now, self.incident_settings, self.snooze)
@@ -104,10 +105,47 @@ class Runner:
         close_sources(self.sources.values())
         return summary
 
+    def _run_hunts(self, hunts: list[Hunt], summary: RunSummary,
+                   now: datetime) -> list[HuntRun]:
+        """Every hunt, most overdue first, on the pool; the runs come back in *hunts*' order."""
+        self._checkpoints = self._read_checkpoints(hunts)
+        ordered = most_overdue_first(hunts, self._checkpoints)
+        jobs = [Job(hunt, lanes_of(self.sources.get(hunt.source))
+                    if hunt.id not in self._checkpoints
+                    or is_due(hunt, self._checkpoints[hunt.id], now) else ())
+                for hunt in ordered]  # a hunt not due takes no rate slot
+
+        def admit(hunt: Hunt) -> HuntRun | None:
+            remaining = self._run_deadline - self.monotonic()
+            if remaining >= self.min_time_per_hunt.total_seconds():
+                return None
+            summary.stopped_early = True
+            return HuntRun(hunt, HuntOutcome(
+                hunt.id, hunt.name, "skipped",
+                error=f"time budget: {remaining:.0f} s left, a hunt may need "
+                      f"{self.min_time_per_hunt.total_seconds():.0f} s; runs first next time"))
+
+        done = Pool[Hunt, HuntRun](self.workers).run(
+            jobs, lambda hunt: self._start_hunt(hunt, now), admit)
+        by_hunt = {id(run.hunt): run for run in done}
+        return [by_hunt[id(hunt)] for hunt in hunts]
+
+    def _read_checkpoints(self, hunts: Sequence[Hunt]) -> dict[str, Checkpoint | None]:
+        """Each hunt's checkpoint, for the order; one that cannot be read is read again (and
+        fails in isolation) when its hunt runs."""
+        read: dict[str, Checkpoint | None] = {}
+        for hunt in hunts:
+            try:
+                read[hunt.id] = self._checkpoint(hunt)
+            except Exception as exc:  # the hunt reports it when it runs
+                log.warning("checkpoint of hunt %s unreadable for ordering: %s", hunt.id, exc)
+        return read
+
     def _start_hunt(self, hunt: Hunt, now: datetime) -> HuntRun:
         """Health's go-ahead, then query and ledger in isolation."""
         if self.health is not None:
-            disabled = self.health.before_hunt(hunt, now)
+            with self._storage:
+                disabled = self.health.before_hunt(hunt, now)
             if disabled is not None:
                 return HuntRun(hunt, HuntOutcome(hunt.id, hunt.name, "disabled", error=disabled))
         run = HuntRun(hunt, HuntOutcome(hunt.id, hunt.name, "ok"), tracked=True)
@@ -131,16 +169,18 @@ class Runner:
 
     def _run_hunt(self, run: HuntRun, now: datetime) -> None:
         hunt, outcome = run.hunt, run.outcome
-        checkpoint = self._checkpoint(hunt)
-        if not is_due(hunt, checkpoint, now):
-            outcome.status = "not-due"
-            return
-        source = self.sources.get(hunt.source)
-        if source is None:
-            outcome.status = "skipped"
-            outcome.error = f"no {hunt.source} source configured"
-            return
-        resume = self._resume_point(hunt, checkpoint, now)
+        with self._storage:
+            checkpoint = (self._checkpoints[hunt.id] if hunt.id in self._checkpoints
+                          else self._checkpoint(hunt))
+            if not is_due(hunt, checkpoint, now):
+                outcome.status = "not-due"
+                return
+            source = self.sources.get(hunt.source)
+            if source is None:
+                outcome.status = "skipped"
+                outcome.error = f"no {hunt.source} source configured"
+                return
+            resume = self._resume_point(hunt, checkpoint, now)
         window = hunt_window(now, hunt.lookback, resume)
         outcome.window_start, outcome.window_end = iso(window.start), iso(window.end)
         covered = query_covering(source, hunt, window)
@@ -151,15 +191,16 @@ class Runner:
         outcome.rows = len(result.rows)
         outcome.warnings += covered.warnings
         outcome.truncated, outcome.partial = covered.split or result.truncated, result.partial
-        if self.suppressor is not None:
-            applied = self.suppressor.apply(hunt, result.rows, now.date())
-            result = replace(result, rows=applied.kept)
-            outcome.suppressed = applied.suppressed
-        if self.dry_run or self.ledger is None:
-            outcome.rows_preview = result.rows
-            return
-        self._record(run, result, now)
-        run.covered = covered
+        with self._storage:
+            if self.suppressor is not None:
+                applied = self.suppressor.apply(hunt, result.rows, now.date())
+                result = replace(result, rows=applied.kept)
+                outcome.suppressed = applied.suppressed
+            if self.dry_run or self.ledger is None:
+                outcome.rows_preview = result.rows
+                return
+            self._record(run, result, now)
+            run.covered = covered
 
     def _record(self, run: HuntRun, result: QueryResult, now: datetime) -> None:
         """Claim the new findings, and take the pending ones no other run holds (leased to us),

@@ -182,6 +182,7 @@ def _problems(settings: Settings, value: Mapping[str, str | None], *, require_st
                         "Microsoft.OperationalInsights/workspaces/<name>)")
     if settings.storage_connection_string:
         problems += _connection_string_problems(settings.storage_connection_string)
+    problems += _token_over_http_problems(value[STORAGE_TABLE_URI])
     if require_storage and not settings.has_storage:
         problems.append(f"{STORAGE} (connection string) or {STORAGE_TABLE_URI} (managed "
                         "identity) must be set")
@@ -248,7 +249,7 @@ def _url_problems(name: str, url: str, *, secret: bool = False) -> list[str]:
         return [f"{name}: {shown} has an invalid port"]
     if parsed.scheme == "http" and not is_loopback(url):
         return [f"{name}: {shown} must use https (plain http is allowed for loopback only)"]
-    return []
+    return _host_problems(name, shown, url, parsed.hostname)
 
 
 def snooze_key_problems(key: str) -> list[str]:
@@ -318,4 +319,40 @@ def _schedule_problems(schedule: str) -> list[str]:
         numbers = [int(n) for n in re.findall(r"\d+", text.split("/")[0])]
         if not _NCRONTAB_FIELD.match(text) or any(n < low or n > high for n in numbers):
             return [f"{SCHEDULE}: field '{text}' of '{schedule}' is not valid NCRONTAB"]
+    return []
+
+
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def _host_problems(name: str, shown: str, url: str, host: str) -> list[str]:
+    """A URL with whitespace or a host that is neither a DNS name nor an IP address would pass
+    urlsplit and fail later, mid-run; refuse it here."""
+    if any(char.isspace() or ord(char) < 32 for char in url):
+        return [f"{name}: {shown} contains whitespace or control characters"]
+    if host.startswith("[") or _is_ip(host):
+        return []
+    labels = host.rstrip(".").split(".")
+    if not all(_HOST_LABEL.match(label) for label in labels):
+        return [f"{name}: {shown} has a host that is not a valid host name"]
+    return []
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _token_over_http_problems(table_service_uri: str | None) -> list[str]:
+    """The managed identity's token goes to the table endpoint: the storage SDK refuses it over
+    plain http even on loopback, so say it now rather than fail building the ledger."""
+    if table_service_uri and urlsplit(table_service_uri).scheme.lower() == "http":
+        return [f"{STORAGE_TABLE_URI}: '{table_service_uri}' must use https: a managed identity "
+                f"token is never sent over http (for Azurite over http set {STORAGE} to its "
+                "connection string)"]
     return []

@@ -11,10 +11,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from azure.core.credentials import TokenCredential
 from azure.data.tables import TableServiceClient
 
+from devtools.clock import ManualClock
+from devtools.fake_graph import FakeGraph, hunting_results
 from devtools.fake_loganalytics import FakeLogAnalytics, logs_tables, partial_error
 from devtools.identity import IdentityServer, Reply
+from devtools.service_model import Latency, ScaledClock, ServiceModel
 from devtools.webhook import Reply as WebhookReply
 from devtools.webhook import WebhookReceiver
 from shared.credentials import make_credential
@@ -24,8 +28,12 @@ from shared.ledger import Checkpoint, Ledger
 from shared.notify.teams import TeamsNotifier
 from shared.retry import RetryPolicy
 from shared.runner import Runner, is_due
+from shared.sources.base import QueryResult
+from shared.sources.defender import DefenderSource, tenant_lanes, tenant_pacer
 from shared.sources.local import LocalSource
 from shared.sources.sentinel import SentinelSource
+from shared.window import Window
+from tests.test_schedule import max_in_window
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 WORKSPACE = "11111111-2222-3333-4444-555555555555"
@@ -195,3 +203,84 @@ def test_an_undelivered_incident_fails_the_run_and_keeps_its_findings_pending(
     assert (outcome.new, outcome.posted, outcome.pending) == (3, 0, 3)
     assert len(ledger.pending(hunt(1))) == 3
     assert len(dead.posts) == (1 if kind == "permanent" else 2)
+
+
+class SlowService:
+    """The local engine answering as a service that takes *seconds* a query (on *clock*)."""
+
+    name = "local"
+
+    def __init__(self, source: LocalSource, clock: ManualClock, seconds: float):
+        self._source, self._clock, self._seconds = source, clock, seconds
+        self.order: list[str] = []
+
+    def run(self, hunt: Hunt, window: Window) -> QueryResult:
+        self.order.append(hunt.id)
+        self._clock.sleep(self._seconds)
+        return self._source.run(hunt, window)
+
+    def close(self) -> None:
+        self._source.close()
+
+
+def test_a_hunt_skipped_for_time_runs_first_next_hour_and_none_is_late_twice(
+        ledger: Ledger, events: Path, teams: WebhookReceiver, incidents: IncidentStore) -> None:
+    clock = ManualClock()
+    service = SlowService(LocalSource({"DeviceProcessEvents": events}), clock, seconds=60)
+    hunts = [hunt(n) for n in range(1, 4)]
+    runner = Runner(hunts=hunts, sources={"defender": service}, ledger=ledger,
+                    notifier=TeamsNotifier(teams.url), incidents=incidents,
+                    time_budget=timedelta(seconds=150), min_time_per_hunt=timedelta(seconds=45),
+                    monotonic=clock.monotonic)
+    skipped_before: set[str] = set()
+    for hour in range(4):
+        service.order.clear()
+        summary = runner.run_once(NOW + timedelta(hours=hour))
+        skipped = {o.hunt_id for o in summary.outcomes if o.status == "skipped"}
+        assert len(skipped) == 1, summary.outcomes
+        assert all("runs first next time" in (o.error or "") for o in summary.outcomes
+                   if o.status == "skipped")
+        assert not skipped & skipped_before, f"hour {hour}: a hunt was late twice in a row"
+        assert set(service.order[:len(skipped_before)]) == skipped_before  # they went first
+        assert [o.hunt_id for o in summary.outcomes] == [h.id for h in hunts]  # report order
+        skipped_before = skipped
+    assert len(teams.payloads) >= 1
+
+
+def test_a_pool_of_workers_runs_every_hunt_once_and_reports_in_library_order(
+        ledger: Ledger, events: Path, teams: WebhookReceiver, incidents: IncidentStore) -> None:
+    hunts = [hunt(n) for n in range(1, 9)]
+    runner = Runner(hunts=hunts, sources={"defender": LocalSource({"DeviceProcessEvents": events})},
+                    ledger=ledger, notifier=TeamsNotifier(teams.url), incidents=incidents,
+                    workers=4)
+    summary = runner.run_once(NOW)
+    assert [o.hunt_id for o in summary.outcomes] == [h.id for h in hunts]
+    assert [(o.status, o.new) for o in summary.outcomes] == [("ok", 3)] * 8
+    assert sum(o.posted for o in summary.outcomes) == 24  # every finding delivered once
+    again = runner.run_once(NOW + timedelta(hours=1))
+    assert sum(o.new for o in again.outcomes) == 0
+
+
+def test_the_runner_on_a_pool_paces_graph_under_45_calls_a_minute_per_tenant(
+        ledger: Ledger, credential: TokenCredential) -> None:
+    """60 due hunts, 8 workers, the real DefenderSource against the Graph stand-in answering in
+    2-20 s (x120 compressed): every hunt runs, each 60 s holds at most 45 calls."""
+    clock = ScaledClock(120)
+    model = ServiceModel(latency=Latency(2, 20, 5), calls=45, period=60, clock=clock)
+    slots: list[float] = []
+    with FakeGraph(model=model) as graph:
+        graph.handler = lambda request: Reply(200, hunting_results(
+            [("Timestamp", "DateTime"), ("DeviceId", "String"), ("ReportId", "Int64")], []))
+        pacer = tenant_pacer(clock, record=slots)
+        source = DefenderSource(credential, graph.url, pacer=pacer, clock=clock,
+                                lanes=tenant_lanes("t1", pacer),
+                                policy=RetryPolicy(max_attempts=4, max_total_seconds=600))
+        runner = Runner(hunts=[hunt(n) for n in range(1, 61)], sources={"defender": source},
+                        ledger=ledger, notifier=None, workers=8, monotonic=clock.monotonic,
+                        time_budget=timedelta(hours=10))
+        summary = runner.run_once(NOW)
+    assert [o.status for o in summary.outcomes] == ["ok"] * 60
+    assert len(slots) >= 60
+    assert max_in_window(slots, 60.0) <= 45
+    assert max_in_window(next(iter(model.accepted.values())), 60.0) <= 45
+    assert max(slots) - min(slots) >= 60  # 60 calls cannot all fit in one minute

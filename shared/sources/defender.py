@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ from ..retry import (
     Attempt,
     CallPacer,
     Clock,
+    Lane,
     Retryable,
     RetryPolicy,
     parse_retry_after,
@@ -60,6 +61,14 @@ HUNTING_PATH = "/v1.0/security/runHuntingQuery"
 ROW_LIMIT = 100_000
 """Graph returns at most this many rows; a result this long is flagged as truncated."""
 GRANT = "the Microsoft Graph application permission ThreatHunting.Read.All"
+CALLS_PER_MINUTE = 45
+"""Graph allows about 45 runHuntingQuery calls a minute per tenant (429 beyond)."""
+PACING_MARGIN_SECONDS = 2.0
+"""Calls are spaced over 62 s rather than 60: requests reach the service a little earlier or
+later than they left, and the service counts arrivals (43.5 calls a minute sustained)."""
+CONCURRENT_QUERIES = 8
+"""Hunting queries of one tenant running at once: at 45 calls a minute and 5-20 s a query about
+4-15 are in flight; more only queues against the tenant's CPU quota."""
 
 GRAPH_TYPES = {
     "datetime": "datetime", "system.datetime": "datetime",
@@ -79,9 +88,23 @@ GRAPH_TYPES = {
 
 def build(settings: Settings, credential: TokenCredential, policy: RetryPolicy,
           timeouts: Timeouts) -> DefenderSource:
-    """The registry's factory: one pacer per tenant (Graph allows about 45 calls a minute)."""
-    return DefenderSource(credential, settings.graph_endpoint, policy=policy,
-                          pacer=CallPacer(calls=45, period_seconds=60), timeouts=timeouts)
+    """The registry's factory: one pacer and one lane per tenant."""
+    pacer = tenant_pacer()
+    return DefenderSource(credential, settings.graph_endpoint, policy=policy, pacer=pacer,
+                          timeouts=timeouts,
+                          lanes=tenant_lanes(settings.tenant_id or "default", pacer))
+
+
+def tenant_pacer(clock: Clock = SYSTEM_CLOCK, record: list[float] | None = None) -> CallPacer:
+    """A pacer for one tenant's Graph hunting calls: share it by every source of the tenant."""
+    return CallPacer(calls=CALLS_PER_MINUTE, period_seconds=60 + PACING_MARGIN_SECONDS,
+                     clock=clock, record=record)
+
+
+def tenant_lanes(tenant: str, pacer: CallPacer | None = None,
+                 concurrent: int = CONCURRENT_QUERIES) -> tuple[Lane, ...]:
+    """The pool's lane for *tenant*'s Graph queries, paced by the source's own *pacer*."""
+    return (Lane(f"graph:{tenant}", concurrent, pacer),)
 
 
 class DefenderSource:
@@ -98,8 +121,10 @@ class DefenderSource:
                  session: requests.Session | None = None, policy: RetryPolicy | None = None,
                  pacer: CallPacer | None = None, audience: str | None = None,
                  timeouts: Timeouts | None = None, clock: Clock = SYSTEM_CLOCK,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, lanes: Sequence[Lane] = ()):
         https_required(endpoint)
+        self.lanes = tuple(lanes)
+        """Concurrency limits the runner's pool keeps (:mod:`shared.schedule`)."""
         self._credential = credential
         self._url = endpoint.rstrip("/") + HUNTING_PATH
         self._scope = (audience or endpoint).rstrip("/") + "/.default"
@@ -172,6 +197,9 @@ def _payload(hunt_id: str, response: requests.Response) -> Any:
         except ValueError as exc:
             raise QueryError(hunt_id, "Graph answered 200 with a body that is not JSON",
                              status=status, retryable=True) from exc
+        except RecursionError:  # hostile or broken: JSON nested thousands deep
+            raise QueryError(hunt_id, "Graph answered 200 with JSON nested too deep to read",
+                             status=status, retryable=True, reason="malformed") from None
     message = _error_message(response)
     if status in RETRYABLE_STATUSES:
         raise Retryable(f"HTTP {status}: {message}", status=status,
@@ -184,7 +212,7 @@ def _error_message(response: requests.Response) -> str:
     """The service's ``error.message`` (and code), else the HTTP reason."""
     try:
         error = _casefold_keys(response.json()).get("error")
-    except ValueError:
+    except (ValueError, RecursionError):
         error = None
     if isinstance(error, Mapping):
         fields = _casefold_keys(error)
@@ -203,8 +231,20 @@ def hunting_result(hunt_id: str, payload: Any) -> QueryResult:
                          status=200, retryable=True)
     columns = [_column(hunt_id, entry) for entry in schema]
     rows = [_row(hunt_id, row, columns) for row in results]
+    _check_rows_match_schema(hunt_id, results, columns)
     return QueryResult(columns=columns, rows=rows, truncated=len(rows) >= ROW_LIMIT,
                        stats={"rows": len(rows)})
+
+
+def _check_rows_match_schema(hunt_id: str, results: list[Any], columns: list[Column]) -> None:
+    """A row that carries none of the schema's columns is not an answer to this query (it would
+    become a row of nulls): the reply is malformed. Rows may leave some columns out (null)."""
+    names = {column.name.casefold() for column in columns}
+    for number, row in enumerate(results, 1):
+        if names and not names & {str(key).casefold() for key in row}:
+            raise QueryError(hunt_id, f"Graph answered 200 with result row {number} carrying "
+                             "none of the schema's columns", status=200, retryable=True,
+                             reason="malformed")
 
 
 def _column(hunt_id: str, entry: Any) -> Column:
@@ -229,7 +269,7 @@ def _row(hunt_id: str, row: Any, columns: list[Column]) -> dict[str, Any]:
             value = folded.get(column.name.casefold())
         try:
             typed[column.name] = kql_value(value, column.type)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise QueryError(hunt_id, f"column {column.name}: {exc}", status=200,
                              retryable=False) from exc
     return typed
@@ -284,7 +324,7 @@ def _dynamic(value: Any) -> Any:
     if isinstance(value, str):
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep: keep the text
             return value
     return value
 

@@ -7,6 +7,7 @@ an optional dependency (``pip install huntwire[local]``) and is imported only he
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +63,8 @@ class LocalSource:
         self._duckdb_kql = duckdb_kql
         self._events = {table: Path(path) for table, path in events.items()}
         self._connections: dict[Flavour, Any] = {}
+        self._lock = threading.Lock()
+        """One query at a time: the windowed views are per connection (a pool may call run)."""
         known = sorted({table for flavour in FLAVOURS for table in table_schemas(flavour)})
         unknown = set(self._events) - set(known)
         if unknown:
@@ -69,6 +72,10 @@ class LocalSource:
                              f"{', '.join(known)}")
 
     def run(self, hunt: Hunt, window: Window) -> QueryResult:
+        with self._lock:
+            return self._run(hunt, window)
+
+    def _run(self, hunt: Hunt, window: Window) -> QueryResult:
         kind = source_kind(hunt.source)
         query = let_functions.expand(render_query(hunt.query, window))
         refused = local_engine.unsupported_reason(query)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from azure.core.credentials import TokenCredential
@@ -39,6 +39,7 @@ from ..retry import (
     Attempt,
     CallPacer,
     Clock,
+    Lane,
     Retryable,
     RetryPolicy,
     parse_retry_after,
@@ -72,6 +73,10 @@ READ_MARGIN_SECONDS = 30.0
 """The client waits this much longer than the server so the server's own timeout error arrives."""
 PRIMARY_TABLE = "PrimaryResult"
 GRANT = "the Log Analytics Reader role on the workspace"
+CALLS_PER_PERIOD = (200, 30.0)
+"""Log Analytics' query API allows about 200 requests per 30 s per user (429 beyond)."""
+CONCURRENT_QUERIES = 4
+"""The service runs about 5 queries of one user at once and queues the rest: stay under."""
 
 QueryResponse = LogsQueryResult | LogsQueryPartialResult
 
@@ -82,10 +87,25 @@ def build(settings: Settings, credential: TokenCredential, policy: RetryPolicy,
     if not settings.sentinel_workspace_id:
         LOG.warning("HUNTWIRE_SENTINEL_WORKSPACE_ID is not set: Sentinel hunts are skipped")
         return None
+    pacer = identity_pacer()
     return SentinelSource(credential, settings.sentinel_workspace_id, settings.logs_endpoint,
                           server_timeout_seconds=180, policy=policy,
                           connect_timeout_seconds=timeouts.connect_seconds,
-                          read_timeout_seconds=timeouts.read_seconds)
+                          read_timeout_seconds=timeouts.read_seconds,
+                          pacer=pacer, lanes=identity_lanes(pacer=pacer))
+
+
+def identity_pacer(clock: Clock = SYSTEM_CLOCK) -> CallPacer:
+    """A pacer for one identity's Log Analytics queries (the limits are per user): share it by
+    every workspace the identity queries, Lighthouse-delegated ones included."""
+    calls, period = CALLS_PER_PERIOD
+    return CallPacer(calls=calls, period_seconds=period, clock=clock)
+
+
+def identity_lanes(identity: str = "function", pacer: CallPacer | None = None,
+                   concurrent: int = CONCURRENT_QUERIES) -> tuple[Lane, ...]:
+    """The pool's lane for the identity's Log Analytics queries, paced by *pacer*."""
+    return (Lane(f"logs:{identity}", concurrent, pacer),)
 
 
 class SentinelSource:
@@ -103,11 +123,16 @@ class SentinelSource:
                  policy: RetryPolicy | None = None, pacer: CallPacer | None = None,
                  audience: str | None = None, connect_timeout_seconds: float = 10.0,
                  read_timeout_seconds: float | None = None, clock: Clock = SYSTEM_CLOCK,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, lanes: Sequence[Lane] = (),
+                 additional_workspaces: Sequence[str] = ()):
         if not 1 <= server_timeout_seconds <= MAX_SERVER_TIMEOUT:
             raise ValueError(f"server_timeout_seconds must be 1..{MAX_SERVER_TIMEOUT}")
         self._enforce_https = https_required(endpoint)
+        self.lanes = tuple(lanes)
+        """Concurrency limits the runner's pool keeps (:mod:`shared.schedule`)."""
         self._workspace_id = workspace_id
+        self._additional = list(additional_workspaces)
+        """Queried with the first in one request (a tenant's workspaces, via Lighthouse)."""
         self._server_timeout = server_timeout_seconds
         self._timeouts = Timeouts(connect_timeout_seconds,
                                   read_timeout_seconds or server_timeout_seconds
@@ -138,16 +163,44 @@ class SentinelSource:
     def _query(self, hunt: Hunt, window: Window, attempt: Attempt) -> QueryResponse:
         read_timeout = max(min(self._timeouts.read_seconds, attempt.remaining_seconds), 0.001)
         deadline = ReplyDeadline(self._timeouts.reply_deadline(attempt))
+        answer: dict[str, Any] = {}
         try:
             with deadline:
                 return self._client.query_workspace(
                     self._workspace_id, render_query(hunt.query, window),
                     timespan=(window.start, window.end),
                     server_timeout=self._server_timeout, enforce_https=self._enforce_https,
-                    connection_timeout=self._timeouts.connect_seconds, read_timeout=read_timeout)
-        except (HttpResponseError, ServiceRequestError, ServiceResponseError,
-                json.JSONDecodeError) as exc:
+                    connection_timeout=self._timeouts.connect_seconds, read_timeout=read_timeout,
+                    additional_workspaces=self._additional or None,
+                    raw_response_hook=lambda response: _note_answer(answer, response))
+        except RecursionError:  # hostile or broken: JSON nested thousands deep
+            raise _unreadable(hunt.id, answer, "JSON nested too deep to read") from None
+        except json.JSONDecodeError as exc:
+            if answer.get("status", 200) != 200:  # an error reply whose body is not JSON
+                raise _unreadable(hunt.id, answer, "a body that is not JSON") from exc
             raise _failure(hunt.id, exc, deadline) from exc
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
+            raise _failure(hunt.id, exc, deadline) from exc
+
+
+def _note_answer(answer: dict[str, Any], response: Any) -> None:
+    """Keep the HTTP status and Retry-After of the reply (the SDK may fail to decode it)."""
+    reply = response.http_response
+    answer["status"] = reply.status_code
+    answer["retry_after"] = reply.headers.get("Retry-After")
+
+
+def _unreadable(hunt_id: str, answer: Mapping[str, Any], what: str) -> Exception:
+    """A reply whose body could not be read: judged by its status (5xx and 429 are retried)."""
+    status = answer.get("status")
+    if status in RETRYABLE_STATUSES:
+        return Retryable(f"HTTP {status}: Log Analytics answered with {what}", status=status,
+                         retry_after=parse_retry_after(answer.get("retry_after")))
+    if status is None or status == 200:
+        return QueryError(hunt_id, f"Log Analytics answered 200 with {what}", status=200,
+                          retryable=True, reason="malformed")
+    return QueryError(hunt_id, f"Log Analytics refused the query with {what}"
+                      f"{forbidden_hint(status, GRANT)}", status=status, retryable=False)
 
 
 def _failure(hunt_id: str, exc: Exception, deadline: ReplyDeadline) -> Exception:
@@ -262,7 +315,7 @@ def _table(hunt_id: str, table: LogsTable) -> tuple[list[Column], list[dict[str,
         try:
             rows.append({c.name: kql_value(_sdk_null(v, c.type), c.type)
                          for c, v in zip(columns, row, strict=True)})
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise QueryError(hunt_id, f"Log Analytics row {row.index}: {exc}", status=200,
                              retryable=False) from exc
     return columns, rows

@@ -1,0 +1,86 @@
+"""A tenant's query sources: Defender through the multi-tenant app, Sentinel through Lighthouse.
+
+Defender XDR of a customer tenant is reached with the multi-tenant app consented there. The app
+has no secret: its credential is a federated identity credential that trusts the function's
+user-assigned managed identity, so the token request carries, as client assertion, a managed
+identity token for the audience ``api://AzureADTokenExchange``
+(azure-identity's ``ClientAssertionCredential``). Sentinel workspaces of customer tenants are
+delegated to the managed identity itself (Azure Lighthouse), so they use its own credential, and
+one Log Analytics query covers all of a tenant's workspaces.
+
+Each tenant gets its own Graph pacer (45 calls a minute) and lane; every tenant shares the one
+identity's Log Analytics pacer and lane (its limits are per user).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from azure.core.credentials import TokenCredential
+from azure.identity import ClientAssertionCredential
+
+from ..retry import SYSTEM_CLOCK, CallPacer, Clock, Lane, RetryPolicy
+from .base import QuerySource, Timeouts
+from .defender import DefenderSource, tenant_lanes, tenant_pacer
+from .sentinel import SentinelSource, identity_lanes, identity_pacer
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+    from ..tenants import Tenant
+
+TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"  # noqa: S105 - a scope, not a secret
+"""The audience a federated identity credential trusting a managed identity expects."""
+
+
+def defender_credential(tenant: Tenant, identity: TokenCredential) -> TokenCredential:
+    """The token source for *tenant*'s Graph calls: the multi-tenant app signed in to that
+    tenant with the managed identity's token as assertion; the identity itself when the tenant
+    names no app (the function's own tenant)."""
+    if tenant.defender_client_id is None or tenant.tenant_id is None:
+        return identity
+    return ClientAssertionCredential(tenant.tenant_id, tenant.defender_client_id,
+                                     ManagedIdentityAssertion(identity))
+
+
+@dataclass(frozen=True)
+class ManagedIdentityAssertion:
+    """The client assertion: a fresh managed identity token for the token-exchange audience
+    (azure-identity caches and renews it)."""
+
+    identity: TokenCredential
+
+    def __call__(self) -> str:
+        return self.identity.get_token(TOKEN_EXCHANGE_SCOPE).token
+
+
+@dataclass
+class SharedLimits:
+    """The pacers and lanes shared across tenants: one per deployment and run."""
+
+    clock: Clock = SYSTEM_CLOCK
+    logs_pacer: CallPacer = field(init=False)
+    logs_lanes: tuple[Lane, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.logs_pacer = identity_pacer(self.clock)
+        self.logs_lanes = identity_lanes(pacer=self.logs_pacer)
+
+
+def tenant_sources(tenant: Tenant, settings: Settings, identity: TokenCredential,
+                   policy: RetryPolicy, timeouts: Timeouts,
+                   shared: SharedLimits) -> dict[str, QuerySource]:
+    """*tenant*'s sources by source name (Sentinel only when it has workspaces)."""
+    pacer = tenant_pacer(shared.clock)
+    sources: dict[str, QuerySource] = {
+        "defender": DefenderSource(defender_credential(tenant, identity), settings.graph_endpoint,
+                                   policy=policy, timeouts=timeouts, clock=shared.clock,
+                                   pacer=pacer, lanes=tenant_lanes(tenant.key, pacer))}
+    if tenant.workspaces:
+        first, *others = (workspace.id for workspace in tenant.workspaces)
+        sources["sentinel"] = SentinelSource(
+            identity, first, settings.logs_endpoint, server_timeout_seconds=180, policy=policy,
+            connect_timeout_seconds=timeouts.connect_seconds,
+            read_timeout_seconds=timeouts.read_seconds, clock=shared.clock,
+            pacer=shared.logs_pacer, lanes=shared.logs_lanes, additional_workspaces=others)
+    return sources
