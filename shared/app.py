@@ -1,5 +1,5 @@
-"""Wire the runner from settings: credential, sources, ledger, incidents and Teams, each from one
-setting."""
+"""Wire the runner from settings: one credential and one storage layer for the run, handed to the
+sources and to every store (ledger, incidents, health, snoozes), and Teams."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
+
+from azure.core.credentials import TokenCredential
 
 from .cards import PortalLinks
 from .credentials import make_credential
@@ -24,6 +26,7 @@ from .settings import Settings
 from .sources.base import QuerySource, Timeouts
 from .sources.catalog import factory, source_names
 from .sources.local import LocalSource
+from .storage import open_storage
 from .suppress.wiring import build_suppressor, snooze_url
 
 log = logging.getLogger("huntwire")
@@ -52,32 +55,16 @@ def load_valid_hunts(hunts_dir: Path) -> list[Hunt]:
     return validated_hunts(loaded.hunts, default_manifest_path(hunts_dir))
 
 
-def build_sources(settings: Settings,
-                  local_events: Mapping[str, Path] | None = None) -> dict[str, QuerySource]:
+def build_sources(settings: Settings, local_events: Mapping[str, Path] | None = None,
+                  credential: TokenCredential | None = None) -> dict[str, QuerySource]:
     """Every registered source that the settings configure (see shared/sources/catalog.py)."""
     if local_events:
         local = LocalSource(local_events)
         return dict.fromkeys(source_names(), local)
-    credential = make_credential(settings.client_id)
+    credential = credential or make_credential(settings.client_id)
     built = {name: factory(name)(settings, credential, QUERY_POLICY, QUERY_TIMEOUTS)
              for name in source_names()}
     return {name: source for name, source in built.items() if source is not None}
-
-
-def build_ledger(settings: Settings) -> Ledger:
-    if settings.storage_connection_string:
-        return Ledger.from_connection_string(settings.storage_connection_string)
-    assert settings.table_service_uri, "load_settings(require_storage=True) guarantees storage"
-    return Ledger.from_endpoint(settings.table_service_uri, make_credential(settings.client_id))
-
-
-def build_incident_store(settings: Settings) -> IncidentStore:
-    """Incidents and their post intents, on the ledger's storage account."""
-    if settings.storage_connection_string:
-        return IncidentStore.from_connection_string(settings.storage_connection_string)
-    assert settings.table_service_uri, "load_settings(require_storage=True) guarantees storage"
-    return IncidentStore.from_endpoint(settings.table_service_uri,
-                                       make_credential(settings.client_id))
 
 
 def build_notifier(settings: Settings) -> Notifier | None:
@@ -94,19 +81,30 @@ def build_runner(settings: Settings, *, dry_run: bool = False,
                  local_events: Mapping[str, Path] | None = None,
                  since: datetime | None = None,
                  time_budget: timedelta = timedelta(minutes=28)) -> Runner:
+    """The run: one credential (only when something needs it) and one storage layer, which the
+    runner holds to the run's deadline."""
+    credential = make_credential(settings.client_id) if _needs_credential(
+        settings, local_events) else None
+    storage = None if dry_run else open_storage(settings, credential)
     return Runner(
         hunts=load_valid_hunts(settings.hunts_dir),
-        sources=build_sources(settings, local_events),
-        ledger=None if dry_run else build_ledger(settings),
+        sources=build_sources(settings, local_events, credential),
+        ledger=None if storage is None else Ledger(storage),
         notifier=None if dry_run else build_notifier(settings),
         dry_run=dry_run,
         since=since,
         time_budget=time_budget,
         min_time_per_hunt=WORST_CASE_HUNT,
         storage_allowance=STORAGE_ALLOWANCE,
-        suppressor=build_suppressor(settings, with_snoozes=not dry_run),
-        health=None if dry_run else build_health(settings),
-        incidents=None if dry_run else build_incident_store(settings),
+        suppressor=build_suppressor(settings, with_snoozes=not dry_run, storage=storage),
+        health=None if storage is None else build_health(settings, storage),
+        incidents=None if storage is None else IncidentStore(storage),
         incident_settings=IncidentSettings.from_settings(settings),
         snooze=partial(snooze_url, settings),
+        storage=storage,
     )
+
+
+def _needs_credential(settings: Settings, local_events: Mapping[str, Path] | None) -> bool:
+    """Remote sources, or storage reached through its endpoint, take the run's credential."""
+    return not local_events or not settings.storage_connection_string

@@ -102,7 +102,7 @@ def _apply(outcome: IncidentOutcome, runs: Sequence[HuntRun], hunts: Sequence[Hu
         keys = outcome.delivered.get(hunt.id, [])
         if hunt.id not in by_id and keys:
             try:
-                ledger.mark_notified(hunt, [_stub(hunt, key, now) for key in keys], now)
+                ledger.mark_notified(hunt.id, keys, now)
             except Exception as exc:  # they stay pending; the incident keeps them as members
                 log.warning("huntwire.delivery hunt %s: %s", hunt.id, _message(exc))
 
@@ -112,23 +112,21 @@ def _settle(run: HuntRun, ledger: Ledger, delivered: Sequence[str], absorbed: Se
     """Mark *delivered* and *absorbed* notified, release the rest of the held findings. A
     storage failure fails the hunt: findings it could not mark stay pending (leased until the
     lease expires), and may be posted again."""
-    held = {finding.key: finding for finding in run.held}
-    done = [held.get(key) or _stub(run.hunt, key, now) for key in (*delivered, *absorbed)]
-    done_keys = {finding.key for finding in done}
-    rest = [finding for key, finding in held.items() if key not in done_keys]
+    done = list(dict.fromkeys((*delivered, *absorbed)))
+    rest = [finding.key for finding in run.held if finding.key not in set(done)]
     run.outcome.posted = len(delivered)
     run.outcome.held = len([key for key in absorbed if key not in set(delivered)])
     run.outcome.pending = len(rest)
     if done:
         try:
-            ledger.mark_notified(run.hunt, done, now)
+            ledger.mark_notified(run.hunt.id, done, now)
         except Exception as exc:
             run.outcome.pending += len(done)
             _fail(run, f"{len(done)} delivered finding(s) could not be marked notified, they "
                        f"stay pending and may be posted again: {_message(exc)}", status=True)
     if rest:
         try:
-            ledger.release(run.hunt, rest)
+            ledger.release(run.hunt.id, rest)
         except Exception as exc:
             run.outcome.warnings.append(f"{len(rest)} pending finding(s) not released, their "
                                         f"leases expire by themselves: {_message(exc)}")
@@ -146,8 +144,3 @@ def _fail(run: HuntRun, message: str, *, status: bool = False) -> None:
 
 def _message(exc: Exception) -> str:
     return exc.message if isinstance(exc, HuntwireError) else f"{type(exc).__name__}: {exc}"
-
-
-def _stub(hunt: Hunt, key: str, now: datetime) -> Finding:
-    """A finding known only by its key (delivered by a post another run left)."""
-    return Finding(hunt.id, key, {}, None, now, 1)

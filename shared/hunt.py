@@ -95,6 +95,9 @@ HUNT_SCHEMA: dict[str, Any] = {
 class HuntError(ConfigurationError):
     """A hunt file that cannot be used: names the file, field (or KQL position) and reason."""
 
+    reason: str
+    """Here the whole sentence saying what is wrong."""
+
     def __init__(self, path: Path | str, reason: str, field_name: str | None = None,
                  line: int | None = None, column: int | None = None, code: str | None = None):
         self.path = str(path)

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from azure.data.tables import TableServiceClient
 
 from devtools.fake_loganalytics import FakeLogAnalytics, logs_tables, partial_error
 from devtools.identity import IdentityServer, Reply
@@ -26,6 +25,7 @@ from shared.retry import RetryPolicy
 from shared.runner import Runner, is_due
 from shared.sources.local import LocalSource
 from shared.sources.sentinel import SentinelSource
+from shared.storage import Storage
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 WORKSPACE = "11111111-2222-3333-4444-555555555555"
@@ -43,15 +43,15 @@ def hunt(number: int, source: str = "defender", query: str = QUERY) -> Hunt:
 @pytest.fixture
 def ledger(storage_connection_string: str) -> Ledger:
     suffix = uuid.uuid4().hex[:8]
-    service = TableServiceClient.from_connection_string(storage_connection_string)
+    service = Storage.from_connection_string(storage_connection_string)
     return Ledger(service, findings_table=f"f{suffix}", pending_table=f"p{suffix}",
                   checkpoints_table=f"c{suffix}")
 
 
 @pytest.fixture
 def incidents(storage_connection_string: str) -> IncidentStore:
-    return IncidentStore.from_connection_string(storage_connection_string,
-                                                table=f"i{uuid.uuid4().hex[:8]}")
+    return IncidentStore(Storage.from_connection_string(storage_connection_string),
+                         table=f"i{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture

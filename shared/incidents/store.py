@@ -28,25 +28,23 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
     AzureError,
-    HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
+from azure.data.tables import TableClient, TableEntity, UpdateMode
 
 from ..errors import StorageError
-from ..ledger.ledger import CLIENT_OPTIONS
+from ..storage import Storage, retry_conflicts, storage_errors
 from .correlate import member_id
 from .entities import EPOCH, OUTBOX, findings_of, from_entity, outbox_entity, to_entity, utc
 from .model import Incident
@@ -77,24 +75,10 @@ def partition_of(scope: str) -> str:
     return f"{_UNSAFE.sub('_', scope)[:120]}~{short_hash(scope)[:8]}"
 
 
-@contextmanager
-def _errors(action: str, *expected: type[Exception]) -> Iterator[None]:
+def _errors(action: str, *expected: type[Exception]) -> AbstractContextManager[None]:
     """SDK errors as IncidentStoreError naming *action* (no URLs or keys); *expected* errors
     pass through to the caller."""
-    try:
-        yield
-    except expected:
-        raise
-    except IncidentStoreError:
-        raise
-    except HttpResponseError as exc:
-        error_code = getattr(exc, "error_code", None)
-        code = f" {error_code}" if error_code else ""
-        raise IncidentStoreError(f"{action} failed: HTTP {exc.status_code}{code}") from exc
-    except AzureError as exc:
-        inner = getattr(exc, "inner_exception", None)
-        cause = f" ({type(inner).__name__})" if inner is not None else ""
-        raise IncidentStoreError(f"{action} failed: {type(exc).__name__}{cause}") from exc
+    return storage_errors(action, IncidentStoreError, *expected)
 
 
 @dataclass
@@ -124,40 +108,15 @@ class IncidentStore:
     on first use; every SDK error becomes :class:`IncidentStoreError`; a write whose reply was
     lost and whose retry then answered 409/412 is recognised as ours."""
 
-    def __init__(self, service: TableServiceClient, *, table: str = TABLE,
+    def __init__(self, storage: Storage, *, table: str = TABLE,
                  lease: timedelta = DEFAULT_LEASE):
         self.lease_time = lease
-        self._service, self._name = service, table
-        self._table: TableClient | None = None
-
-    @classmethod
-    def from_connection_string(cls, connection_string: str, *, table: str = TABLE,
-                               lease: timedelta = DEFAULT_LEASE,
-                               **client_options: Any) -> IncidentStore:
-        """Other keyword arguments go to the ``TableServiceClient`` (bounded retries and
-        timeouts by default, as the ledger's)."""
-        try:
-            service = TableServiceClient.from_connection_string(
-                connection_string, **{**CLIENT_OPTIONS, **client_options})
-        except ValueError:
-            raise IncidentStoreError("the storage connection string is not valid") from None
-        return cls(service, table=table, lease=lease)
-
-    @classmethod
-    def from_endpoint(cls, table_service_uri: str, credential: TokenCredential, *,
-                      table: str = TABLE, lease: timedelta = DEFAULT_LEASE,
-                      **client_options: Any) -> IncidentStore:
-        """The store on *table_service_uri* with *credential* (managed identity in Azure)."""
-        service = TableServiceClient(endpoint=table_service_uri, credential=credential,
-                                     **{**CLIENT_OPTIONS, **client_options})
-        return cls(service, table=table, lease=lease)
+        self._storage, self._name = storage, table
 
     @property
     def table(self) -> TableClient:
-        if self._table is None:
-            with _errors(f"opening table {self._name}"):
-                self._table = self._service.create_table_if_not_exists(self._name)
-        return self._table
+        with _errors(f"opening table {self._name}"):
+            return self._storage.table(self._name)
 
     # ----------------------------------------------------------------------------- incidents
 
@@ -180,7 +139,7 @@ class IncidentStore:
         created it since this run read the open incidents, or our own insert whose reply was
         lost): that stored incident is returned. The id comes from the same read as that check,
         so a concurrent insert makes ours fail and the next attempt joins it."""
-        for _ in range(UPDATE_ATTEMPTS * 4):
+        def attempt() -> Incident:
             with _errors(f"reading incidents of {incident.scope}"):
                 stored = [from_entity(e) for e in self.table.query_entities(
                     "PartitionKey eq @p", parameters={"p": incident.partition}, select=_BRIEF)]
@@ -189,27 +148,27 @@ class IncidentStore:
                 return self.get(existing.partition, existing.id) or existing
             incident.id = _next_id(incident, [other.id for other in stored])
             with _errors(f"creating incident {incident.id}", ResourceExistsError):
-                try:
-                    metadata = self.table.create_entity(to_entity(incident), **_RETRY_WRITES)
-                except ResourceExistsError:
-                    continue
+                metadata = self.table.create_entity(to_entity(incident), **_RETRY_WRITES)
             incident.etag = metadata.get("etag")
             return incident
-        raise IncidentStoreError(f"no free incident id for {incident.scope}")
+
+        return retry_conflicts(attempt, attempts=UPDATE_ATTEMPTS * 4, error=IncidentStoreError,
+                               gave_up=f"no free incident id for {incident.scope}")
 
     def change(self, incident: Incident, apply: Callable[[Incident], None]) -> Incident:
         """Apply *apply* to the stored incident under its ETag, re-reading on conflict. Each
         write carries a change id: a conflict after a lost reply that was ours is not
         applied twice."""
-        current = incident
-        for _ in range(UPDATE_ATTEMPTS):
-            apply(current)
+        current = [incident]
+
+        def attempt() -> Incident:
+            apply(current[0])
             change_id = uuid.uuid4().hex
-            entity = {**to_entity(current), "ChangeId": change_id}
+            entity = {**to_entity(current[0]), "ChangeId": change_id}
             with _errors(f"updating incident {incident.id}", ResourceModifiedError):
                 try:
                     metadata = self.table.update_entity(
-                        entity, mode=UpdateMode.MERGE, etag=current.etag,
+                        entity, mode=UpdateMode.MERGE, etag=current[0].etag,
                         match_condition=MatchConditions.IfNotModified, **_RETRY_WRITES)
                 except ResourceModifiedError:
                     fresh = self._entity(incident.partition, incident.id)
@@ -217,11 +176,13 @@ class IncidentStore:
                         raise IncidentStoreError(f"incident {incident.id} disappeared") from None
                     if fresh.get("ChangeId") == change_id:
                         return from_entity(fresh)  # ours: the reply was lost, the retry 412
-                    current = from_entity(fresh)
-                    continue
-            current.etag = metadata.get("etag")
-            return current
-        raise IncidentStoreError(f"incident {incident.id} kept changing; gave up")
+                    current[0] = from_entity(fresh)
+                    raise
+            current[0].etag = metadata.get("etag")
+            return current[0]
+
+        return retry_conflicts(attempt, attempts=UPDATE_ATTEMPTS, error=IncidentStoreError,
+                               gave_up=f"incident {incident.id} kept changing")
 
     def _entity(self, partition: str, row_key: str) -> TableEntity | None:
         with _errors(f"reading {row_key}", ResourceNotFoundError):

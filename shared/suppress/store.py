@@ -7,17 +7,16 @@ hunt, at most 30 days. It is loaded and applied like the rules of ``suppressions
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from azure.core.credentials import TokenCredential
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableServiceClient
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient
 
 from ..errors import StorageError
+from ..storage import Storage, storage_errors
 from .rules import Rule, compile_condition
 
 TABLE = "huntwireSuppressions"
@@ -67,22 +66,14 @@ def snooze_expiry(created: datetime, days: int) -> date:
 
 
 class SnoozeStore:
-    def __init__(self, service: TableServiceClient, table: str = TABLE):
-        self._service = service
+    def __init__(self, storage: Storage, table: str = TABLE):
+        self._storage = storage
         self._table_name = table
-
-    @classmethod
-    def from_connection_string(cls, connection_string: str) -> SnoozeStore:
-        return cls(TableServiceClient.from_connection_string(connection_string))
-
-    @classmethod
-    def from_endpoint(cls, endpoint: str, credential: TokenCredential) -> SnoozeStore:
-        return cls(TableServiceClient(endpoint=endpoint, credential=credential))
 
     def add(self, snooze: Snooze) -> bool:
         """Store *snooze*; False (nothing written) when an unexpired one has the same id."""
         with _storage_errors("write"):
-            table = self._service.create_table_if_not_exists(self._table_name)
+            table = self._client()
             existing = self._get(table, snooze.id)
             if existing is not None and existing.expires >= snooze.created.date():
                 return False
@@ -100,10 +91,7 @@ class SnoozeStore:
 
     def all(self) -> list[Snooze]:
         with _storage_errors("read"):
-            try:
-                entities = list(self._client().query_entities(f"PartitionKey eq '{PARTITION}'"))
-            except ResourceNotFoundError:
-                return []
+            entities = list(self._client().query_entities(f"PartitionKey eq '{PARTITION}'"))
         return sorted((Snooze.from_entity(dict(e)) for e in entities), key=lambda s: s.created)
 
     def rules(self) -> list[Rule]:
@@ -117,7 +105,7 @@ class SnoozeStore:
         return True
 
     def _client(self) -> TableClient:
-        return self._service.get_table_client(self._table_name)
+        return self._storage.table(self._table_name)
 
     @staticmethod
     def _get(table: TableClient, snooze_id: str) -> Snooze | None:
@@ -127,12 +115,5 @@ class SnoozeStore:
             return None
 
 
-@contextmanager
-def _storage_errors(action: str) -> Iterator[None]:
-    try:
-        yield
-    except AzureError as exc:
-        status = getattr(exc, "status_code", None)
-        raise SnoozeStoreError(f"snooze {action} in table {TABLE} failed"
-                               + (f" (HTTP {status})" if status else "")
-                               + f": {type(exc).__name__}") from exc
+def _storage_errors(action: str) -> AbstractContextManager[None]:
+    return storage_errors(f"snooze {action} in table {TABLE}", SnoozeStoreError)
