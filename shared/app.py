@@ -4,6 +4,7 @@ sources and to every store (ledger, incidents, health, snoozes), and Teams."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from functools import partial
@@ -26,7 +27,7 @@ from .settings import Settings
 from .sources.base import QuerySource, Timeouts
 from .sources.catalog import factory, source_names
 from .sources.local import LocalSource
-from .storage import open_storage
+from .storage import Deadline, open_storage
 from .suppress.wiring import build_suppressor, snooze_url
 
 log = logging.getLogger("huntwire")
@@ -81,11 +82,16 @@ def build_runner(settings: Settings, *, dry_run: bool = False,
                  local_events: Mapping[str, Path] | None = None,
                  since: datetime | None = None,
                  time_budget: timedelta = timedelta(minutes=28)) -> Runner:
-    """The run: one credential (only when something needs it) and one storage layer, which the
-    runner holds to the run's deadline."""
+    """The run: one credential (only when something needs it) and one storage layer, held to
+    the run's deadline from here on (the snoozes are read while building), then by the runner
+    to what is left of *time_budget*."""
+    started = time.monotonic()
     credential = make_credential(settings.client_id) if _needs_credential(
         settings, local_events) else None
     storage = None if dry_run else open_storage(settings, credential)
+    if storage is not None:
+        storage.limit(Deadline(started + time_budget.total_seconds()))
+    suppressor = build_suppressor(settings, with_snoozes=not dry_run, storage=storage)
     return Runner(
         hunts=load_valid_hunts(settings.hunts_dir),
         sources=build_sources(settings, local_events, credential),
@@ -93,10 +99,10 @@ def build_runner(settings: Settings, *, dry_run: bool = False,
         notifier=None if dry_run else build_notifier(settings),
         dry_run=dry_run,
         since=since,
-        time_budget=time_budget,
+        time_budget=time_budget - timedelta(seconds=time.monotonic() - started),
         min_time_per_hunt=WORST_CASE_HUNT,
         storage_allowance=STORAGE_ALLOWANCE,
-        suppressor=build_suppressor(settings, with_snoozes=not dry_run, storage=storage),
+        suppressor=suppressor,
         health=None if storage is None else build_health(settings, storage),
         incidents=None if storage is None else IncidentStore(storage),
         incident_settings=IncidentSettings.from_settings(settings),

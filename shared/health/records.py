@@ -45,13 +45,13 @@ class HealthStore:
     """Reads and ETag-guarded writes of every health record."""
 
     def __init__(self, storage: Storage, table: str = TABLE) -> None:
-        self._storage = storage
+        self.storage = storage
         self._name = table
 
     @property
     def table(self) -> TableClient:
         with _errors("creating the health table"):
-            return self._storage.table(self._name)
+            return self.storage.table(self._name)
 
     # -- reads ----------------------------------------------------------------------------------
 

@@ -111,12 +111,12 @@ class IncidentStore:
     def __init__(self, storage: Storage, *, table: str = TABLE,
                  lease: timedelta = DEFAULT_LEASE):
         self.lease_time = lease
-        self._storage, self._name = storage, table
+        self.storage, self._name = storage, table
 
     @property
     def table(self) -> TableClient:
         with _errors(f"opening table {self._name}"):
-            return self._storage.table(self._name)
+            return self.storage.table(self._name)
 
     # ----------------------------------------------------------------------------- incidents
 

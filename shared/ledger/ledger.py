@@ -31,6 +31,7 @@ class Ledger:
                  claim_lease: timedelta = DEFAULT_CLAIM_LEASE, point_lookup_limit: int = 98,
                  lookup_workers: int = 4, clock: Callable[[], datetime] = utcnow,
                  record_chunk: int = RECORD_CHUNK) -> None:
+        self.storage = storage
         self._tables = Tables(storage, findings=findings_table, pending=pending_table,
                               checkpoints=checkpoints_table,
                               point_lookup_limit=point_lookup_limit, lookup_workers=lookup_workers)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from azure.core.credentials import TokenCredential
+from azure.core.exceptions import AzureError
 from azure.core.pipeline.transport import HttpRequest, HttpResponse, RequestsTransport
 from azure.data.tables import TableClient, TableServiceClient
 
@@ -63,8 +64,7 @@ class Meter:
         left = self.left()
         if left is not None:
             if left <= 0:
-                raise DeadlinePassed("storage: the run's time budget is spent; no new storage "
-                                     "call starts (the next run goes on from here)")
+                raise self.passed()
             connect, read = min(connect, left), min(read, left)
         with self._lock:
             self.requests += 1
@@ -72,6 +72,11 @@ class Meter:
 
     def left(self) -> float | None:
         return None if self.deadline is None else self.deadline.left()
+
+    @staticmethod
+    def passed() -> DeadlinePassed:
+        return DeadlinePassed("storage: the run's time budget is spent; no new storage call "
+                              "starts (the next run goes on from here)")
 
 
 class BoundedTransport(RequestsTransport):  # type: ignore[misc]
@@ -87,7 +92,13 @@ class BoundedTransport(RequestsTransport):  # type: ignore[misc]
         connect, read = self.meter.start_request()
         kwargs["connection_timeout"] = min(kwargs.get("connection_timeout") or connect, connect)
         kwargs["read_timeout"] = min(kwargs.get("read_timeout") or read, read)
-        return super().send(request, **kwargs)  # type: ignore[no-any-return]
+        try:
+            return super().send(request, **kwargs)
+        except AzureError as exc:
+            left = self.meter.left()
+            if left is not None and left <= 0:  # cut short by the deadline, not by the service
+                raise self.meter.passed() from exc
+            raise  # type: ignore[no-any-return]
 
     def sleep(self, duration: float) -> None:
         left = self.meter.left()

@@ -67,7 +67,7 @@ def snooze_expiry(created: datetime, days: int) -> date:
 
 class SnoozeStore:
     def __init__(self, storage: Storage, table: str = TABLE):
-        self._storage = storage
+        self.storage = storage
         self._table_name = table
 
     def add(self, snooze: Snooze) -> bool:
@@ -105,7 +105,7 @@ class SnoozeStore:
         return True
 
     def _client(self) -> TableClient:
-        return self._storage.table(self._table_name)
+        return self.storage.table(self._table_name)
 
     @staticmethod
     def _get(table: TableClient, snooze_id: str) -> Snooze | None:
