@@ -93,12 +93,13 @@ class BoundedTransport(RequestsTransport):  # type: ignore[misc]
         kwargs["connection_timeout"] = min(kwargs.get("connection_timeout") or connect, connect)
         kwargs["read_timeout"] = min(kwargs.get("read_timeout") or read, read)
         try:
-            return super().send(request, **kwargs)
+            response: HttpResponse = super().send(request, **kwargs)
         except AzureError as exc:
             left = self.meter.left()
             if left is not None and left <= 0:  # cut short by the deadline, not by the service
                 raise self.meter.passed() from exc
-            raise  # type: ignore[no-any-return]
+            raise
+        return response
 
     def sleep(self, duration: float) -> None:
         left = self.meter.left()
