@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -19,6 +20,8 @@ from azure.identity import ManagedIdentityCredential
 
 from devtools.azurite import Azurite
 from devtools.identity import IdentityServer
+from shared.app import load_valid_hunts
+from shared.cli import main
 from shared.errors import ConfigurationError
 from shared.hunt import Hunt
 from shared.ledger import (
@@ -36,6 +39,7 @@ from shared.ledger import (
     summarize_row,
     transact,
 )
+from shared.manifest import default_manifest_path
 from shared.settings import load_settings
 from shared.storage import Storage, open_storage
 
@@ -741,3 +745,28 @@ def test_a_token_for_another_audience_is_refused(https_azurite: Azurite,
         ledger.record(defender_hunt(), defender_rows(1), NOW)
     assert "eyJ" not in str(caught.value)  # no token in the message
     assert (caught.value.reason, caught.value.status) == ("forbidden", 403)
+
+
+# --- identity settled at load --------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="validate runs Kusto.Language in node")
+def test_the_identity_is_settled_when_hunts_load_and_keys_never_read_the_manifest(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hunts_dir = tmp_path / "hunts"
+    hunts_dir.mkdir()
+    (hunts_dir / "logons.yaml").write_text(
+        "id: 00000000-0000-0000-0000-00000000a11d\nname: failed logons\nsource: sentinel\n"
+        "query: |\n  SecurityEvent\n  | where EventID == 4625\n"
+        "  | summarize Attempts = count(), Last = max(TimeGenerated) by Account, Computer\n")
+    manifest = default_manifest_path(hunts_dir)
+    assert main(["validate", "--hunts", str(hunts_dir), "--suppressions", str(tmp_path),
+                 "--manifest", str(manifest)]) == 0
+    capsys.readouterr()
+    (hunt,) = load_valid_hunts(hunts_dir)
+    assert hunt.identity == ("Account", "Computer")  # what validate found, on the Hunt
+    row = {"Account": "alice", "Computer": "ws-1", "Attempts": 3,
+           "Last": "2026-11-27T01:00:00Z", "ExtraColumn": "x"}
+    key = finding_key(hunt, row)
+    manifest.unlink()  # keys come from the loaded hunt, never from the file
+    assert finding_key(hunt, {**row, "Attempts": 9, "ExtraColumn": "y"}) == key
