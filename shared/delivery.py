@@ -11,7 +11,7 @@ pending; the query itself succeeded, so the hunts' own health is untouched.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,7 +19,7 @@ from .coverage import Coverage
 from .errors import HuntwireError
 from .hunt import Hunt
 from .incidents import IncidentOutcome, IncidentSettings, IncidentStore, process_run
-from .incidents.pipeline import Snoozer
+from .incidents.pipeline import MAX_FINDINGS_PER_RUN, Snoozer
 from .ledger import Finding, Ledger
 from .notify.base import Notifier
 from .outcome import HuntOutcome
@@ -59,9 +59,16 @@ def deliver(runs: Sequence[HuntRun], hunts: Sequence[Hunt], ledger: Ledger,
                            "pending")
             _settle(run, ledger, [], [], now)
         return {}
+    shares = fair_shares({run.hunt.id: len(run.held) for run in holding}, MAX_FINDINGS_PER_RUN)
+    for run in holding:
+        waiting = len(run.held) - shares[run.hunt.id]
+        if waiting:
+            run.outcome.warnings.append(
+                f"{waiting:,} finding(s) over this hunt's share of the {MAX_FINDINGS_PER_RUN:,} "
+                "one run posts wait for the next run (oldest first)")
     try:
-        outcome = process_run({run.hunt.id: run.held for run in holding}, hunts, store,
-                              notifier, now, settings, snooze=snooze,
+        outcome = process_run({run.hunt.id: run.held[:shares[run.hunt.id]] for run in holding},
+                              hunts, store, notifier, now, settings, snooze=snooze,
                               suppressed={run.hunt.id: run.outcome.suppressed for run in runs})
     except Exception as exc:  # a bug before any post: nothing was marked, all stays pending
         log.exception("huntwire.incidents failed")
@@ -73,6 +80,19 @@ def deliver(runs: Sequence[HuntRun], hunts: Sequence[Hunt], ledger: Ledger,
     _apply(outcome, runs, hunts, ledger, now)
     return {"opened": len(outcome.opened), "updated": len(outcome.updated),
             "held": len(outcome.held), "posts": outcome.posted}
+
+
+def fair_shares(held: Mapping[str, int], limit: int) -> dict[str, int]:
+    """How many of its held findings each hunt hands to this run's posts, *limit* in all: every
+    hunt gets what it holds up to an equal share of what is left, so one hunt's large answer
+    never keeps another hunt's findings out of the run's posts."""
+    shares: dict[str, int] = {}
+    left = limit
+    ordered = sorted(held, key=lambda hunt_id: held[hunt_id])
+    for number, hunt_id in enumerate(ordered):
+        shares[hunt_id] = min(held[hunt_id], left // (len(ordered) - number))
+        left -= shares[hunt_id]
+    return shares
 
 
 def _apply(outcome: IncidentOutcome, runs: Sequence[HuntRun], hunts: Sequence[Hunt],

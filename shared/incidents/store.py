@@ -30,7 +30,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,7 +46,17 @@ from azure.data.tables import TableClient, TableEntity, UpdateMode
 from ..errors import StorageError
 from ..storage import Storage, retry_conflicts, storage_errors
 from .correlate import member_id
-from .entities import EPOCH, OUTBOX, findings_of, from_entity, outbox_entity, to_entity, utc
+from .entities import (
+    EPOCH,
+    OUTBOX,
+    from_entity,
+    is_part,
+    outbox_entities,
+    part_keys,
+    references_of,
+    to_entity,
+    utc,
+)
 from .model import Incident
 
 TABLE = "huntwireIncidents"
@@ -96,6 +106,8 @@ class OutboxItem:
     """When the oldest of its findings was first claimed (the "held back since" note)."""
     failed: bool = False
     """A delivery of it failed (it is re-posted with a "held back since" note)."""
+    parts: list[str] = field(default_factory=list)
+    """Row keys of the entities that hold the rest of its references (a large storm post)."""
 
     @property
     def members(self) -> list[tuple[int, str]]:
@@ -194,12 +206,18 @@ class IncidentStore:
     # ----------------------------------------------------------------------------- the outbox
 
     def add_outbox(self, item: OutboxItem) -> None:
-        entity = outbox_entity(item.row_key, item.payload, item.incidents, item.findings)
-        entity.update({"Owner": item.owner, "LeaseUntil": item.lease_until,
-                       "OldestClaim": item.oldest_claim or EPOCH})
+        """Write *item*: its parts first, then its head (an intent exists once its head does)."""
+        *parts, head = outbox_entities(item.row_key, item.payload, item.incidents,
+                                       item.findings)
+        head.update({"Owner": item.owner, "LeaseUntil": item.lease_until,
+                     "OldestClaim": item.oldest_claim or EPOCH})
+        for part in parts:
+            with (_errors(f"writing post intent {part['RowKey']}", ResourceExistsError),
+                  suppress(ResourceExistsError)):  # the row key is this run's: our own write
+                self.table.create_entity(part, **_RETRY_WRITES)
         with _errors(f"writing post intent {item.row_key}", ResourceExistsError):
             try:
-                metadata: Any = self.table.create_entity(entity, **_RETRY_WRITES)
+                metadata: Any = self.table.create_entity(head, **_RETRY_WRITES)
             except ResourceExistsError:
                 # The row key carries this run's id: only our own write, whose reply was lost.
                 stored = self._entity(OUTBOX, item.row_key)
@@ -209,20 +227,29 @@ class IncidentStore:
         item.etag = metadata.get("etag")
 
     def outbox(self) -> list[OutboxItem]:
-        """Every post intent not yet completed, oldest first."""
+        """Every post intent not yet completed, oldest first (one whose parts are missing is
+        logged and left alone)."""
         items = []
         with _errors("reading the post intents"):
             entities = list(self.table.query_entities("PartitionKey eq @p",
                                                       parameters={"p": OUTBOX}))
+        parts = {e["RowKey"]: e for e in entities if is_part(e["RowKey"])}
         for entity in entities:
+            if is_part(entity["RowKey"]):
+                continue
+            try:
+                incidents, findings = references_of(
+                    entity, [parts[key] for key in part_keys(entity) if key in parts])
+            except (ValueError, KeyError) as exc:
+                log.warning("post intent %s cannot be read: %s", entity["RowKey"], exc)
+                continue
             claim = utc(entity["OldestClaim"]) if entity.get("OldestClaim") else None
             items.append(OutboxItem(
-                entity["RowKey"], json.loads(entity["Payload"]),
-                [(str(p), str(i)) for p, i in json.loads(entity["Incidents"])],
-                findings_of(entity),
+                entity["RowKey"], json.loads(entity["Payload"]), incidents, findings,
                 utc(entity["LeaseUntil"]) if entity.get("LeaseUntil") else None,
                 str(entity.get("Owner") or ""), entity.metadata.get("etag"),
-                claim if claim and claim > EPOCH else None, bool(entity.get("Failed"))))
+                claim if claim and claim > EPOCH else None, bool(entity.get("Failed")),
+                part_keys(entity)))
         return sorted(items, key=lambda item: item.row_key)
 
     def lease(self, item: OutboxItem, owner: str, now: datetime) -> bool:
@@ -278,9 +305,10 @@ class IncidentStore:
                 current.updated_at = max(current.updated_at, now)
 
             self.change(incident, apply)
-        with (_errors(f"deleting post intent {item.row_key}", ResourceNotFoundError),
-              suppress(ResourceNotFoundError)):
-                self.table.delete_entity(OUTBOX, item.row_key, **_RETRY_WRITES)
+        for row_key in (item.row_key, *item.parts):  # the head first: no intent without parts
+            with (_errors(f"deleting post intent {row_key}", ResourceNotFoundError),
+                  suppress(ResourceNotFoundError)):
+                self.table.delete_entity(OUTBOX, row_key, **_RETRY_WRITES)
 
 
 def _next_id(incident: Incident, used: Iterable[str]) -> str:
