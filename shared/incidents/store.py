@@ -8,13 +8,15 @@ Table ``huntwireIncidents``:
   hunt matched), ``Announced`` (posts Teams accepted), ``Posts`` (posts intended), ``Hunts`` and
   ``Techniques`` (JSON), and the sets ``Members*`` (finding ids), ``Processes*``, ``Events*``
   (hashed lineage and event keys), chunked below the 32K-character property limit.
-* the outbox (PartitionKey ``~outbox``): one entity per post intent, written *before* the post:
-  ``Payload`` (the notifier's message, at most 28,000 bytes for Teams), ``Incidents`` (JSON),
-  ``Hunts`` (JSON list of hunt ids), ``Findings*`` (``<incident index>:<hunt index>:<ledger
-  key>``), ``OldestClaim``, ``Failed``, ``LeaseUntil``/``Owner``. After the notifier accepts
-  it, the findings are added to their incidents (as member ids) and the entity is deleted. A
-  crash before the post leaves the intent, posted by the next run; a crash after the post
-  re-posts that one message; a failed post gives the lease back at once.
+* the outbox (PartitionKey ``~outbox``): one head entity per post intent, written *before* the
+  post: ``Payload`` (the notifier's message, at most 28,000 bytes for Teams), ``Pieces`` and
+  ``Refs<n>`` (its incidents, hunts and ``<incident index>:<hunt index>:<ledger key>`` findings as
+  one compact text in pieces below the property limit; a storm post's overflow goes to part
+  entities ``<row key>~part<nnnn>``, written before the head), ``OldestClaim``, ``Failed``,
+  ``LeaseUntil``/``Owner``. After the notifier accepts it, the findings are added to their
+  incidents (as member ids) and the head, then its parts, are deleted. A crash before the post
+  leaves the intent, posted by the next run; a crash after the post re-posts that one message; a
+  failed post gives the lease back at once.
 
 Every change to an incident is an ETag-conditional merge, re-read and re-applied on conflict; a
 new incident is an insert-if-absent, and a run joins an incident of the same device that another
