@@ -43,9 +43,11 @@ class HuntRun:
 
 def deliver(runs: Sequence[HuntRun], hunts: Sequence[Hunt], ledger: Ledger,
             store: IncidentStore | None, notifier: Notifier | None, now: datetime,
-            settings: IncidentSettings, snooze: Snoozer | None = None) -> dict[str, int]:
-    """Post the held findings of *runs* as incidents; returns the run's incident counts.
-    Never raises: every failure is reported on the hunts whose findings it concerns."""
+            settings: IncidentSettings, snooze: Snoozer | None = None, *,
+            max_findings: int = MAX_FINDINGS_PER_RUN) -> dict[str, int]:
+    """Post the held findings of *runs* as incidents, at most *max_findings* in all (a fair
+    share each); returns the run's incident counts. Never raises: every failure is reported on
+    the hunts whose findings it concerns."""
     holding = [run for run in runs if run.held]
     if not holding:
         return {}
@@ -59,12 +61,12 @@ def deliver(runs: Sequence[HuntRun], hunts: Sequence[Hunt], ledger: Ledger,
                            "pending")
             _settle(run, ledger, [], [], now)
         return {}
-    shares = fair_shares({run.hunt.id: len(run.held) for run in holding}, MAX_FINDINGS_PER_RUN)
+    shares = fair_shares({run.hunt.id: len(run.held) for run in holding}, max_findings)
     for run in holding:
         waiting = len(run.held) - shares[run.hunt.id]
         if waiting:
             run.outcome.warnings.append(
-                f"{waiting:,} finding(s) over this hunt's share of the {MAX_FINDINGS_PER_RUN:,} "
+                f"{waiting:,} finding(s) over this hunt's share of the {max_findings:,} "
                 "one run posts wait for the next run (oldest first)")
     try:
         outcome = process_run({run.hunt.id: run.held[:shares[run.hunt.id]] for run in holding},

@@ -1,13 +1,15 @@
-"""A large answer is delivered and never blocks another hunt's posts (red team #11): one hunt
-answers more findings than one run posts, another hunt three; the three are posted in the same
-run, no post intent exceeds Table Storage's entity and property limits, and the next run posts
-what waited. Real Runner, ledger, incident store and local engine on Azurite; Teams is a local
+"""A large answer never blocks another hunt's posts (red team #11): one hunt answers more
+findings than one run posts, another hunt three; the three are posted in the same run (a storm
+summary) and the rest waits pending; no post intent exceeds Table Storage's entity and property
+limits. Real delivery, ledger, incident store and local engine on Azurite; Teams is a local
 receiver."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import closing
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,12 +17,19 @@ from azure.data.tables import TableServiceClient
 
 from devtools.large_answer import NOW, SMALL_ROWS, LargeAnswer
 from devtools.webhook import WebhookReceiver
-from shared.incidents import IncidentStore
+from shared.delivery import HuntRun, deliver, fair_shares
+from shared.incidents import IncidentSettings, IncidentStore
 from shared.incidents.entities import OUTBOX, PIECE_CHARS, outbox_entities, references_of
-from shared.incidents.pipeline import MAX_FINDINGS_PER_RUN
+from shared.ledger import Ledger
+from shared.notify.teams import TeamsNotifier
+from shared.outcome import HuntOutcome
+from shared.sources.local import LocalSource
 from shared.storage import Storage
+from shared.window import Window
 
-ROWS = MAX_FINDINGS_PER_RUN + 100
+LARGE = 400
+CAP = 150
+"""Findings one run posts in this test (the app's is ``MAX_FINDINGS_PER_RUN``)."""
 
 
 @pytest.fixture
@@ -31,16 +40,37 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 def test_another_hunts_findings_are_posted_beside_a_large_answer(
         storage_connection_string: str, receiver: WebhookReceiver, tmp_path: Path) -> None:
-    world = LargeAnswer(storage_connection_string, tmp_path / "DeviceProcessEvents.jsonl", ROWS,
-                        receiver, devices=8)
-    first = world.run()
-    assert first.small_posted == SMALL_ROWS
-    assert first.large_posted == MAX_FINDINGS_PER_RUN - SMALL_ROWS
-    assert first.summary.ok
-    large = next(o for o in first.summary.outcomes if o.hunt_id == world.large.id)
-    assert large.pending == ROWS - first.large_posted  # they wait, pending, for the next run
+    """At scale, the run's own cap: ``bench/bench_large_answer.py`` (10,000 and 100,000 rows)."""
+    events = tmp_path / "DeviceProcessEvents.jsonl"
+    world = LargeAnswer(storage_connection_string, events, LARGE, receiver, devices=40)
+    storage = Storage.from_connection_string(storage_connection_string)
+    ledger = Ledger(storage, findings_table=f"f{world.suffix}", pending_table=f"p{world.suffix}",
+                    checkpoints_table=f"c{world.suffix}")
+    source = LocalSource({"DeviceProcessEvents": events})
+    window = Window(NOW - timedelta(hours=4), NOW)
+    runs = []
+    for hunt in (world.large, world.small):
+        run = HuntRun(hunt, HuntOutcome(hunt.id, hunt.name, "ok"))
+        run.held = ledger.record(hunt, source.run(hunt, window).rows, NOW).new
+        runs.append(run)
+    hunts = [world.large, world.small]
+    with closing(TeamsNotifier(receiver.url, min_interval_seconds=0)) as teams:
+        counts = deliver(runs, hunts, ledger, IncidentStore(storage, table=f"i{world.suffix}"),
+                         teams, NOW, IncidentSettings(), max_findings=CAP)
+    large, small = (run.outcome for run in runs)
+    assert (small.posted, small.pending) == (SMALL_ROWS, 0)
+    assert (large.posted, large.pending) == (CAP - SMALL_ROWS, LARGE - CAP + SMALL_ROWS)
     assert any("share" in warning for warning in large.warnings)
-    print(f"{ROWS:,} rows: {first.seconds:.1f} s, {first.storage_requests:,} storage requests")
+    assert counts["posts"] == 1  # one storm summary: every incident opened, in one post
+    assert len(ledger.pending(world.small)) == 0
+    assert len(ledger.pending(world.large)) == large.pending  # what waits stays pending
+
+
+def test_fair_shares_give_small_hunts_all_and_split_the_rest() -> None:
+    assert fair_shares({"big": 10_000, "small": 3}, 5_000) == {"small": 3, "big": 4_997}
+    assert fair_shares({"a": 9_000, "b": 8_000, "c": 10}, 5_000) == {"c": 10, "b": 2_495,
+                                                                   "a": 2_495}
+    assert fair_shares({"a": 2, "b": 3}, 5_000) == {"a": 2, "b": 3}
 
 
 def test_a_storm_post_listing_thousands_of_findings_fits_the_service_limits(
