@@ -29,7 +29,7 @@ from .settings import Settings
 from .sources.base import QuerySource, Timeouts
 from .sources.catalog import factory, source_names
 from .sources.local import LocalSource
-from .storage import Deadline, open_storage
+from .storage import Deadline, needs_credential, open_storage
 from .suppress.wiring import build_suppressor, snooze_url
 
 log = logging.getLogger("huntwire")
@@ -106,8 +106,8 @@ def build_runner(settings: Settings, *, dry_run: bool = False,
     the run's deadline from here on (the snoozes are read while building), then by the runner
     to what is left of *time_budget*."""
     started = time.monotonic()
-    credential = make_credential(settings.client_id) if _needs_credential(
-        settings, local_events) else None
+    remote = not local_events or needs_credential(settings)
+    credential = make_credential(settings.client_id) if remote else None
     storage = None if dry_run else open_storage(settings, credential)
     if storage is not None:
         storage.limit(Deadline(started + time_budget.total_seconds()))
@@ -129,8 +129,3 @@ def build_runner(settings: Settings, *, dry_run: bool = False,
         snooze=partial(snooze_url, settings),
         storage=storage,
     )
-
-
-def _needs_credential(settings: Settings, local_events: Mapping[str, Path] | None) -> bool:
-    """Remote sources, or storage reached through its endpoint, take the run's credential."""
-    return not local_events or not settings.storage_connection_string

@@ -28,3 +28,12 @@ def open_storage(settings: Settings, credential: TokenCredential | None = None,
 
         credential = make_credential(settings.client_id)
     return Storage.from_endpoint(settings.table_service_uri, credential, **options)
+
+
+def storage_configured(settings: Settings) -> bool:
+    return bool(settings.storage_connection_string or settings.table_service_uri)
+
+
+def needs_credential(settings: Settings) -> bool:
+    """Whether the storage settings reach the account with the run's credential."""
+    return not settings.storage_connection_string and bool(settings.table_service_uri)

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from ..hunt import Hunt
 from ..settings import Settings
-from ..storage import Storage, open_storage
+from ..storage import Storage, open_storage, storage_configured
 from .apply import Suppressor
 from .loader import load_rule_files
 from .rules import Rule
@@ -42,7 +42,7 @@ def public_url(settings: Settings | None) -> str | None:
 def snooze_store(settings: Settings, storage: Storage | None = None) -> SnoozeStore | None:
     """The snooze table of the run's storage account (*storage*, else the settings'), or None
     without storage."""
-    if storage is None and not settings.has_storage:
+    if storage is None and not storage_configured(settings):
         return None
     return SnoozeStore(storage or open_storage(settings))
 
