@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 from devtools.azurite import Azurite  # noqa: E402
 from shared.hunt import Hunt  # noqa: E402
 from shared.ledger import PENDING, Ledger, observe  # noqa: E402
+from shared.storage import Storage  # noqa: E402
 
 SPEEDUP_TARGET = 5.0
 GROWTH_LIMIT = 1.2
@@ -139,7 +140,7 @@ def record_history_day(connection_string: str, hunt: Hunt, day_and_count: tuple[
                        ) -> None:
     day, count = day_and_count
     day_end = BASE_NOW - timedelta(days=2 + day)
-    ledger = Ledger.from_connection_string(connection_string)
+    ledger = Ledger(Storage.from_connection_string(connection_string))
     ledger.record(hunt, make_rows(count, day_end, timedelta(hours=23), 1000 + day), day_end)
 
 
@@ -188,8 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with Azurite() as azurite:
         service = TableServiceClient.from_connection_string(azurite.connection_string)
-        large_ledger = Ledger(service)  # the default tables, where the history goes
-        empty_ledger = Ledger(service, findings_table="emptyFindings",
+        storage = Storage.from_connection_string(azurite.connection_string)
+        large_ledger = Ledger(storage)  # the default tables, where the history goes
+        empty_ledger = Ledger(storage, findings_table="emptyFindings",
                               pending_table="emptyPending", checkpoints_table="emptyCheckpoints")
         naive = NaiveLedger(service.create_table_if_not_exists("naiveFindings"))
         print(f"Azurite on {azurite.table_endpoint}; {args.findings} findings a run, half of "

@@ -16,6 +16,10 @@ seeded random generator, so a failing case can be replayed exactly:
         ...
         proxy.injected  # Counter of faults by kind
 
+``delay`` (seconds, settable at any time) holds every request that long before it is forwarded
+(slow storage); ``hang = True`` holds every new request until the proxy stops or ``hang`` is
+cleared (a storage account that accepts connections and never answers).
+
 ``rate`` can be changed between runs; ``only`` limits faults to requests whose method and path
 match (e.g. only writes). ``on_request`` (settable at any time) is called with each request's
 method and path before it is forwarded, e.g. to delete a table in the middle of a run.
@@ -28,6 +32,7 @@ import random
 import socket
 import struct
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -58,6 +63,9 @@ class FaultProxy:
         self.injected: Counter[str] = Counter()
         self.on_request: RequestHook | None = None
         self.forwarded = 0
+        self.delay = 0.0
+        self.hang = False
+        self._stopping = threading.Event()
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _Handler, self)
@@ -96,6 +104,7 @@ class FaultProxy:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
@@ -132,6 +141,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        proxy = self.server.proxy
+        if proxy.hang:  # never answered, never applied: dropped once the hang ends
+            while proxy.hang and not proxy._stopping.wait(0.05):
+                pass
+            self._reset()
+            return
+        if proxy.delay > 0:
+            time.sleep(proxy.delay)
         hook = self.server.proxy.on_request
         if hook is not None:
             hook(self.command, self.path)
@@ -173,7 +190,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(payload)
+            try:
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up meanwhile
+                self.close_connection = True
 
     def _reset(self) -> None:
         """Abort the connection with RST (SO_LINGER 0), as a dropped network path would."""

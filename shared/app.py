@@ -1,21 +1,26 @@
-"""Wire the runner from settings: credential, sources, ledger, incidents and Teams, each from one
-setting."""
+"""Wire the runner from settings: one credential and one storage layer for the run, handed to the
+sources and to every store (ledger, incidents, health, snoozes), and Teams."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
+from azure.core.credentials import TokenCredential
+
 from .cards import PortalLinks
 from .credentials import make_credential
+from .errors import ConfigurationError
 from .health.runner_hooks import build_health
 from .hunt import Hunt, load_hunts
 from .incidents import IncidentSettings, IncidentStore
 from .ledger import Ledger
-from .manifest import default_manifest_path, validated_hunts
+from .manifest import default_manifest_path, load_manifest, manifest_identity, validated_hunts
 from .notify import Notifier
 from .notify import build_notifier as build_configured_notifier
 from .retry import RetryPolicy
@@ -24,6 +29,7 @@ from .settings import Settings
 from .sources.base import QuerySource, Timeouts
 from .sources.catalog import factory, source_names
 from .sources.local import LocalSource
+from .storage import Deadline, needs_credential, open_storage
 from .suppress.wiring import build_suppressor, snooze_url
 
 log = logging.getLogger("huntwire")
@@ -49,35 +55,37 @@ def load_valid_hunts(hunts_dir: Path) -> list[Hunt]:
         log.error("huntwire.hunt_file %s", error)
     for warning in loaded.warnings:
         log.warning("huntwire.hunt_file %s", warning)
-    return validated_hunts(loaded.hunts, default_manifest_path(hunts_dir))
+    manifest_path = default_manifest_path(hunts_dir)
+    return settle_identities(validated_hunts(loaded.hunts, manifest_path), manifest_path)
 
 
-def build_sources(settings: Settings,
-                  local_events: Mapping[str, Path] | None = None) -> dict[str, QuerySource]:
+def settle_identities(hunts: list[Hunt], manifest_path: Path) -> list[Hunt]:
+    """Each hunt with the finding identity ``validate`` found for this very file (the ledger's
+    keys and the cards use it); hunts the manifest does not describe keep their own."""
+    try:
+        manifest = load_manifest(manifest_path) if manifest_path.exists() else None
+    except ConfigurationError:
+        manifest = None
+    if manifest is None:
+        return hunts
+    settled = []
+    for hunt in hunts:
+        found = None if hunt.dedup_explicit else manifest_identity(hunt, manifest)
+        settled.append(replace(hunt, identity=found.columns) if found and found.columns
+                       else hunt)
+    return settled
+
+
+def build_sources(settings: Settings, local_events: Mapping[str, Path] | None = None,
+                  credential: TokenCredential | None = None) -> dict[str, QuerySource]:
     """Every registered source that the settings configure (see shared/sources/catalog.py)."""
     if local_events:
         local = LocalSource(local_events)
         return dict.fromkeys(source_names(), local)
-    credential = make_credential(settings.client_id)
+    credential = credential or make_credential(settings.client_id)
     built = {name: factory(name)(settings, credential, QUERY_POLICY, QUERY_TIMEOUTS)
              for name in source_names()}
     return {name: source for name, source in built.items() if source is not None}
-
-
-def build_ledger(settings: Settings) -> Ledger:
-    if settings.storage_connection_string:
-        return Ledger.from_connection_string(settings.storage_connection_string)
-    assert settings.table_service_uri, "load_settings(require_storage=True) guarantees storage"
-    return Ledger.from_endpoint(settings.table_service_uri, make_credential(settings.client_id))
-
-
-def build_incident_store(settings: Settings) -> IncidentStore:
-    """Incidents and their post intents, on the ledger's storage account."""
-    if settings.storage_connection_string:
-        return IncidentStore.from_connection_string(settings.storage_connection_string)
-    assert settings.table_service_uri, "load_settings(require_storage=True) guarantees storage"
-    return IncidentStore.from_endpoint(settings.table_service_uri,
-                                       make_credential(settings.client_id))
 
 
 def build_notifier(settings: Settings) -> Notifier | None:
@@ -94,19 +102,30 @@ def build_runner(settings: Settings, *, dry_run: bool = False,
                  local_events: Mapping[str, Path] | None = None,
                  since: datetime | None = None,
                  time_budget: timedelta = timedelta(minutes=28)) -> Runner:
+    """The run: one credential (only when something needs it) and one storage layer, held to
+    the run's deadline from here on (the snoozes are read while building), then by the runner
+    to what is left of *time_budget*."""
+    started = time.monotonic()
+    remote = not local_events or needs_credential(settings)
+    credential = make_credential(settings.client_id) if remote else None
+    storage = None if dry_run else open_storage(settings, credential)
+    if storage is not None:
+        storage.limit(Deadline(started + time_budget.total_seconds()))
+    suppressor = build_suppressor(settings, with_snoozes=not dry_run, storage=storage)
     return Runner(
         hunts=load_valid_hunts(settings.hunts_dir),
-        sources=build_sources(settings, local_events),
-        ledger=None if dry_run else build_ledger(settings),
+        sources=build_sources(settings, local_events, credential),
+        ledger=None if storage is None else Ledger(storage),
         notifier=None if dry_run else build_notifier(settings),
         dry_run=dry_run,
         since=since,
-        time_budget=time_budget,
+        time_budget=time_budget - timedelta(seconds=time.monotonic() - started),
         min_time_per_hunt=WORST_CASE_HUNT,
         storage_allowance=STORAGE_ALLOWANCE,
-        suppressor=build_suppressor(settings, with_snoozes=not dry_run),
-        health=None if dry_run else build_health(settings),
-        incidents=None if dry_run else build_incident_store(settings),
+        suppressor=suppressor,
+        health=None if storage is None else build_health(settings, storage),
+        incidents=None if storage is None else IncidentStore(storage),
         incident_settings=IncidentSettings.from_settings(settings),
         snooze=partial(snooze_url, settings),
+        storage=storage,
     )

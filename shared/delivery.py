@@ -11,7 +11,7 @@ pending; the query itself succeeded, so the hunts' own health is untouched.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,7 +19,7 @@ from .coverage import Coverage
 from .errors import HuntwireError
 from .hunt import Hunt
 from .incidents import IncidentOutcome, IncidentSettings, IncidentStore, process_run
-from .incidents.pipeline import Snoozer
+from .incidents.pipeline import MAX_FINDINGS_PER_RUN, Snoozer
 from .ledger import Finding, Ledger
 from .notify.base import Notifier
 from .outcome import HuntOutcome
@@ -43,9 +43,11 @@ class HuntRun:
 
 def deliver(runs: Sequence[HuntRun], hunts: Sequence[Hunt], ledger: Ledger,
             store: IncidentStore | None, notifier: Notifier | None, now: datetime,
-            settings: IncidentSettings, snooze: Snoozer | None = None) -> dict[str, int]:
-    """Post the held findings of *runs* as incidents; returns the run's incident counts.
-    Never raises: every failure is reported on the hunts whose findings it concerns."""
+            settings: IncidentSettings, snooze: Snoozer | None = None, *,
+            max_findings: int = MAX_FINDINGS_PER_RUN) -> dict[str, int]:
+    """Post the held findings of *runs* as incidents, at most *max_findings* in all (a fair
+    share each); returns the run's incident counts. Never raises: every failure is reported on
+    the hunts whose findings it concerns."""
     holding = [run for run in runs if run.held]
     if not holding:
         return {}
@@ -59,9 +61,16 @@ def deliver(runs: Sequence[HuntRun], hunts: Sequence[Hunt], ledger: Ledger,
                            "pending")
             _settle(run, ledger, [], [], now)
         return {}
+    shares = fair_shares({run.hunt.id: len(run.held) for run in holding}, max_findings)
+    for run in holding:
+        waiting = len(run.held) - shares[run.hunt.id]
+        if waiting:
+            run.outcome.warnings.append(
+                f"{waiting:,} finding(s) over this hunt's share of the {max_findings:,} "
+                "one run posts wait for the next run (oldest first)")
     try:
-        outcome = process_run({run.hunt.id: run.held for run in holding}, hunts, store,
-                              notifier, now, settings, snooze=snooze,
+        outcome = process_run({run.hunt.id: run.held[:shares[run.hunt.id]] for run in holding},
+                              hunts, store, notifier, now, settings, snooze=snooze,
                               suppressed={run.hunt.id: run.outcome.suppressed for run in runs})
     except Exception as exc:  # a bug before any post: nothing was marked, all stays pending
         log.exception("huntwire.incidents failed")
@@ -73,6 +82,19 @@ def deliver(runs: Sequence[HuntRun], hunts: Sequence[Hunt], ledger: Ledger,
     _apply(outcome, runs, hunts, ledger, now)
     return {"opened": len(outcome.opened), "updated": len(outcome.updated),
             "held": len(outcome.held), "posts": outcome.posted}
+
+
+def fair_shares(held: Mapping[str, int], limit: int) -> dict[str, int]:
+    """How many of its held findings each hunt hands to this run's posts, *limit* in all: every
+    hunt gets what it holds up to an equal share of what is left, so one hunt's large answer
+    never keeps another hunt's findings out of the run's posts."""
+    shares: dict[str, int] = {}
+    left = limit
+    ordered = sorted(held, key=lambda hunt_id: held[hunt_id])
+    for number, hunt_id in enumerate(ordered):
+        shares[hunt_id] = min(held[hunt_id], left // (len(ordered) - number))
+        left -= shares[hunt_id]
+    return shares
 
 
 def _apply(outcome: IncidentOutcome, runs: Sequence[HuntRun], hunts: Sequence[Hunt],
@@ -102,7 +124,7 @@ def _apply(outcome: IncidentOutcome, runs: Sequence[HuntRun], hunts: Sequence[Hu
         keys = outcome.delivered.get(hunt.id, [])
         if hunt.id not in by_id and keys:
             try:
-                ledger.mark_notified(hunt, [_stub(hunt, key, now) for key in keys], now)
+                ledger.mark_notified(hunt.id, keys, now)
             except Exception as exc:  # they stay pending; the incident keeps them as members
                 log.warning("huntwire.delivery hunt %s: %s", hunt.id, _message(exc))
 
@@ -112,23 +134,21 @@ def _settle(run: HuntRun, ledger: Ledger, delivered: Sequence[str], absorbed: Se
     """Mark *delivered* and *absorbed* notified, release the rest of the held findings. A
     storage failure fails the hunt: findings it could not mark stay pending (leased until the
     lease expires), and may be posted again."""
-    held = {finding.key: finding for finding in run.held}
-    done = [held.get(key) or _stub(run.hunt, key, now) for key in (*delivered, *absorbed)]
-    done_keys = {finding.key for finding in done}
-    rest = [finding for key, finding in held.items() if key not in done_keys]
+    done = list(dict.fromkeys((*delivered, *absorbed)))
+    rest = [finding.key for finding in run.held if finding.key not in set(done)]
     run.outcome.posted = len(delivered)
     run.outcome.held = len([key for key in absorbed if key not in set(delivered)])
     run.outcome.pending = len(rest)
     if done:
         try:
-            ledger.mark_notified(run.hunt, done, now)
+            ledger.mark_notified(run.hunt.id, done, now)
         except Exception as exc:
             run.outcome.pending += len(done)
             _fail(run, f"{len(done)} delivered finding(s) could not be marked notified, they "
                        f"stay pending and may be posted again: {_message(exc)}", status=True)
     if rest:
         try:
-            ledger.release(run.hunt, rest)
+            ledger.release(run.hunt.id, rest)
         except Exception as exc:
             run.outcome.warnings.append(f"{len(rest)} pending finding(s) not released, their "
                                         f"leases expire by themselves: {_message(exc)}")
@@ -146,8 +166,3 @@ def _fail(run: HuntRun, message: str, *, status: bool = False) -> None:
 
 def _message(exc: Exception) -> str:
     return exc.message if isinstance(exc, HuntwireError) else f"{type(exc).__name__}: {exc}"
-
-
-def _stub(hunt: Hunt, key: str, now: datetime) -> Finding:
-    """A finding known only by its key (delivered by a post another run left)."""
-    return Finding(hunt.id, key, {}, None, now, 1)

@@ -4,7 +4,8 @@ Every error the product raises on purpose derives from :class:`HuntwireError`, w
 trying again later may help (``transient``: throttling, 5xx, timeouts, a storage hiccup) or not
 (``permanent``: a bad query, a missing permission, an unknown table, a broken file). The runner
 catches ``HuntwireError`` once per hunt, and hunt health uses ``permanent`` to decide whether a
-failing hunt should be auto-disabled.
+failing hunt should be auto-disabled, and ``reason`` (a short word the raiser sets:
+``unknown-table``, ``forbidden``, ``throttled``, ``deadline`` ...) to say why it failed.
 """
 
 from __future__ import annotations
@@ -14,12 +15,19 @@ class HuntwireError(Exception):
     """Base of every huntwire error. Subclasses set ``permanent`` by default or per instance."""
 
     permanent: bool = False
+    reason: str | None = None
+    """Why it failed, in a word health and logs can read; None: not known."""
+    status: int | None = None
+    """The HTTP status behind it, when a service answered."""
 
-    def __init__(self, message: str, *, permanent: bool | None = None):
+    def __init__(self, message: str, *, permanent: bool | None = None,
+                 reason: str | None = None):
         super().__init__(message)
         self.message = message
         if permanent is not None:
             self.permanent = permanent
+        if reason is not None:
+            self.reason = reason
 
     @property
     def transient(self) -> bool:

@@ -95,6 +95,9 @@ HUNT_SCHEMA: dict[str, Any] = {
 class HuntError(ConfigurationError):
     """A hunt file that cannot be used: names the file, field (or KQL position) and reason."""
 
+    reason: str
+    """Here the whole sentence saying what is wrong."""
+
     def __init__(self, path: Path | str, reason: str, field_name: str | None = None,
                  line: int | None = None, column: int | None = None, code: str | None = None):
         self.path = str(path)
@@ -163,6 +166,10 @@ class Hunt:
     """True when the file sets ``dedupBy``; otherwise the finding identity is derived."""
     entity_columns: tuple[str, ...] = ()
     """Columns named by ``entityMappings`` (``fieldMappings[].columnName``), in file order."""
+    identity: tuple[str, ...] = ()
+    """The finding identity settled when the hunts are loaded: ``dedupBy``, else the one
+    ``validate`` found (``shared.app.load_valid_hunts`` reads it from the manifest once);
+    empty: derived from the columns a result returns (``shared.identity``)."""
 
     @property
     def time_column(self) -> str:
@@ -363,6 +370,7 @@ def _build(path: Path, doc: dict[str, Any], lines: dict[str, int],
         query_column=query_at[1],
         dedup_explicit=bool(doc.get("dedupBy")),
         entity_columns=entity_columns(doc.get("entityMappings")),
+        identity=dedup if doc.get("dedupBy") else (),
     )
 
 

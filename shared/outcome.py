@@ -9,7 +9,6 @@ from typing import Any, Literal
 Status = Literal["ok", "failed", "not-due", "skipped", "disabled"]
 
 
-
 @dataclass
 class HuntOutcome:
     hunt_id: str
@@ -60,6 +59,8 @@ class RunSummary:
     stopped_early: bool = False
     incidents: dict[str, int] = field(default_factory=dict)
     """``opened``, ``updated``, ``held`` incidents and ``posts`` delivered this run."""
+    storage_requests: int = 0
+    """HTTP requests the run sent to Table Storage (retries included)."""
 
     @property
     def ok(self) -> bool:
@@ -73,4 +74,5 @@ class RunSummary:
             counts[status.replace("-", "_")] = sum(o.status == status for o in self.outcomes)
         counts["delivery_failed"] = sum(o.delivery_failed for o in self.outcomes)
         counts.update({f"incidents_{k}": v for k, v in self.incidents.items()})
+        counts["storage_requests"] = self.storage_requests
         return counts

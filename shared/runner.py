@@ -23,7 +23,7 @@ from typing import Protocol
 
 from .coverage import Coverage, dropped_gap, query_covering, report_gaps
 from .delivery import HuntRun, deliver
-from .errors import HuntwireError
+from .errors import HuntwireError, StorageError
 from .hunt import Hunt
 from .incidents import IncidentSettings, IncidentStore
 from .incidents.pipeline import Snoozer
@@ -32,6 +32,7 @@ from .notify.base import Notifier
 from .outcome import HuntOutcome, RunSummary, Status
 from .schedule import Job, Pool, lanes_of, most_overdue_first
 from .sources.base import QueryError, QueryResult, QuerySource, close_sources
+from .storage import Storage
 from .suppress.apply import Suppressor
 from .window import dropped_by_cap, hunt_window, iso
 
@@ -79,6 +80,8 @@ class Runner:
     """Makes the cards' "Snooze similar for 7 days" links (None: no links)."""
     workers: int = 1
     """Hunts queried at once (threads); each source's lanes bound it further per service."""
+    storage: Storage | None = None
+    """The storage layer every store of the run shares: held to the run's deadline."""
     _run_deadline: float = field(default=math.inf, init=False, repr=False)
     _storage: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
     _checkpoints: dict[str, Checkpoint | None] = field(default_factory=dict, init=False,
@@ -87,6 +90,9 @@ class Runner:
     def run_once(self, now: datetime) -> RunSummary:
         deadline = self.monotonic() + self.time_budget.total_seconds()
         self._run_deadline = deadline
+        if self.storage is not None:  # every storage call counts against the run's budget
+            self.storage.limit(Deadline(deadline, self.monotonic))
+        requests_before = self.storage.requests if self.storage is not None else 0
         summary = RunSummary(started=iso(now), outcomes=[])
         runs = self._run_hunts([h for h in self.hunts if h.enabled], summary, now)
         if self.ledger is not None and not self.dry_run:
@@ -97,6 +103,8 @@ class Runner:
         summary.outcomes = [run.outcome for run in runs]
         if self.health is not None:
             self.health.after_run(summary, now)
+        if self.storage is not None:
+            summary.storage_requests = self.storage.requests - requests_before
         for outcome in summary.outcomes:
             _log_outcome(outcome)
         log.info("huntwire.run %s", json.dumps({"started": summary.started, "ok": summary.ok,
@@ -291,11 +299,18 @@ def _unrecorded_start(covered: Coverage, outcome: HuntOutcome) -> datetime:
 
 
 def _note_error(outcome: HuntOutcome, exc: Exception) -> None:
-    """What hunt health needs to know about a failure: permanent or not, and its kind."""
+    """What hunt health needs to know about a failure: permanent or not, and why (the reason
+    the source or the storage layer set; a storage failure is never taken for the source's)."""
     outcome.error_permanent = isinstance(exc, HuntwireError) and exc.permanent
-    kind, status = getattr(exc, "kind", None), getattr(exc, "status", None)
-    outcome.error_kind = kind if isinstance(kind, str) else None
-    outcome.error_status = status if isinstance(status, int) else None
+    outcome.error_kind, outcome.error_status = None, None
+    if not isinstance(exc, HuntwireError):
+        return
+    reason = exc.reason
+    if isinstance(exc, StorageError):
+        outcome.error_kind = f"storage-{reason or 'failed'}"
+        return
+    outcome.error_kind = reason
+    outcome.error_status = exc.status
 
 
 def _log_outcome(outcome: HuntOutcome) -> None:

@@ -26,6 +26,7 @@ from shared.ledger import Ledger
 from shared.notify.teams import TeamsNotifier
 from shared.runner import Runner, RunSummary
 from shared.sources.base import QuerySource
+from shared.storage import Storage
 
 BASE = datetime(2026, 11, 27, 0, 0, tzinfo=UTC)
 QUERY = ('DeviceProcessEvents | where ProcessCommandLine contains "fwtok" '
@@ -84,25 +85,27 @@ class World:
     tables: dict[str, str]
     summaries: list[RunSummary] = field(default_factory=list)
 
-    def ledger(self, connection_string: str | None = None) -> Ledger:
+    def storage(self, connection_string: str | None = None) -> Storage:
+        """A fresh storage layer, as the app builds one per run (short retries)."""
+        return Storage.from_connection_string(connection_string or self.connection_string,
+                                              **FAST_STORAGE)
+
+    def ledger(self, storage: Storage | None = None) -> Ledger:
         """A fresh ledger, as each run makes one."""
         tables = {k: v for k, v in self.tables.items() if k != "incidents_table"}
-        return Ledger.from_connection_string(connection_string or self.connection_string,
-                                             **tables, **FAST_STORAGE)
+        return Ledger(storage or self.storage(), **tables)
 
-    def incidents(self, connection_string: str | None = None) -> IncidentStore:
+    def incidents(self, storage: Storage | None = None) -> IncidentStore:
         """A fresh incident store on the ledger's account, as the app builds one per run."""
-        return IncidentStore.from_connection_string(
-            connection_string or self.connection_string, table=self.tables["incidents_table"],
-            **FAST_STORAGE)
+        return IncidentStore(storage or self.storage(), table=self.tables["incidents_table"])
 
     def run(self, hour: float, *, connection_string: str | None = None,
             notifier: TeamsNotifier | None = None) -> RunSummary:
         now = BASE + timedelta(hours=hour)
-        runner = Runner(hunts=[self.hunt], sources=self.sources,
-                        ledger=self.ledger(connection_string),
+        storage = self.storage(connection_string)
+        runner = Runner(hunts=[self.hunt], sources=self.sources, ledger=self.ledger(storage),
                         notifier=notifier or fast_notifier(self.webhook.url),
-                        incidents=self.incidents(connection_string))
+                        incidents=self.incidents(storage), storage=storage)
         summary = runner.run_once(now)
         self.summaries.append(summary)
         return summary

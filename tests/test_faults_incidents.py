@@ -22,6 +22,7 @@ from shared.cards.payload import MAX_PAYLOAD_BYTES, payload_size
 from shared.incidents import Evidence, HuntRef, Incident, IncidentPost, IncidentStore
 from shared.incidents.store import OutboxItem, partition_of
 from shared.sources.local import LocalSource
+from shared.storage import Storage
 from tests.faults_world import FAST_STORAGE, Events, World, lost, make_hunt, table_names
 
 pytestmark = pytest.mark.faults
@@ -53,11 +54,12 @@ def incident(scope: str) -> Incident:
 
 def test_the_store_recognises_its_own_writes_whose_replies_were_lost(azurite: Azurite) -> None:
     table = f"fwl{uuid.uuid4().hex[:10]}"
-    assert IncidentStore.from_connection_string(azurite.connection_string, table=table).table
+    assert IncidentStore(Storage.from_connection_string(azurite.connection_string),
+                         table=table).table
     with FaultProxy(azurite.port, rate=1.0, kinds=("lost",),
                     only=FirstAttemptLost(table)) as proxy:
-        store = IncidentStore.from_connection_string(proxy.connection_string, table=table,
-                                                     **FAST_STORAGE)
+        store = IncidentStore(Storage.from_connection_string(proxy.connection_string,
+                                                             **FAST_STORAGE), table=table)
         mine = store.create(incident("device:" + "d" * 40), lambda other: True)
 
         def bump(current: Incident) -> None:

@@ -26,6 +26,7 @@ from devtools.webhook import Hang, Reply, WebhookReceiver
 from shared.cards import summarize_digest
 from shared.health.notices import health_kind
 from shared.hunt import load_hunts
+from shared.storage import Storage
 
 REPO = Path(__file__).resolve().parents[1]
 DEVICE = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
@@ -206,15 +207,15 @@ def _forget_last_run(world: dict[str, Any]) -> None:
     from shared.incidents import IncidentStore
     from shared.ledger import Ledger
 
-    ledger = Ledger.from_connection_string(world["env"]["HUNTWIRE_STORAGE"])
+    ledger = Ledger(Storage.from_connection_string(world["env"]["HUNTWIRE_STORAGE"]))
     an_hour_later = datetime.now(UTC) + timedelta(hours=1)
     for hunt in load_hunts(world["hunts"]).hunts:
         checkpoint = ledger.checkpoint(hunt.id)
         if checkpoint is not None:
             checkpoint.last_run_start = datetime(2000, 1, 1, tzinfo=UTC)
             ledger.save_checkpoint(checkpoint)
-        ledger.release(hunt, ledger.take_pending(hunt, an_hour_later))
-    store = IncidentStore.from_connection_string(world["env"]["HUNTWIRE_STORAGE"])
+        ledger.release(hunt.id, [f.key for f in ledger.take_pending(hunt, an_hour_later)])
+    store = IncidentStore(Storage.from_connection_string(world["env"]["HUNTWIRE_STORAGE"]))
     for item in store.outbox():
         if store.lease(item, "an-hour-later", an_hour_later):
             store.release(item, failed=item.failed)
@@ -241,7 +242,7 @@ def test_process_killed_between_claim_and_notify_posts_next_run(
     assert hung is not None
     hung_hunt = summarize_digest(webhook.posts[0].json()).hunt_name
     hung_id = next(h.id for h in load_hunts(world["hunts"]).hunts if h.name == hung_hunt)
-    ledger = Ledger.from_connection_string(world["env"]["HUNTWIRE_STORAGE"])
+    ledger = Ledger(Storage.from_connection_string(world["env"]["HUNTWIRE_STORAGE"]))
     assert len(ledger.pending(next(h for h in load_hunts(world["hunts"]).hunts
                                    if h.id == hung_id))) >= 1
     posts_before = len(webhook.posts)

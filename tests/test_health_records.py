@@ -15,6 +15,7 @@ from shared.health.model import HeartbeatTally, HuntHealth, Notice
 from shared.health.notices import health_kind, health_notice, heartbeat_notice
 from shared.health.records import ConflictError, HealthStore
 from shared.notify.base import Notice as ChannelNotice
+from shared.storage import Storage
 from tests.card_text import elements, texts
 
 T0 = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
@@ -22,9 +23,9 @@ T0 = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
 
 @pytest.fixture
 def store(storage_connection_string: str) -> HealthStore:
-    store = HealthStore.from_connection_string(storage_connection_string)
+    store = HealthStore(Storage.from_connection_string(storage_connection_string))
     store.table.delete_table()
-    return HealthStore.from_connection_string(storage_connection_string)
+    return HealthStore(Storage.from_connection_string(storage_connection_string))
 
 
 def test_hunt_record_round_trips(store: HealthStore) -> None:

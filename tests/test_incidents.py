@@ -21,6 +21,7 @@ from shared.incidents.pipeline import IncidentOutcome, IncidentSettings
 from shared.ledger import Finding, Ledger
 from shared.notify.teams import TeamsNotifier
 from shared.sources.local import LocalSource
+from shared.storage import Storage
 from shared.window import Window
 from tests.card_text import texts as card_texts
 from tests.card_text import title
@@ -77,7 +78,7 @@ def hunts() -> list[Hunt]:
 @pytest.fixture
 def ledger(storage_connection_string: str, request: pytest.FixtureRequest) -> Ledger:
     suffix = abs(hash(request.node.name)) % 10**8
-    return Ledger.from_connection_string(storage_connection_string,
+    return Ledger(Storage.from_connection_string(storage_connection_string),
                                          findings_table=f"incF{suffix}",
                                          pending_table=f"incP{suffix}",
                                          checkpoints_table=f"incC{suffix}")
@@ -86,7 +87,8 @@ def ledger(storage_connection_string: str, request: pytest.FixtureRequest) -> Le
 @pytest.fixture
 def store(storage_connection_string: str, request: pytest.FixtureRequest) -> IncidentStore:
     suffix = abs(hash(request.node.name)) % 10**8
-    return IncidentStore.from_connection_string(storage_connection_string, table=f"incI{suffix}")
+    return IncidentStore(Storage.from_connection_string(storage_connection_string),
+                         table=f"incI{suffix}")
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from shared.incidents.pipeline import IncidentSettings
 from shared.ledger import Finding
 from shared.notify.teams import TeamsNotifier
 from shared.settings import load_settings
+from shared.storage import Storage
 from shared.suppress.wiring import snooze_url
 
 START = datetime(2026, 11, 27, 9, tzinfo=UTC)
@@ -102,7 +103,8 @@ def test_storm_guard_posts_one_summary_for_more_than_the_limit(
         row = {"DeviceId": device_id, "DeviceName": f"ws-{device:03d}", "ReportId": device,
                "FileName": "powershell.exe", "ProcessId": 4000 + device}
         findings.append(Finding(hunt.id, f"k{device}", row, START, START, 1))
-    store = IncidentStore.from_connection_string(storage_connection_string, table="incStorm")
+    store = IncidentStore(Storage.from_connection_string(storage_connection_string),
+                          table="incStorm")
     with closing(TeamsNotifier(hook.url, min_interval_seconds=0)) as webhook:
         outcome = process_run({hunt.id: findings}, [hunt], store, webhook, START,
                               IncidentSettings(storm_limit=10))
@@ -127,7 +129,8 @@ def test_incident_card_footer_counts_suppressed_rows_and_offers_a_snooze_link(
     settings = load_settings({"HUNTWIRE_STORAGE": "UseDevelopmentStorage=true",
                               "HUNTWIRE_SNOOZE_KEY": "k" * 40,
                               "HUNTWIRE_PUBLIC_URL": "https://huntwire.example/"})
-    store = IncidentStore.from_connection_string(storage_connection_string, table="incSnooze")
+    store = IncidentStore(Storage.from_connection_string(storage_connection_string),
+                          table="incSnooze")
     with closing(TeamsNotifier(hook.url, min_interval_seconds=0)) as webhook:
         process_run({hunt.id: [Finding(hunt.id, "k1", row, START, START, 1)]}, [hunt, other],
                     store, webhook, START, suppressed={hunt.id: {"vendor-agent": 2},

@@ -27,6 +27,7 @@ from shared.incidents import IncidentOutcome, IncidentStore, process_run  # noqa
 from shared.ledger import Finding, Ledger  # noqa: E402
 from shared.notify.teams import TeamsNotifier  # noqa: E402
 from shared.sources.local import LocalSource  # noqa: E402
+from shared.storage import Storage  # noqa: E402
 from shared.window import Window  # noqa: E402
 from tests.card_text import texts as card_texts  # noqa: E402
 from tests.card_text import title  # noqa: E402
@@ -49,10 +50,10 @@ def demo_findings(ledger: Ledger, hunts: list[Hunt]) -> dict[str, list[Finding]]
 def run_demo(connection_string: str, hook: WebhookReceiver, suffix: str
              ) -> tuple[dict[str, list[Finding]], IncidentOutcome]:
     hunts = [h for h in load_hunts(REPO / "hunts").hunts if h.enabled]
-    ledger = Ledger.from_connection_string(connection_string, findings_table=f"demoF{suffix}",
-                                           pending_table=f"demoP{suffix}",
-                                           checkpoints_table=f"demoC{suffix}")
-    store = IncidentStore.from_connection_string(connection_string, table=f"demoI{suffix}")
+    storage = Storage.from_connection_string(connection_string)
+    ledger = Ledger(storage, findings_table=f"demoF{suffix}", pending_table=f"demoP{suffix}",
+                    checkpoints_table=f"demoC{suffix}")
+    store = IncidentStore(storage, table=f"demoI{suffix}")
     findings = demo_findings(ledger, hunts)
     with closing(TeamsNotifier(hook.url, min_interval_seconds=0)) as webhook:
         outcome = process_run(findings, hunts, store, webhook, NOW)

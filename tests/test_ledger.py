@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -19,6 +20,9 @@ from azure.identity import ManagedIdentityCredential
 
 from devtools.azurite import Azurite
 from devtools.identity import IdentityServer
+from shared.app import load_valid_hunts
+from shared.cli import main
+from shared.errors import ConfigurationError
 from shared.hunt import Hunt
 from shared.ledger import (
     MAX_BATCH,
@@ -32,14 +36,20 @@ from shared.ledger import (
     Operation,
     finding_key,
     identity_includes_time,
-    ledger_from_settings,
     summarize_row,
     transact,
 )
+from shared.manifest import default_manifest_path
+from shared.settings import load_settings
+from shared.storage import Storage, open_storage
 
 NOW = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
 DATED = re.compile(r"^\d{8}-[0-9a-f]{32}$")
 UNDATED = re.compile(r"^u-[0-9a-f]{32}$")
+
+
+def keys(findings: Sequence[Finding]) -> list[str]:
+    return [finding.key for finding in findings]
 
 
 def defender_hunt(**changes: Any) -> Hunt:
@@ -115,7 +125,7 @@ def tables() -> dict[str, str]:
 def make_ledger(storage_connection_string: str,
                 tables: dict[str, str]) -> Iterator[Callable[..., Ledger]]:
     """Ledgers on fresh tables; every ledger made in one test shares that test's tables."""
-    services: list[TableServiceClient] = []
+    services: list[Storage] = []
 
     def make(traffic: Traffic | None = None, interloper: Interloper | None = None,
              **options: Any) -> Ledger:
@@ -124,13 +134,13 @@ def make_ledger(storage_connection_string: str,
             hooks["raw_response_hook"] = traffic.hook
         if interloper:
             hooks["raw_request_hook"] = interloper.hook
-        service = TableServiceClient.from_connection_string(storage_connection_string, **hooks)
-        services.append(service)
-        return Ledger(service, **{**tables, **options})
+        storage = Storage.from_connection_string(storage_connection_string, **hooks)
+        services.append(storage)
+        return Ledger(storage, **{**tables, **options})
 
     yield make
-    for service in services:
-        service.close()
+    for storage in services:
+        storage.close()
 
 
 @pytest.fixture
@@ -234,9 +244,9 @@ def test_pending_findings_of_a_failed_post_are_listed_by_the_next_run(
     assert {f.key for f in pending} == {f.key for f in claimed}
     assert all(f.times_seen == 2 for f in pending)
 
-    next_run.mark_notified(hunt, pending[:5], later)
+    next_run.mark_notified(hunt.id, keys(pending[:5]), later)
     assert {f.key for f in next_run.pending(hunt)} == {f.key for f in pending[5:]}
-    next_run.mark_notified(hunt, pending[5:], later)
+    next_run.mark_notified(hunt.id, keys(pending[5:]), later)
     assert next_run.pending(hunt) == []
     entities = stored(next_run, hunt)
     assert {e["State"] for e in entities.values()} == {NOTIFIED}
@@ -278,11 +288,13 @@ def test_markers_of_claims_that_never_happened_are_dropped_after_two_days(
     assert list(ledger.pending_client.list_entities()) == []
 
 
-def test_mark_notified_rejects_findings_of_another_hunt(ledger: Ledger) -> None:
+def test_mark_notified_takes_keys_and_touches_only_that_hunt(ledger: Ledger) -> None:
     hunt, other = defender_hunt(), defender_hunt()
-    findings = ledger.record(other, defender_rows(1), NOW).new
-    with pytest.raises(LedgerError, match="another hunt"):
-        ledger.mark_notified(hunt, findings, NOW)
+    findings = ledger.record(other, defender_rows(2), NOW).new
+    ledger.mark_notified(hunt.id, keys(findings), NOW)  # the other hunt's keys: no effect
+    assert sorted(keys(ledger.pending(other))) == sorted(keys(findings))
+    ledger.mark_notified(other.id, [*keys(findings), "20261127-" + "0" * 32], NOW)
+    assert ledger.pending(other) == []  # a key no longer stored is skipped
 
 
 def test_naive_now_is_refused(ledger: Ledger) -> None:
@@ -400,7 +412,7 @@ def test_a_released_lease_can_be_taken_at_once_by_another_run(
     claimed = failed.record(hunt, defender_rows(12), NOW).new
     soon = NOW + timedelta(minutes=1)
     assert next_run.take_pending(hunt, soon) == []  # still leased to the claiming run
-    assert failed.release(hunt, claimed) == 12  # its post failed: give them back
+    assert failed.release(hunt.id, keys(claimed)) == 12  # its post failed: give them back
     assert {f.key for f in next_run.take_pending(hunt, soon)} == {f.key for f in claimed}
     assert failed.take_pending(hunt, soon) == []
 
@@ -412,10 +424,9 @@ def test_release_leaves_alone_a_lease_another_run_holds(
     claimed = slow.record(hunt, defender_rows(5), NOW).new
     later = NOW + timedelta(minutes=16)  # the claim lease ran out before the slow run gave up
     assert len(taker.take_pending(hunt, later)) == 5
-    assert slow.release(hunt, claimed) == 0
+    assert slow.release(hunt.id, keys(claimed)) == 0
     assert third.take_pending(hunt, later + timedelta(minutes=1)) == []
-    with pytest.raises(LedgerError, match="another hunt"):
-        slow.release(other, claimed)
+    assert slow.release(other.id, keys(claimed)) == 0  # keys of another hunt: nothing
 
 
 # --- realertAfter --------------------------------------------------------------------------
@@ -425,7 +436,7 @@ def test_realert_after_reopens_a_notified_finding_after_a_quiet_period(ledger: L
     hunt = sentinel_hunt(realert_after=timedelta(days=1))
     row = {"TimeGenerated": NOW, "AccountName": "alice", "Count": 3}
     first = ledger.record(hunt, [row], NOW).new
-    ledger.mark_notified(hunt, first, NOW)
+    ledger.mark_notified(hunt.id, keys(first), NOW)
 
     soon = ledger.record(hunt, [row], NOW + timedelta(hours=12))
     assert (soon.new, soon.seen, soon.reopened) == ([], 1, 0)  # seen again: quiet period restarts
@@ -447,7 +458,7 @@ def test_realert_never_reopens_a_pending_finding_or_a_hunt_without_it(ledger: Le
     row = {"TimeGenerated": NOW, "AccountName": "bob"}
     ledger.record(with_realert, [row], NOW)  # stays pending (never notified)
     notified = ledger.record(without, [row], NOW).new
-    ledger.mark_notified(without, notified, NOW)
+    ledger.mark_notified(without.id, keys(notified), NOW)
     much_later = NOW + timedelta(days=10)
     assert ledger.record(with_realert, [row], much_later).reopened == 0
     assert ledger.record(without, [row], much_later).reopened == 0
@@ -534,7 +545,7 @@ def test_250_findings_in_several_partitions_and_days(ledger: Ledger) -> None:
     again = ledger.record(hunts[0], defender_rows(260), NOW + timedelta(hours=1))
     assert again.seen == 250
     assert len(again.new) == 10
-    ledger.mark_notified(hunts[0], ledger.pending(hunts[0]), NOW + timedelta(hours=1))
+    ledger.mark_notified(hunts[0].id, keys(ledger.pending(hunts[0])), NOW + timedelta(hours=1))
     assert ledger.pending(hunts[0]) == []
     assert len(ledger.pending(hunts[1])) == 250
 
@@ -625,8 +636,8 @@ def test_checkpoint_round_trip(ledger: Ledger) -> None:
 
 def test_tables_are_created_on_first_use_from_settings(storage_connection_string: str) -> None:
     names = table_names()
-    ledger = ledger_from_settings({"HUNTWIRE_STORAGE": storage_connection_string}, None,
-                                  **names)
+    settings = load_settings({"HUNTWIRE_STORAGE": storage_connection_string})
+    ledger = Ledger(open_storage(settings), **names)
     service = TableServiceClient.from_connection_string(storage_connection_string)
     existing = {t.name for t in service.list_tables()}
     assert names["findings_table"] not in existing
@@ -653,25 +664,23 @@ def test_findings_live_in_one_table_per_event_day(ledger: Ledger) -> None:
 
 
 def test_settings_errors_never_echo_the_connection_string() -> None:
-    with pytest.raises(LedgerError, match="no storage configured"):
-        ledger_from_settings({})
-    with pytest.raises(LedgerError, match="needs a credential"):
-        ledger_from_settings({"HUNTWIRE_STORAGE__tableServiceUri": "https://a.table.core.windows.net"})
+    with pytest.raises(ConfigurationError, match="no storage configured"):
+        open_storage(load_settings({}, require_storage=False))
     secret = "AccountName=x;AccountKey=SECRETKEY;Nonsense"
-    with pytest.raises(LedgerError) as caught:
-        ledger_from_settings({"HUNTWIRE_STORAGE": secret})
+    with pytest.raises(ConfigurationError) as caught:
+        Storage.from_connection_string(secret)
     assert "SECRETKEY" not in str(caught.value)
 
 
 def test_storage_failures_become_ledger_errors_without_the_key() -> None:
     unreachable = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
                    "AccountKey=U0VDUkVUS0VZ;TableEndpoint=http://127.0.0.1:9/devstoreaccount1;")
-    service = TableServiceClient.from_connection_string(unreachable, retry_total=0,
-                                                        connection_timeout=2)
-    ledger = Ledger(service)
+    storage = Storage.from_connection_string(unreachable, retry_total=0, connection_timeout=2)
+    ledger = Ledger(storage)
     with pytest.raises(LedgerError, match="creating table huntwireFindings") as caught:
         ledger.record(defender_hunt(), defender_rows(1), NOW)
     assert "U0VDUkVUS0VZ" not in str(caught.value)
+    assert caught.value.reason == "unreachable"
 
 
 def test_finding_is_a_plain_frozen_record(ledger: Ledger) -> None:
@@ -712,9 +721,10 @@ def test_managed_identity_ledger_over_https(https_azurite: Azurite,
                                             identity: Callable[[str], IdentityServer]) -> None:
     endpoint = identity("https://storage.azure.com")
     credential = ManagedIdentityCredential()
-    ledger = ledger_from_settings(
-        {"HUNTWIRE_STORAGE__tableServiceUri": https_azurite.table_endpoint}, credential,
-        connection_verify=str(https_azurite.certificate), **table_names())
+    settings = load_settings({"HUNTWIRE_STORAGE__tableServiceUri": https_azurite.table_endpoint})
+    storage = open_storage(settings, credential, connection_verify=str(https_azurite.certificate))
+    assert storage.credential is credential  # the run's one credential, not a new one
+    ledger = Ledger(storage, **table_names())
     hunt = defender_hunt()
     assert len(ledger.record(hunt, defender_rows(3), NOW).new) == 3
     assert len(ledger.pending(hunt)) == 3
@@ -727,9 +737,36 @@ def test_a_token_for_another_audience_is_refused(https_azurite: Azurite,
                                                  identity: Callable[[str], IdentityServer]
                                                  ) -> None:
     identity("https://vault.azure.net")
-    ledger = Ledger.from_endpoint(https_azurite.table_endpoint, ManagedIdentityCredential(),
-                                  connection_verify=str(https_azurite.certificate),
-                                  retry_total=0, **table_names())
+    storage = Storage.from_endpoint(https_azurite.table_endpoint, ManagedIdentityCredential(),
+                                    connection_verify=str(https_azurite.certificate),
+                                    retry_total=0)
+    ledger = Ledger(storage, **table_names())
     with pytest.raises(LedgerError, match="HTTP 403") as caught:
         ledger.record(defender_hunt(), defender_rows(1), NOW)
     assert "eyJ" not in str(caught.value)  # no token in the message
+    assert (caught.value.reason, caught.value.status) == ("forbidden", 403)
+
+
+# --- identity settled at load --------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="validate runs Kusto.Language in node")
+def test_the_identity_is_settled_when_hunts_load_and_keys_never_read_the_manifest(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hunts_dir = tmp_path / "hunts"
+    hunts_dir.mkdir()
+    (hunts_dir / "logons.yaml").write_text(
+        "id: 00000000-0000-0000-0000-00000000a11d\nname: failed logons\nsource: sentinel\n"
+        "query: |\n  SecurityEvent\n  | where EventID == 4625\n"
+        "  | summarize Attempts = count(), Last = max(TimeGenerated) by Account, Computer\n")
+    manifest = default_manifest_path(hunts_dir)
+    assert main(["validate", "--hunts", str(hunts_dir), "--suppressions", str(tmp_path),
+                 "--manifest", str(manifest)]) == 0
+    capsys.readouterr()
+    (hunt,) = load_valid_hunts(hunts_dir)
+    assert hunt.identity == ("Account", "Computer")  # what validate found, on the Hunt
+    row = {"Account": "alice", "Computer": "ws-1", "Attempts": 3,
+           "Last": "2026-11-27T01:00:00Z", "ExtraColumn": "x"}
+    key = finding_key(hunt, row)
+    manifest.unlink()  # keys come from the loaded hunt, never from the file
+    assert finding_key(hunt, {**row, "Attempts": 9, "ExtraColumn": "y"}) == key

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from azure.core.credentials import TokenCredential
-from azure.data.tables import TableServiceClient
 
 from devtools.clock import ManualClock
 from devtools.fake_graph import FakeGraph, hunting_results
@@ -32,6 +31,7 @@ from shared.sources.base import QueryResult
 from shared.sources.defender import DefenderSource, tenant_lanes, tenant_pacer
 from shared.sources.local import LocalSource
 from shared.sources.sentinel import SentinelSource
+from shared.storage import Storage
 from shared.window import Window
 from tests.test_schedule import max_in_window
 
@@ -51,15 +51,15 @@ def hunt(number: int, source: str = "defender", query: str = QUERY) -> Hunt:
 @pytest.fixture
 def ledger(storage_connection_string: str) -> Ledger:
     suffix = uuid.uuid4().hex[:8]
-    service = TableServiceClient.from_connection_string(storage_connection_string)
+    service = Storage.from_connection_string(storage_connection_string)
     return Ledger(service, findings_table=f"f{suffix}", pending_table=f"p{suffix}",
                   checkpoints_table=f"c{suffix}")
 
 
 @pytest.fixture
 def incidents(storage_connection_string: str) -> IncidentStore:
-    return IncidentStore.from_connection_string(storage_connection_string,
-                                                table=f"i{uuid.uuid4().hex[:8]}")
+    return IncidentStore(Storage.from_connection_string(storage_connection_string),
+                         table=f"i{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture

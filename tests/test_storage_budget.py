@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.data.tables import TableServiceClient
 
 from devtools.webhook import WebhookReceiver
 from shared.hunt import Hunt
@@ -22,6 +21,7 @@ from shared.ledger import NOTIFIED, Deadline, Ledger
 from shared.notify.teams import TeamsNotifier
 from shared.runner import Runner
 from shared.sources.local import LocalSource
+from shared.storage import Storage
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 CHUNK = 10
@@ -56,15 +56,15 @@ def rows(count: int) -> list[dict[str, Any]]:
 @pytest.fixture
 def ledger(storage_connection_string: str) -> Ledger:
     suffix = uuid.uuid4().hex[:8]
-    service = TableServiceClient.from_connection_string(storage_connection_string)
-    return Ledger(service, findings_table=f"f{suffix}", pending_table=f"p{suffix}",
+    storage = Storage.from_connection_string(storage_connection_string)
+    return Ledger(storage, findings_table=f"f{suffix}", pending_table=f"p{suffix}",
                   checkpoints_table=f"c{suffix}", record_chunk=CHUNK)
 
 
 @pytest.fixture
 def incidents(storage_connection_string: str) -> IncidentStore:
-    return IncidentStore.from_connection_string(storage_connection_string,
-                                                table=f"i{uuid.uuid4().hex[:8]}")
+    return IncidentStore(Storage.from_connection_string(storage_connection_string),
+                         table=f"i{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture

@@ -12,32 +12,28 @@ import json
 import re
 import types
 import typing
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import fields, replace
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 from azure.core import MatchConditions
-from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
-    AzureError,
-    HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import TableClient, UpdateMode
 
 from ..errors import StorageError
+from ..storage import Conflict, Storage, retry_conflicts, storage_errors
 from .model import HeartbeatTally, HuntHealth, NotifierHealth, SourceHealth
 
 TABLE: Final = "huntwireHealth"
 ATTEMPTS: Final = 5
 MAX_TEXT: Final = 2000
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s?#]+)[^\s\"'<>]*")
-_CLIENT_OPTIONS: Final[dict[str, Any]] = {"connection_timeout": 10, "read_timeout": 30,
-                                          "retry_total": 3}
 R = TypeVar("R", HuntHealth, SourceHealth, NotifierHealth, HeartbeatTally)
 
 
@@ -48,32 +44,14 @@ class HealthStoreError(StorageError):
 class HealthStore:
     """Reads and ETag-guarded writes of every health record."""
 
-    def __init__(self, service: TableServiceClient, table: str = TABLE) -> None:
-        self._service = service
+    def __init__(self, storage: Storage, table: str = TABLE) -> None:
+        self.storage = storage
         self._name = table
-        self._table: TableClient | None = None
-
-    @classmethod
-    def from_connection_string(cls, connection_string: str, table: str = TABLE) -> HealthStore:
-        try:
-            service = TableServiceClient.from_connection_string(connection_string,
-                                                                **_CLIENT_OPTIONS)
-        except ValueError:
-            raise HealthStoreError("the storage connection string is not valid") from None
-        return cls(service, table)
-
-    @classmethod
-    def from_endpoint(cls, uri: str, credential: TokenCredential,
-                      table: str = TABLE) -> HealthStore:
-        return cls(TableServiceClient(endpoint=uri, credential=credential, **_CLIENT_OPTIONS),
-                   table)
 
     @property
     def table(self) -> TableClient:
-        if self._table is None:
-            with _errors("creating the health table"):
-                self._table = self._service.create_table_if_not_exists(self._name)
-        return self._table
+        with _errors("creating the health table"):
+            return self.storage.table(self._name)
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -111,12 +89,8 @@ class HealthStore:
     def modify(self, read: Callable[[], R | None], change: Callable[[R | None], R],
                save: Callable[[R], R]) -> R:
         """Read, change and write back; on an ETag conflict read again and re-apply."""
-        for _ in range(ATTEMPTS - 1):
-            try:
-                return save(change(read()))
-            except ConflictError:
-                continue
-        return save(change(read()))
+        return retry_conflicts(lambda: save(change(read())), attempts=ATTEMPTS,
+                               error=HealthStoreError, gave_up="health record kept changing")
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -143,10 +117,11 @@ class HealthStore:
         return replace(record, etag=meta.get("etag"))
 
 
-class ConflictError(HealthStoreError):
+class ConflictError(HealthStoreError, Conflict):
     """Another run wrote the record first (ETag mismatch or insert race)."""
 
     permanent = False
+    reason = "conflict"
 
 
 def _pascal(name: str) -> str:
@@ -204,13 +179,5 @@ def redact(text: str) -> str:
     return _URL.sub(r"\1/…", text)
 
 
-@contextmanager
-def _errors(action: str) -> Iterator[None]:
-    try:
-        yield
-    except HealthStoreError:
-        raise
-    except HttpResponseError as exc:
-        raise HealthStoreError(f"{action} failed: HTTP {exc.status_code}") from exc
-    except AzureError as exc:
-        raise HealthStoreError(f"{action} failed: {type(exc).__name__}") from exc
+def _errors(action: str) -> AbstractContextManager[None]:
+    return storage_errors(action, HealthStoreError)

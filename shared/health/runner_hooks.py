@@ -1,6 +1,6 @@
 """The runner's one entry point into hunt health.
 
-    health = build_health(settings)          # None for dry runs
+    health = build_health(settings, storage) # None for dry runs
     reason = health.before_hunt(hunt, now)   # not None: skip, outcome status "disabled"
     ...run the hunt into outcome...
     health.after_hunt(hunt, outcome, now)    # update its record, post its notices
@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ..errors import HuntwireError
+from ..storage import Storage, open_storage, retry_conflicts
 from .heartbeat import HuntRun, after_heartbeat, heartbeat_due, tally_run
 from .model import HeartbeatTally, HuntHealth, Notice, NotifierHealth, SourceHealth
 from .notices import health_notice, heartbeat_notice, when
@@ -31,13 +32,13 @@ from .policy import (
     should_skip,
     source_after_run,
 )
-from .records import ConflictError, HealthStore
+from .records import HealthStore, HealthStoreError
 
 if TYPE_CHECKING:
     from ..hunt import Hunt
     from ..notify.base import Notice as ChannelNotice
     from ..notify.base import Notifier
-    from ..runner import HuntOutcome, RunSummary
+    from ..outcome import HuntOutcome, RunSummary
     from ..settings import Settings
 
 log = logging.getLogger("huntwire.health")
@@ -132,33 +133,30 @@ class RunnerHealth:
 
     def _update_hunt(self, facts: RunFacts) -> None:
         posted: set[str] = set()
-        for attempt in range(ATTEMPTS):
+
+        def attempt() -> None:
             record, notices = after_run(self.store.hunt(facts.hunt_id), facts,
                                         self.config.limits)
             unsent: set[str] = {n.kind for n in notices
                                 if n.kind not in posted and not self._send(n)}
-            posted |= {n.kind for n in notices} - unsent
-            try:
-                self.store.save_hunt(record.without_notices(unsent))
-                return
-            except ConflictError:
-                if attempt == ATTEMPTS - 1:
-                    raise
+            posted.update({n.kind for n in notices} - unsent)
+            self.store.save_hunt(record.without_notices(unsent))
+
+        retry_conflicts(attempt, attempts=ATTEMPTS, error=HealthStoreError,
+                        gave_up=f"health of hunt {facts.hunt_id} kept changing")
 
     def _update_source(self, facts: RunFacts) -> None:
-        for attempt in range(ATTEMPTS):
+        def attempt() -> None:
             previous = self.store.source(facts.source)
             record, notice = source_after_run(previous, facts)
             if record == previous:
                 return
             if notice is not None and not self._send(notice):
                 return  # not announced: try again next run
-            try:
-                self.store.save_source(record)
-                return
-            except ConflictError:
-                if attempt == ATTEMPTS - 1:
-                    raise
+            self.store.save_source(record)
+
+        retry_conflicts(attempt, attempts=ATTEMPTS, error=HealthStoreError,
+                        gave_up=f"health of source {facts.source} kept changing")
 
     def _heartbeat(self, now: datetime, opened: int) -> None:
         def change(tally: HeartbeatTally | None) -> HeartbeatTally:
@@ -224,23 +222,16 @@ def health_notifier(settings: Settings) -> Notifier | None:
     return build_notifier(settings)
 
 
-def build_health(settings: Settings) -> RunnerHealth:
+def build_health(settings: Settings, storage: Storage) -> RunnerHealth:
     """Hooks on the run's storage account, posting to the health (or Teams) webhook."""
     config = HealthConfig.from_settings(settings)
-    return RunnerHealth(store_from_settings(settings), health_notifier(settings), config,
+    return RunnerHealth(HealthStore(storage), health_notifier(settings), config,
                         findings_notifier=bool(settings.teams_webhook_url))
 
 
 def store_from_settings(settings: Settings) -> HealthStore:
-    """The health table on the same storage settings as ``run`` (connection string or MI)."""
-    if settings.storage_connection_string:
-        return HealthStore.from_connection_string(settings.storage_connection_string)
-    from ..credentials import make_credential
-
-    if not settings.table_service_uri:
-        raise HuntwireError("no storage configured for health records", permanent=True)
-    return HealthStore.from_endpoint(settings.table_service_uri,
-                                     make_credential(settings.client_id))
+    """The health table on the same storage settings as ``run`` (``huntwire status``)."""
+    return HealthStore(open_storage(settings))
 
 
 __all__ = ["HealthConfig", "HuntHealth", "RunnerHealth", "SourceHealth", "build_health",

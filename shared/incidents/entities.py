@@ -14,8 +14,13 @@ from .model import HuntRef, Incident
 OUTBOX = "~outbox"
 CHUNK_ITEMS = 1800
 """1,800 ids of 16 hex digits and a comma: 30,600 characters, below the 32K property limit."""
-CHUNK_FINDINGS = 500
-"""500 ``i:h:key`` entries (ledger keys are at most about 50 characters): below 32K."""
+PIECE_CHARS = 30_000
+"""Characters of a post intent's references per property (the limit is 32K characters)."""
+HEAD_PIECES = 10
+"""Reference properties on an intent's head (next to a payload of at most 28,000 bytes)."""
+PART_PIECES = 12
+"""Reference properties per part entity: 12 x 60 KB stays below the 1 MiB entity limit."""
+PART_MARK = "~part"
 MAX_MEMBERS = 12_000
 MAX_KEYS = 3_600
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -75,23 +80,64 @@ def from_entity(entity: TableEntity) -> Incident:
         etag=entity.metadata.get("etag"))
 
 
-def outbox_entity(row_key: str, payload: Mapping[str, Any], incidents: list[tuple[str, str]],
-                  findings: list[tuple[int, str, str]]) -> dict[str, Any]:
-    """The payload, incidents and findings of a post intent (lease fields added by the store)."""
-    entity: dict[str, Any] = {
+def outbox_entities(row_key: str, payload: Mapping[str, Any], incidents: list[tuple[str, str]],
+                    findings: list[tuple[int, str, str]]) -> list[dict[str, Any]]:
+    """A post intent as entities: its parts (if any), then its head, which holds the payload
+    (lease fields are added by the store). What it announces and delivers (incidents, hunts,
+    ``<incident index>:<hunt index>:<ledger key>`` findings) is one compact text cut into
+    properties below the 32K-character limit, ten on the head and twelve on each part (a
+    part stays below the 1 MiB entity limit however many findings a storm post lists)."""
+    hunts = list(dict.fromkeys(hunt_id for _, hunt_id, _ in findings))
+    index = {hunt_id: number for number, hunt_id in enumerate(hunts)}
+    refs = json.dumps({"incidents": incidents, "hunts": hunts,
+                       "findings": [f"{i}:{index[h]}:{key}" for i, h, key in findings]},
+                      separators=(",", ":"))
+    pieces = [refs[start:start + PIECE_CHARS] for start in range(0, len(refs), PIECE_CHARS)]
+    head: dict[str, Any] = {
         "PartitionKey": OUTBOX, "RowKey": row_key,
         "Payload": json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
-        "Incidents": json.dumps(incidents)}
-    hunts = list(dict.fromkeys(hunt_id for _, hunt_id, _ in findings))
-    entity["Hunts"] = json.dumps(hunts)
-    entries = [f"{i}:{hunts.index(h)}:{key}" for i, h, key in findings]
-    for index in range(0, len(entries), CHUNK_FINDINGS):
-        entity[f"Findings{index // CHUNK_FINDINGS}"] = "\n".join(
-            entries[index:index + CHUNK_FINDINGS])
-    return entity
+        "Pieces": len(pieces)}
+    head.update({f"Refs{n}": piece for n, piece in enumerate(pieces[:HEAD_PIECES])})
+    rest = pieces[HEAD_PIECES:]
+    parts = [{"PartitionKey": OUTBOX, "RowKey": f"{row_key}{PART_MARK}{n:04d}",
+              **{f"Refs{HEAD_PIECES + n * PART_PIECES + k}": piece
+                 for k, piece in enumerate(rest[n * PART_PIECES:(n + 1) * PART_PIECES])}}
+             for n in range(-(-len(rest) // PART_PIECES))]
+    return [*parts, head]
 
 
-def findings_of(entity: Mapping[str, Any]) -> list[tuple[int, str, str]]:
+def is_part(row_key: str) -> bool:
+    return PART_MARK in row_key
+
+
+def part_keys(head: Mapping[str, Any]) -> list[str]:
+    """Row keys of the parts of the post intent *head*."""
+    extra = max(0, int(head.get("Pieces") or 0) - HEAD_PIECES)
+    return [f"{head['RowKey']}{PART_MARK}{n:04d}" for n in range(-(-extra // PART_PIECES))]
+
+
+def references_of(head: Mapping[str, Any], parts: Iterable[Mapping[str, Any]]
+                  ) -> tuple[list[tuple[str, str]], list[tuple[int, str, str]]]:
+    """(incidents, findings) of a post intent from its head and parts (or an intent an older
+    version wrote, with ``Incidents``, ``Hunts`` and ``Findings*`` on one entity)."""
+    if "Pieces" not in head:
+        return [(str(p), str(i)) for p, i in json.loads(head["Incidents"])], _old_findings(head)
+    pieces: dict[int, str] = {}
+    for entity in (head, *parts):
+        pieces.update({int(name[4:]): str(value) for name, value in entity.items()
+                       if name.startswith("Refs") and name[4:].isdigit()})
+    if len(pieces) != int(head["Pieces"]):
+        raise ValueError(f"post intent {head['RowKey']}: parts missing")
+    refs = json.loads("".join(pieces[n] for n in sorted(pieces)))
+    hunts = [str(h) for h in refs["hunts"]]
+    findings = []
+    for entry in refs["findings"]:
+        incident, hunt, key = str(entry).split(":", 2)
+        findings.append((int(incident), hunts[int(hunt)], key))
+    return [(str(p), str(i)) for p, i in refs["incidents"]], findings
+
+
+def _old_findings(entity: Mapping[str, Any]) -> list[tuple[int, str, str]]:
     hunts = [str(h) for h in json.loads(entity.get("Hunts") or "[]")]
     findings = []
     chunks = sorted((int(name[8:]), str(value)) for name, value in entity.items()

@@ -8,13 +8,15 @@ Table ``huntwireIncidents``:
   hunt matched), ``Announced`` (posts Teams accepted), ``Posts`` (posts intended), ``Hunts`` and
   ``Techniques`` (JSON), and the sets ``Members*`` (finding ids), ``Processes*``, ``Events*``
   (hashed lineage and event keys), chunked below the 32K-character property limit.
-* the outbox (PartitionKey ``~outbox``): one entity per post intent, written *before* the post:
-  ``Payload`` (the notifier's message, at most 28,000 bytes for Teams), ``Incidents`` (JSON),
-  ``Hunts`` (JSON list of hunt ids), ``Findings*`` (``<incident index>:<hunt index>:<ledger
-  key>``), ``OldestClaim``, ``Failed``, ``LeaseUntil``/``Owner``. After the notifier accepts
-  it, the findings are added to their incidents (as member ids) and the entity is deleted. A
-  crash before the post leaves the intent, posted by the next run; a crash after the post
-  re-posts that one message; a failed post gives the lease back at once.
+* the outbox (PartitionKey ``~outbox``): one head entity per post intent, written *before* the
+  post: ``Payload`` (the notifier's message, at most 28,000 bytes for Teams), ``Pieces`` and
+  ``Refs<n>`` (its incidents, hunts and ``<incident index>:<hunt index>:<ledger key>`` findings as
+  one compact text in pieces below the property limit; a storm post's overflow goes to part
+  entities ``<row key>~part<nnnn>``, written before the head), ``OldestClaim``, ``Failed``,
+  ``LeaseUntil``/``Owner``. After the notifier accepts it, the findings are added to their
+  incidents (as member ids) and the head, then its parts, are deleted. A crash before the post
+  leaves the intent, posted by the next run; a crash after the post re-posts that one message; a
+  failed post gives the lease back at once.
 
 Every change to an incident is an ETag-conditional merge, re-read and re-applied on conflict; a
 new incident is an insert-if-absent, and a run joins an incident of the same device that another
@@ -28,27 +30,35 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, suppress
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
     AzureError,
-    HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
+from azure.data.tables import TableClient, TableEntity, UpdateMode
 
 from ..errors import StorageError
-from ..ledger.ledger import CLIENT_OPTIONS
+from ..storage import Storage, retry_conflicts, storage_errors
 from .correlate import member_id
-from .entities import EPOCH, OUTBOX, findings_of, from_entity, outbox_entity, to_entity, utc
+from .entities import (
+    EPOCH,
+    OUTBOX,
+    from_entity,
+    is_part,
+    outbox_entities,
+    part_keys,
+    references_of,
+    to_entity,
+    utc,
+)
 from .model import Incident
 
 TABLE = "huntwireIncidents"
@@ -77,24 +87,10 @@ def partition_of(scope: str) -> str:
     return f"{_UNSAFE.sub('_', scope)[:120]}~{short_hash(scope)[:8]}"
 
 
-@contextmanager
-def _errors(action: str, *expected: type[Exception]) -> Iterator[None]:
+def _errors(action: str, *expected: type[Exception]) -> AbstractContextManager[None]:
     """SDK errors as IncidentStoreError naming *action* (no URLs or keys); *expected* errors
     pass through to the caller."""
-    try:
-        yield
-    except expected:
-        raise
-    except IncidentStoreError:
-        raise
-    except HttpResponseError as exc:
-        error_code = getattr(exc, "error_code", None)
-        code = f" {error_code}" if error_code else ""
-        raise IncidentStoreError(f"{action} failed: HTTP {exc.status_code}{code}") from exc
-    except AzureError as exc:
-        inner = getattr(exc, "inner_exception", None)
-        cause = f" ({type(inner).__name__})" if inner is not None else ""
-        raise IncidentStoreError(f"{action} failed: {type(exc).__name__}{cause}") from exc
+    return storage_errors(action, IncidentStoreError, *expected)
 
 
 @dataclass
@@ -112,6 +108,8 @@ class OutboxItem:
     """When the oldest of its findings was first claimed (the "held back since" note)."""
     failed: bool = False
     """A delivery of it failed (it is re-posted with a "held back since" note)."""
+    parts: list[str] = field(default_factory=list)
+    """Row keys of the entities that hold the rest of its references (a large storm post)."""
 
     @property
     def members(self) -> list[tuple[int, str]]:
@@ -124,40 +122,15 @@ class IncidentStore:
     on first use; every SDK error becomes :class:`IncidentStoreError`; a write whose reply was
     lost and whose retry then answered 409/412 is recognised as ours."""
 
-    def __init__(self, service: TableServiceClient, *, table: str = TABLE,
+    def __init__(self, storage: Storage, *, table: str = TABLE,
                  lease: timedelta = DEFAULT_LEASE):
         self.lease_time = lease
-        self._service, self._name = service, table
-        self._table: TableClient | None = None
-
-    @classmethod
-    def from_connection_string(cls, connection_string: str, *, table: str = TABLE,
-                               lease: timedelta = DEFAULT_LEASE,
-                               **client_options: Any) -> IncidentStore:
-        """Other keyword arguments go to the ``TableServiceClient`` (bounded retries and
-        timeouts by default, as the ledger's)."""
-        try:
-            service = TableServiceClient.from_connection_string(
-                connection_string, **{**CLIENT_OPTIONS, **client_options})
-        except ValueError:
-            raise IncidentStoreError("the storage connection string is not valid") from None
-        return cls(service, table=table, lease=lease)
-
-    @classmethod
-    def from_endpoint(cls, table_service_uri: str, credential: TokenCredential, *,
-                      table: str = TABLE, lease: timedelta = DEFAULT_LEASE,
-                      **client_options: Any) -> IncidentStore:
-        """The store on *table_service_uri* with *credential* (managed identity in Azure)."""
-        service = TableServiceClient(endpoint=table_service_uri, credential=credential,
-                                     **{**CLIENT_OPTIONS, **client_options})
-        return cls(service, table=table, lease=lease)
+        self.storage, self._name = storage, table
 
     @property
     def table(self) -> TableClient:
-        if self._table is None:
-            with _errors(f"opening table {self._name}"):
-                self._table = self._service.create_table_if_not_exists(self._name)
-        return self._table
+        with _errors(f"opening table {self._name}"):
+            return self.storage.table(self._name)
 
     # ----------------------------------------------------------------------------- incidents
 
@@ -180,7 +153,7 @@ class IncidentStore:
         created it since this run read the open incidents, or our own insert whose reply was
         lost): that stored incident is returned. The id comes from the same read as that check,
         so a concurrent insert makes ours fail and the next attempt joins it."""
-        for _ in range(UPDATE_ATTEMPTS * 4):
+        def attempt() -> Incident:
             with _errors(f"reading incidents of {incident.scope}"):
                 stored = [from_entity(e) for e in self.table.query_entities(
                     "PartitionKey eq @p", parameters={"p": incident.partition}, select=_BRIEF)]
@@ -189,27 +162,27 @@ class IncidentStore:
                 return self.get(existing.partition, existing.id) or existing
             incident.id = _next_id(incident, [other.id for other in stored])
             with _errors(f"creating incident {incident.id}", ResourceExistsError):
-                try:
-                    metadata = self.table.create_entity(to_entity(incident), **_RETRY_WRITES)
-                except ResourceExistsError:
-                    continue
+                metadata = self.table.create_entity(to_entity(incident), **_RETRY_WRITES)
             incident.etag = metadata.get("etag")
             return incident
-        raise IncidentStoreError(f"no free incident id for {incident.scope}")
+
+        return retry_conflicts(attempt, attempts=UPDATE_ATTEMPTS * 4, error=IncidentStoreError,
+                               gave_up=f"no free incident id for {incident.scope}")
 
     def change(self, incident: Incident, apply: Callable[[Incident], None]) -> Incident:
         """Apply *apply* to the stored incident under its ETag, re-reading on conflict. Each
         write carries a change id: a conflict after a lost reply that was ours is not
         applied twice."""
-        current = incident
-        for _ in range(UPDATE_ATTEMPTS):
-            apply(current)
+        current = [incident]
+
+        def attempt() -> Incident:
+            apply(current[0])
             change_id = uuid.uuid4().hex
-            entity = {**to_entity(current), "ChangeId": change_id}
+            entity = {**to_entity(current[0]), "ChangeId": change_id}
             with _errors(f"updating incident {incident.id}", ResourceModifiedError):
                 try:
                     metadata = self.table.update_entity(
-                        entity, mode=UpdateMode.MERGE, etag=current.etag,
+                        entity, mode=UpdateMode.MERGE, etag=current[0].etag,
                         match_condition=MatchConditions.IfNotModified, **_RETRY_WRITES)
                 except ResourceModifiedError:
                     fresh = self._entity(incident.partition, incident.id)
@@ -217,11 +190,13 @@ class IncidentStore:
                         raise IncidentStoreError(f"incident {incident.id} disappeared") from None
                     if fresh.get("ChangeId") == change_id:
                         return from_entity(fresh)  # ours: the reply was lost, the retry 412
-                    current = from_entity(fresh)
-                    continue
-            current.etag = metadata.get("etag")
-            return current
-        raise IncidentStoreError(f"incident {incident.id} kept changing; gave up")
+                    current[0] = from_entity(fresh)
+                    raise
+            current[0].etag = metadata.get("etag")
+            return current[0]
+
+        return retry_conflicts(attempt, attempts=UPDATE_ATTEMPTS, error=IncidentStoreError,
+                               gave_up=f"incident {incident.id} kept changing")
 
     def _entity(self, partition: str, row_key: str) -> TableEntity | None:
         with _errors(f"reading {row_key}", ResourceNotFoundError):
@@ -233,12 +208,18 @@ class IncidentStore:
     # ----------------------------------------------------------------------------- the outbox
 
     def add_outbox(self, item: OutboxItem) -> None:
-        entity = outbox_entity(item.row_key, item.payload, item.incidents, item.findings)
-        entity.update({"Owner": item.owner, "LeaseUntil": item.lease_until,
-                       "OldestClaim": item.oldest_claim or EPOCH})
+        """Write *item*: its parts first, then its head (an intent exists once its head does)."""
+        *parts, head = outbox_entities(item.row_key, item.payload, item.incidents,
+                                       item.findings)
+        head.update({"Owner": item.owner, "LeaseUntil": item.lease_until,
+                     "OldestClaim": item.oldest_claim or EPOCH})
+        for part in parts:
+            with (_errors(f"writing post intent {part['RowKey']}", ResourceExistsError),
+                  suppress(ResourceExistsError)):  # the row key is this run's: our own write
+                self.table.create_entity(part, **_RETRY_WRITES)
         with _errors(f"writing post intent {item.row_key}", ResourceExistsError):
             try:
-                metadata: Any = self.table.create_entity(entity, **_RETRY_WRITES)
+                metadata: Any = self.table.create_entity(head, **_RETRY_WRITES)
             except ResourceExistsError:
                 # The row key carries this run's id: only our own write, whose reply was lost.
                 stored = self._entity(OUTBOX, item.row_key)
@@ -248,20 +229,29 @@ class IncidentStore:
         item.etag = metadata.get("etag")
 
     def outbox(self) -> list[OutboxItem]:
-        """Every post intent not yet completed, oldest first."""
+        """Every post intent not yet completed, oldest first (one whose parts are missing is
+        logged and left alone)."""
         items = []
         with _errors("reading the post intents"):
             entities = list(self.table.query_entities("PartitionKey eq @p",
                                                       parameters={"p": OUTBOX}))
+        parts = {e["RowKey"]: e for e in entities if is_part(e["RowKey"])}
         for entity in entities:
+            if is_part(entity["RowKey"]):
+                continue
+            try:
+                incidents, findings = references_of(
+                    entity, [parts[key] for key in part_keys(entity) if key in parts])
+            except (ValueError, KeyError) as exc:
+                log.warning("post intent %s cannot be read: %s", entity["RowKey"], exc)
+                continue
             claim = utc(entity["OldestClaim"]) if entity.get("OldestClaim") else None
             items.append(OutboxItem(
-                entity["RowKey"], json.loads(entity["Payload"]),
-                [(str(p), str(i)) for p, i in json.loads(entity["Incidents"])],
-                findings_of(entity),
+                entity["RowKey"], json.loads(entity["Payload"]), incidents, findings,
                 utc(entity["LeaseUntil"]) if entity.get("LeaseUntil") else None,
                 str(entity.get("Owner") or ""), entity.metadata.get("etag"),
-                claim if claim and claim > EPOCH else None, bool(entity.get("Failed"))))
+                claim if claim and claim > EPOCH else None, bool(entity.get("Failed")),
+                part_keys(entity)))
         return sorted(items, key=lambda item: item.row_key)
 
     def lease(self, item: OutboxItem, owner: str, now: datetime) -> bool:
@@ -317,9 +307,10 @@ class IncidentStore:
                 current.updated_at = max(current.updated_at, now)
 
             self.change(incident, apply)
-        with (_errors(f"deleting post intent {item.row_key}", ResourceNotFoundError),
-              suppress(ResourceNotFoundError)):
-                self.table.delete_entity(OUTBOX, item.row_key, **_RETRY_WRITES)
+        for row_key in (item.row_key, *item.parts):  # the head first: no intent without parts
+            with (_errors(f"deleting post intent {row_key}", ResourceNotFoundError),
+                  suppress(ResourceNotFoundError)):
+                self.table.delete_entity(OUTBOX, row_key, **_RETRY_WRITES)
 
 
 def _next_id(incident: Incident, used: Iterable[str]) -> str:

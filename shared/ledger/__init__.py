@@ -8,7 +8,7 @@ from .keys import (
     observe,
     summarize_row,
 )
-from .ledger import Ledger, ledger_from_settings
+from .ledger import Ledger
 from .model import (
     NOTIFIED,
     PENDING,
@@ -35,7 +35,6 @@ __all__ = [
     "RecordResult",
     "finding_key",
     "identity_includes_time",
-    "ledger_from_settings",
     "observe",
     "oldest_first",
     "summarize_row",

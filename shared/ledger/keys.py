@@ -13,13 +13,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any, Final
 
-from ..errors import ConfigurationError
 from ..hunt import Hunt
 from ..identity import Summarize, finding_identity, summarize_of
-from ..manifest import default_manifest_path, load_manifest, manifest_identity
 from .model import LedgerError, utc
 
 ROW_SUMMARY_MAX_BYTES: Final = 16 * 1024
@@ -134,14 +131,14 @@ def _key(hunt: Hunt, row: Mapping[str, Any], event_time: datetime | None) -> str
 def identity_columns(hunt: Hunt, columns: Sequence[str]) -> tuple[str, ...]:
     """The columns that identify *hunt*'s findings, given the columns its rows carry.
 
-    ``dedupBy`` when the file sets it; else the identity ``validate`` found (the manifest beside
-    the hunt file, when it lists this very file); else :func:`shared.identity.finding_identity`.
+    ``dedupBy`` when the file sets it; else the identity settled when the hunt was loaded
+    (``Hunt.identity``: what ``validate`` found), when the rows carry it; else
+    :func:`shared.identity.finding_identity` over *columns*. Never reads a file.
     """
     if hunt.dedup_explicit and hunt.dedup_by:
         return hunt.dedup_by
-    from_manifest = _manifest_identity(hunt)
-    if from_manifest and all(column in columns for column in from_manifest):
-        return from_manifest
+    if hunt.identity and all(column in columns for column in hunt.identity):
+        return hunt.identity
     return _derived_identity(hunt, tuple(columns))
 
 
@@ -165,25 +162,6 @@ def _derived_identity(hunt: Hunt, columns: tuple[str, ...]) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=512)
 def _summarize_of(query: str) -> Summarize | None:
     return summarize_of(query)
-
-
-def _manifest_identity(hunt: Hunt) -> tuple[str, ...] | None:
-    path = default_manifest_path(hunt.path.parent)
-    try:
-        stamp = (path.stat().st_mtime_ns, hunt.path.stat().st_mtime_ns)
-    except OSError:
-        return None
-    return _manifest_identity_at(hunt, str(path), stamp)
-
-
-@functools.lru_cache(maxsize=512)
-def _manifest_identity_at(hunt: Hunt, path: str, stamp: tuple[int, int]) -> tuple[str, ...] | None:
-    del stamp  # part of the cache key only: an edited manifest or hunt file is read again
-    try:
-        identity = manifest_identity(hunt, load_manifest(Path(path)))
-    except ConfigurationError:
-        return None
-    return identity.columns if identity is not None and identity.columns else None
 
 
 def _canonical_json(value: Any) -> str:

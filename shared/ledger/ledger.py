@@ -3,46 +3,36 @@ in one Table Storage account. Each piece lives in its own module; this one wires
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from azure.core.credentials import TokenCredential
-from azure.data.tables import TableClient, TableServiceClient
+from azure.data.tables import TableClient
 
 from ..hunt import Hunt
+from ..storage import Storage
 from .checkpoints import Checkpoints
 from .keys import check_partition_key, observe
-from .model import Checkpoint, Deadline, Finding, LedgerError, RecordResult, require_aware, utcnow
+from .model import Checkpoint, Deadline, Finding, RecordResult, require_aware, utcnow
 from .pending import Leases, Markers, Pending
 from .recording import RECORD_CHUNK, Recording
 from .tables import Tables, storage_errors
 
 DEFAULT_CLAIM_LEASE: Final = timedelta(minutes=15)
-CLIENT_OPTIONS: Final[dict[str, Any]] = {
-    "connection_timeout": 10,
-    "read_timeout": 60,
-    "retry_total": 3,
-    "retry_backoff_factor": 0.8,
-    "retry_backoff_max": 20,
-}
-"""Bounded timeouts (seconds) and retries for every Table Storage request."""
-_LEDGER_OPTIONS: Final = frozenset({"findings_table", "pending_table", "checkpoints_table",
-                                    "claim_lease", "point_lookup_limit", "lookup_workers",
-                                    "clock", "record_chunk"})
 
 
 class Ledger:
     """Findings, pending markers and checkpoints of every hunt. Make one per run: its leases
     (claims and ``take_pending``) belong to it."""
 
-    def __init__(self, service: TableServiceClient, *, findings_table: str = "huntwireFindings",
+    def __init__(self, storage: Storage, *, findings_table: str = "huntwireFindings",
                  pending_table: str = "huntwirePending",
                  checkpoints_table: str = "huntwireCheckpoints",
                  claim_lease: timedelta = DEFAULT_CLAIM_LEASE, point_lookup_limit: int = 98,
                  lookup_workers: int = 4, clock: Callable[[], datetime] = utcnow,
                  record_chunk: int = RECORD_CHUNK) -> None:
-        self._tables = Tables(service, findings=findings_table, pending=pending_table,
+        self.storage = storage
+        self._tables = Tables(storage, findings=findings_table, pending=pending_table,
                               checkpoints=checkpoints_table,
                               point_lookup_limit=point_lookup_limit, lookup_workers=lookup_workers)
         self.markers = Markers(self._tables)
@@ -51,32 +41,6 @@ class Ledger:
         self._checkpoints = Checkpoints(self._tables)
         self._seen_pending: dict[str, tuple[str, ...]] = {}
         self._record_chunk = record_chunk
-
-    @classmethod
-    def from_connection_string(cls, connection_string: str, **kw: Any) -> Ledger:
-        """A ledger on the account of *connection_string* (e.g. Azurite's).
-
-        Keyword arguments the constructor does not take go to the ``TableServiceClient``.
-        """
-        ledger_options, client_options = _split_options(kw)
-        try:
-            service = TableServiceClient.from_connection_string(connection_string,
-                                                                **client_options)
-        except ValueError:
-            raise LedgerError("the storage connection string is not valid") from None
-        return cls(service, **ledger_options)
-
-    @classmethod
-    def from_endpoint(cls, table_service_uri: str, credential: TokenCredential,
-                      **kw: Any) -> Ledger:
-        """A ledger on *table_service_uri* authenticated with *credential* (managed identity).
-
-        Keyword arguments the constructor does not take go to the ``TableServiceClient``.
-        """
-        ledger_options, client_options = _split_options(kw)
-        service = TableServiceClient(endpoint=table_service_uri, credential=credential,
-                                     **client_options)
-        return cls(service, **ledger_options)
 
     def record(self, hunt: Hunt, rows: Sequence[Mapping[str, Any]], now: datetime, *,
                deadline: Deadline | None = None) -> RecordResult:
@@ -125,23 +89,24 @@ class Ledger:
             return self._pending.take(hunt.id, now, lease or self._leases.claim_lease,
                                       seen_pending)
 
-    def release(self, hunt: Hunt, findings: Sequence[Finding]) -> int:
-        """Give back this ledger's leases on *findings* after a failed post, so the next run
-        posts them at once. Returns how many leases were released."""
-        keys = _keys_of(hunt, findings, "release")
-        if not keys:
+    def release(self, hunt_id: str, keys: Iterable[str]) -> int:
+        """Give back this ledger's leases on the findings *keys* of *hunt_id* after a failed
+        post, so the next run posts them at once. Returns how many leases were released."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
             return 0
-        with storage_errors("releasing leases", hunt.id):
-            return self._leases.release(hunt.id, keys)
+        with storage_errors("releasing leases", hunt_id):
+            return self._leases.release(hunt_id, wanted)
 
-    def mark_notified(self, hunt: Hunt, findings: Sequence[Finding], now: datetime) -> None:
-        """Record that the notifier accepted *findings*; they leave the pending list."""
+    def mark_notified(self, hunt_id: str, keys: Iterable[str], now: datetime) -> None:
+        """Record that the notifier accepted the findings *keys* of *hunt_id*; they leave the
+        pending list (keys no longer stored are skipped)."""
         now = require_aware(now)
-        keys = _keys_of(hunt, findings, "mark_notified")
-        if not keys:
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
             return
-        with storage_errors("marking findings notified", hunt.id):
-            self._pending.mark_notified(hunt.id, keys, now)
+        with storage_errors("marking findings notified", hunt_id):
+            self._pending.mark_notified(hunt_id, wanted, now)
 
     def checkpoint(self, hunt_id: str) -> Checkpoint | None:
         """The stored checkpoint of *hunt_id*, or None before its first run."""
@@ -163,38 +128,3 @@ class Ledger:
     @property
     def pending_client(self) -> TableClient:
         return self._tables.pending
-
-
-def ledger_from_settings(settings: Mapping[str, str], credential: TokenCredential | None = None,
-                         **kw: Any) -> Ledger:
-    """The ledger the app settings describe.
-
-    ``HUNTWIRE_STORAGE`` (a connection string, e.g. Azurite's) wins; otherwise
-    ``HUNTWIRE_STORAGE__tableServiceUri`` with *credential* (the managed identity).
-    """
-    connection_string = settings.get("HUNTWIRE_STORAGE", "").strip()
-    if connection_string:
-        return Ledger.from_connection_string(connection_string, **kw)
-    endpoint = settings.get("HUNTWIRE_STORAGE__tableServiceUri", "").strip()
-    if not endpoint:
-        raise LedgerError("no storage configured: set HUNTWIRE_STORAGE or "
-                          "HUNTWIRE_STORAGE__tableServiceUri")
-    if credential is None:
-        raise LedgerError("HUNTWIRE_STORAGE__tableServiceUri needs a credential "
-                          "(managed identity)")
-    return Ledger.from_endpoint(endpoint, credential, **kw)
-
-
-def _keys_of(hunt: Hunt, findings: Sequence[Finding], action: str) -> list[str]:
-    """The distinct keys of *findings*, which must all belong to *hunt*."""
-    if any(finding.hunt_id != hunt.id for finding in findings):
-        raise LedgerError(f"{action} got findings of another hunt than {hunt.id}",
-                          hunt_id=hunt.id)
-    return list(dict.fromkeys(finding.key for finding in findings))
-
-
-def _split_options(kw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(Ledger options, TableServiceClient options with the bounded defaults)."""
-    ledger = {name: value for name, value in kw.items() if name in _LEDGER_OPTIONS}
-    client = {**CLIENT_OPTIONS, **{n: v for n, v in kw.items() if n not in _LEDGER_OPTIONS}}
-    return ledger, client

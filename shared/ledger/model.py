@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from ..errors import StorageError
+from ..storage import Deadline as Deadline  # the run's deadline, as the ledger takes it
 
 PENDING: Final = "pending"
 NOTIFIED: Final = "notified"
@@ -50,17 +51,6 @@ class RecordResult:
     """Distinct findings not recorded because the deadline passed (the next run records them)."""
     first_unrecorded: datetime | None = None
     """Event time of the oldest unrecorded finding; None when none, or when one has no time."""
-
-
-@dataclass(frozen=True)
-class Deadline:
-    """When ``Ledger.record`` stops starting new chunks, on the caller's monotonic *clock*."""
-
-    at: float
-    clock: Callable[[], float]
-
-    def passed(self) -> bool:
-        return self.clock() >= self.at
 
 
 @dataclass

@@ -13,6 +13,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 from azure.data.tables import TableEntity, UpdateMode
 
 from ..hunt import Hunt
+from ..storage import retry_conflicts
 from .keys import Observation
 from .model import NOTIFIED, PENDING, Deadline, Finding, LedgerError, RecordResult, utc_or_none
 from .pending import Leases, Markers
@@ -156,20 +157,25 @@ class Recording:
 
     def _touch_one(self, key: str, entity: TableEntity) -> None:
         table = self._tables.findings_for(key)
-        for _ in range(UPDATE_ATTEMPTS):
-            reopen = due_for_realert(self.hunt, entity, self.now)
+        current = [entity]
+
+        def attempt() -> None:
+            stored = current[0]
+            reopen = due_for_realert(self.hunt, stored, self.now)
             if reopen:
                 self._mark([key])
             try:
-                table.update_entity(self._patch(entity, key, reopen), mode=UpdateMode.MERGE,
-                                    etag=etag_of(entity),
+                table.update_entity(self._patch(stored, key, reopen), mode=UpdateMode.MERGE,
+                                    etag=etag_of(stored),
                                     match_condition=MatchConditions.IfNotModified)
-                self._count(key, entity, reopen)
-                return
             except ResourceModifiedError:
-                entity = table.get_entity(self.hunt.id, key)
-        raise LedgerError(f"finding {key} of hunt {self.hunt.id} kept changing; gave up after "
-                          f"{UPDATE_ATTEMPTS} attempts", hunt_id=self.hunt.id)
+                current[0] = table.get_entity(self.hunt.id, key)
+                raise
+            self._count(key, stored, reopen)
+
+        retry_conflicts(attempt, attempts=UPDATE_ATTEMPTS, error=LedgerError,
+                        gave_up=f"finding {key} of hunt {self.hunt.id} kept changing",
+                        hunt_id=self.hunt.id)
 
     def _patch(self, stored: TableEntity, key: str, reopen: bool) -> dict[str, Any]:
         """The merge that records another sighting of *stored* (and re-opens it if asked)."""

@@ -1,27 +1,21 @@
-"""Table access: tables created on first use, findings split by event day, reads without scans,
+"""The ledger's tables on the storage layer: findings split by event day, reads without scans,
 entity-group transactions checked against the service's limits, SDK errors as LedgerError."""
 
 from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from functools import partial
 from typing import Any, Final, TypeVar
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError, HttpResponseError
-from azure.data.tables import (
-    TableClient,
-    TableEntity,
-    TableServiceClient,
-    TableTransactionError,
-    UpdateMode,
-)
+from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
+from ..storage import Storage
+from ..storage import storage_errors as translate
 from .model import LedgerError
 
 MAX_BATCH: Final = 100
@@ -41,28 +35,23 @@ Operation = tuple[str, dict[str, Any], dict[str, Any]]
 class Tables:
     """The findings, pending and checkpoints tables of one storage account."""
 
-    def __init__(self, service: TableServiceClient, *, findings: str, pending: str,
+    def __init__(self, storage: Storage, *, findings: str, pending: str,
                  checkpoints: str, point_lookup_limit: int = 98, lookup_workers: int = 4) -> None:
-        for name in (findings + "20000101", pending, checkpoints):
+        for name in (storage.name(findings) + "20000101", storage.name(pending),
+                     storage.name(checkpoints)):
             if not _TABLE_NAME.match(name):
                 raise ValueError(f"'{name}' is not a valid table name (findings_table takes at "
                                  "most 55 characters: a day is appended)")
-        self._service = service
+        self._storage = storage
         self._findings = findings
         self._pending = pending
         self._checkpoints = checkpoints
         self._point_lookup_limit = point_lookup_limit
         self._lookup_workers = max(1, lookup_workers)
-        self._clients: dict[str, TableClient] = {}
-        self._lock = threading.Lock()
 
     def table(self, name: str) -> TableClient:
         """The table client, creating the table on first use."""
-        with self._lock:
-            if name not in self._clients:
-                with storage_errors(f"creating table {name}", None):
-                    self._clients[name] = self._service.create_table_if_not_exists(name)
-            return self._clients[name]
+        return self._storage.table(name)
 
     @property
     def pending(self) -> TableClient:
@@ -89,10 +78,8 @@ class Tables:
         can drop whole days: Microsoft's "high volume delete" pattern)."""
         day_table = re.compile(re.escape(self._findings) + r"(\d{8})?")
         with storage_errors("listing findings tables", None):
-            tables = self._service.query_tables(
-                "TableName ge @low and TableName lt @high",
-                parameters={"low": self._findings, "high": self._findings + "{"})
-            names = sorted(table.name for table in tables if day_table.fullmatch(table.name))
+            names = sorted(name for name in self._storage.tables_between(
+                self._findings, self._findings + "{") if day_table.fullmatch(name))
         return [self.table(name) for name in names]
 
     def read_findings(self, hunt_id: str, keys: Iterable[str],
@@ -123,21 +110,9 @@ class Tables:
             return list(pool.map(lambda query: query(), queries))
 
 
-@contextmanager
-def storage_errors(action: str, hunt_id: str | None) -> Iterator[None]:
-    """Turn SDK errors into LedgerError naming the action and hunt (not URLs, keys or tokens)."""
-    try:
-        yield
-    except LedgerError:
-        raise
-    except HttpResponseError as exc:
-        error_code = getattr(exc, "error_code", None)
-        code = f" {error_code}" if error_code else ""
-        raise LedgerError(f"{action} (hunt {hunt_id}) failed: HTTP {exc.status_code}{code}",
-                          hunt_id=hunt_id, status=exc.status_code) from exc
-    except AzureError as exc:
-        raise LedgerError(f"{action} (hunt {hunt_id}) failed: {type(exc).__name__}",
-                          hunt_id=hunt_id) from exc
+def storage_errors(action: str, hunt_id: str | None) -> AbstractContextManager[None]:
+    """SDK errors as LedgerError naming the action and hunt (not URLs, keys or tokens)."""
+    return translate(f"{action} (hunt {hunt_id})", LedgerError, hunt_id=hunt_id)
 
 
 def transact(table: TableClient, operations: Sequence[Operation]) -> None:

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl
 import azure.functions as func
 
 from ..hunt import load_hunts
+from ..notify import build_notifier
 from ..notify.base import Notice
 from ..settings import Settings
 from .snooze_page import PageRequest, SnoozeContext, handle
@@ -21,8 +22,6 @@ MAX_FORM_BYTES = 16_384
 
 def snooze_context(settings: Settings) -> SnoozeContext:
     """Key, snooze table, hunt names and the channel announcement, from the app's settings."""
-    from ..app import build_notifier
-
     problem = snooze_setup_problem(settings)
     if problem:
         log.warning("huntwire.snooze %s", problem)

@@ -33,6 +33,8 @@ _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 class RuleError(ConfigurationError):
     """A rule or rule file that cannot be used: names the file, the rule id and the reason."""
 
+    reason: str
+
     def __init__(self, path: str, reason: str, rule_id: str | None = None):
         self.path = path
         self.rule_id = rule_id

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableServiceClient
+from azure.data.tables import TableClient
 
 from ..errors import HuntwireError, StorageError
+from ..storage import Storage, storage_errors
 from .rules import Rule, compile_condition
 from .scope import plain, too_broad
 from .token import LINK_ID as _LINK_ID
@@ -157,24 +157,16 @@ def _shown(text: str) -> str:
 
 
 class SnoozeStore:
-    def __init__(self, service: TableServiceClient, table: str = TABLE):
-        self._service = service
+    def __init__(self, storage: Storage, table: str = TABLE):
+        self.storage = storage
         self._table_name = table
-
-    @classmethod
-    def from_connection_string(cls, connection_string: str) -> SnoozeStore:
-        return cls(TableServiceClient.from_connection_string(connection_string))
-
-    @classmethod
-    def from_endpoint(cls, endpoint: str, credential: TokenCredential) -> SnoozeStore:
-        return cls(TableServiceClient(endpoint=endpoint, credential=credential))
 
     def add(self, snooze: Snooze, link_expires: datetime | None = None) -> bool:
         """Store *snooze*; False (nothing written) when an unexpired one has the same id.
         With ``snooze.link_id``, first refuse a spent or revoked link (LinkRefused), then spend
         it (until *link_expires*) once the snooze is written."""
         with _storage_errors("write"):
-            table = self._service.create_table_if_not_exists(self._table_name)
+            table = self._client()
             if snooze.link_id:
                 self._check_link(table, snooze.link_id, snooze.id,
                                  issued_by(link_expires or snooze.created))
@@ -273,7 +265,7 @@ class SnoozeStore:
             pass
 
     def _client(self) -> TableClient:
-        return self._service.get_table_client(self._table_name)
+        return self.storage.table(self._table_name)
 
     @staticmethod
     def _raw(table: TableClient, partition: str, row_key: str) -> dict[str, Any] | None:
@@ -316,12 +308,5 @@ def _instant(value: Any) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-@contextmanager
-def _storage_errors(action: str) -> Iterator[None]:
-    try:
-        yield
-    except AzureError as exc:
-        status = getattr(exc, "status_code", None)
-        raise SnoozeStoreError(f"snooze {action} in table {TABLE} failed"
-                               + (f" (HTTP {status})" if status else "")
-                               + f": {type(exc).__name__}") from exc
+def _storage_errors(action: str) -> AbstractContextManager[None]:
+    return storage_errors(f"snooze {action} in table {TABLE}", SnoozeStoreError)

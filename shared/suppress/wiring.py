@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from ..hunt import Hunt
 from ..settings import Settings, snooze_key_problems
+from ..storage import Storage, open_storage, storage_configured
 from .apply import Suppressor
 from .loader import load_rule_files
 from .rules import Rule
@@ -48,16 +49,12 @@ def public_url(settings: Settings | None) -> str | None:
     return settings.public_url.rstrip("/") if settings and settings.public_url else None
 
 
-def snooze_store(settings: Settings) -> SnoozeStore | None:
-    """The snooze table of the run's storage account, or None without storage."""
-    if settings.storage_connection_string:
-        return SnoozeStore.from_connection_string(settings.storage_connection_string)
-    if settings.table_service_uri:
-        from ..credentials import make_credential
-
-        return SnoozeStore.from_endpoint(settings.table_service_uri,
-                                         make_credential(settings.client_id))
-    return None
+def snooze_store(settings: Settings, storage: Storage | None = None) -> SnoozeStore | None:
+    """The snooze table of the run's storage account (*storage*, else the settings'), or None
+    without storage."""
+    if storage is None and not storage_configured(settings):
+        return None
+    return SnoozeStore(storage or open_storage(settings))
 
 
 def load_rules(directory: Path, store: SnoozeStore | None, today: date) -> list[Rule]:
@@ -82,9 +79,10 @@ def load_snoozes(store: SnoozeStore) -> list[Rule]:
 
 
 def build_suppressor(settings: Settings, *, with_snoozes: bool = True,
-                     today: date | None = None) -> Suppressor:
-    """The Suppressor a run uses: ``suppressions/*.yaml`` plus the stored snoozes."""
-    store = snooze_store(settings) if with_snoozes else None
+                     today: date | None = None, storage: Storage | None = None) -> Suppressor:
+    """The Suppressor a run uses: ``suppressions/*.yaml`` plus the stored snoozes (on the
+    run's *storage*)."""
+    store = snooze_store(settings, storage) if with_snoozes else None
     problem = snooze_setup_problem(settings)
     if problem:
         log.warning("huntwire.snooze %s", problem)
