@@ -23,6 +23,7 @@ from azure.data.tables import TableServiceClient
 from devtools.webhook import WebhookReceiver
 from shared.hunt import Hunt
 from shared.settings import load_settings
+from shared.storage import Storage
 from shared.suppress.scope import snooze_values, too_broad
 from shared.suppress.snooze_page import PageRequest, SnoozeContext, handle
 from shared.suppress.store import LINKS, PARTITION, REMOVED, TABLE, Snooze, SnoozeStore
@@ -338,8 +339,8 @@ def test_a_31_character_key_turns_the_page_off_not_the_app(
 
 
 def test_repr_of_the_snooze_context_never_shows_the_key() -> None:
-    context = SnoozeContext(key=KEY, store=SnoozeStore.from_connection_string(
-        "UseDevelopmentStorage=true"), hunt_names={})
+    context = SnoozeContext(key=KEY, store=SnoozeStore(Storage.from_connection_string(
+        "UseDevelopmentStorage=true")), hunt_names={})
     assert KEY.decode() not in repr(context)
     assert repr(KEY) not in repr(context)
     assert KEY.decode() not in repr(SETTINGS)
@@ -367,7 +368,7 @@ def test_spent_link_markers_are_dropped_once_their_link_has_expired(
         table.upsert_entity({"PartitionKey": partition, "RowKey": "old" * 8, "Until": past})
         table.upsert_entity({"PartitionKey": partition, "RowKey": "new" * 8, "Until": future})
     values = snooze_values(process_event(1, NOW, "powershell -c x"))
-    store = SnoozeStore.from_connection_string(storage_connection_string)
+    store = SnoozeStore(Storage.from_connection_string(storage_connection_string))
     assert store.add(Snooze("snooze-" + "0" * 16, CRADLE_ID, values, "r", "o", NOW,
                             (NOW + timedelta(days=1)).date(), "l" * 22),
                      NOW + timedelta(days=7))
@@ -396,7 +397,7 @@ def hostile(rng: random.Random) -> str:
 def test_labels_and_pages_stay_plain_and_escaped_for_hostile_values(
         storage_connection_string: str) -> None:
     rng = random.Random(24)
-    store = SnoozeStore.from_connection_string(storage_connection_string)
+    store = SnoozeStore(Storage.from_connection_string(storage_connection_string))
     name = "Outbound <b>hunt</b>"
     context = SnoozeContext(KEY, store, {NETWORK_ID: name})
     links = 0
