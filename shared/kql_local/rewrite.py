@@ -1,0 +1,86 @@
+"""Text rewrites applied before duckdb-kql parses a query, for forms Kusto accepts and its grammar
+does not. Each keeps the query's meaning exactly (Microsoft's KQL reference):
+
+- ``table("T")`` with a literal name is the table ``T`` (duckdb-kql has no ``table()``);
+- ``x between (low .. high)`` takes any expression as a bound; duckdb-kql's grammar stops at an
+  operator in the low bound (``datetime(...) - 1h``), so both bounds are parenthesised;
+- a bare ``| serialize`` is dropped (every input keeps its order here), and ``next(...)`` is
+  spelled ``hw_next(...)``, the name its grammar accepts (``operators``).
+
+Strings and comments are never rewritten: positions are read from the masked text.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .let_functions import masked
+
+_TABLE = re.compile(r"(?<![\w.$])table\s*\(\s*(\(\s*)?(['\"])[^'\"\n]*\2\s*(?(1)\)\s*)\)", re.I)
+_BETWEEN = re.compile(r"(?<![\w.$])!?between\s*\(", re.I)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# duckdb-kql's grammar has no function named next(); huntwire registers it as hw_next().
+# ... nor a bare `serialize` between pipes: here every input keeps its order, so it is dropped.
+_SERIALIZE = re.compile(r"\|\s*serialize\s*(?=\||;|$)")
+_NEXT = re.compile(r"(?<![\w.$])next(?=\s*\()")
+
+
+def rewrite(query: str) -> str:
+    """*query* with the rewrites above applied (unchanged when none applies)."""
+    return _bare_serialize(_next_calls(_between_bounds(_table_calls(query))))
+
+
+def _bare_serialize(query: str) -> str:
+    code = masked(query)
+    for found in reversed(list(_SERIALIZE.finditer(code))):
+        query = query[:found.start()] + " " * (found.end() - found.start()) + query[found.end():]
+    return query
+
+
+def _next_calls(query: str) -> str:
+    code = masked(query)
+    for found in reversed(list(_NEXT.finditer(code))):
+        query = query[:found.start()] + "hw_next" + query[found.end():]
+    return query
+
+
+def _table_calls(query: str) -> str:
+    code = masked(query)
+    for found in reversed(list(_TABLE.finditer(code))):
+        literal = query[found.start():found.end()]
+        quote = found.group(2)
+        name = literal[literal.index(quote) + 1:literal.rindex(quote)]
+        table = name if _NAME.fullmatch(name) else "[" + quote + name + quote + "]"
+        query = query[:found.start()] + table + query[found.end():]
+    return query
+
+
+def _between_bounds(query: str) -> str:
+    code = masked(query)
+    edits: list[tuple[int, int, str]] = []
+    for found in _BETWEEN.finditer(code):
+        open_at = found.end() - 1
+        if edits and open_at < edits[-1][1]:
+            continue  # a between inside another's bound: the outer rewrite keeps it as written
+        close_at, dots = _close_and_dots(code, open_at)
+        if close_at is None or dots is None:
+            continue
+        low = query[open_at + 1:dots].strip()
+        high = query[dots + 2:close_at].strip()
+        edits.append((open_at, close_at + 1, f"(({low}) .. ({high}))"))
+    for start, end, text in reversed(edits):
+        query = query[:start] + text + query[end:]
+    return query
+
+
+def _close_and_dots(code: str, open_at: int) -> tuple[int | None, int | None]:
+    depth, dots = 0, None
+    for index in range(open_at, len(code)):
+        char = code[index]
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if depth == 0:
+            return index, dots
+        if depth == 1 and dots is None and code.startswith("..", index):
+            dots = index
+    return None, dots
