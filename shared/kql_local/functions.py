@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import columns, refusals
+from .rendered import RenderedFunction as _RenderedFunction
 
 _INSTALLED: list[bool] = []
 
@@ -76,19 +77,6 @@ def _register_scalars(functions: Any) -> None:
     ]
     for row in rows:
         table[row.name] = row
-
-
-@dataclass(frozen=True)
-class _RenderedFunction:
-    """A duckdb-kql function-registry entry whose SQL is rendered by code, not a template."""
-
-    name: str
-    kind: str
-    template: str
-    arities: tuple[int, ...]
-    rules: tuple[str, ...] = ()
-    note: str = "huntwire"
-    variadic = False
 
 
 @dataclass(frozen=True)

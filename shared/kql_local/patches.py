@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .functions import _RenderedFunction
+from .rendered import RenderedFunction as _RenderedFunction
 
 _IPV4 = r"[0-9]{1,3}(\.[0-9]{1,3}){3}"
 
