@@ -313,6 +313,15 @@ PARITY: dict[str, tuple[str, list[dict[str, Any]]]] = {
         'b = has_any_ipv4_prefix("x 110.1.2.3", dynamic(["10.1."])), '
         'c = has_any_ipv4_prefix("to 192.168.0.7.", "192.168.0.7")',
         [{"a": True, "b": False, "c": True}]),
+    # timespan / number is a timespan (duckdb-kql took it for a ratio: epoch(BIGINT))
+    "timespan_divided_by_a_number": (
+        "let half = 20min / 2;\nprint a = half, b = 1h / 1m, "
+        "c = datetime(2026-01-01) + 1d / 4",
+        [{"a": timedelta(minutes=10), "b": 60.0, "c": datetime(2026, 1, 1, 6, tzinfo=UTC)}]),
+    # count(Column) is named count_Column (Microsoft's parser) and counts the group's rows
+    "count_of_a_column": (
+        f"{FILES} | summarize count(FileName) by DeviceId | order by DeviceId asc",
+        [{"DeviceId": "d1", "count_FileName": 2}, {"DeviceId": "d2", "count_FileName": 2}]),
     "parse_command_line_windows_quotes": (
         'print a = parse_command_line("cmd.exe /c \\"two words\\" x", "windows")',
         [{"a": ["cmd.exe", "/c", "two words", "x"]}]),

@@ -36,7 +36,7 @@ def install() -> None:
     functions.SCALAR_FUNCTIONS["column_ifexists"] = columns.install(translate_pkg, errors)
     from . import operators, patches
 
-    patches.install(lower, functions)
+    patches.install(lower, functions, translate_pkg)
     operators.install(lower, functions, translate_pkg, schema)
     _INSTALLED.append(True)
 

@@ -4,6 +4,7 @@
   ``,``; duckdb-kql glued the text into one column name (``Aand$left.B``).
 - ``project-away A, A``: the same column named twice made DuckDB refuse a duplicate EXCLUDE
   entry; Kusto removes it once.
+- ``timespan / number`` is a timespan (duckdb-kql divided epochs: ``epoch(BIGINT)``).
 - ``split(text, delimiter, index)``, ``has_any_ipv4_prefix``, ``parse_command_line``,
   ``unixtime_*_todatetime`` and the deprecated ``argmin``/``argmax`` (aliases of
   ``arg_min``/``arg_max``).
@@ -19,10 +20,34 @@ from .rendered import RenderedFunction as _RenderedFunction
 _IPV4 = r"[0-9]{1,3}(\.[0-9]{1,3}){3}"
 
 
-def install(lower: Any, functions: Any) -> None:
+def install(lower: Any, functions: Any, translate: Any) -> None:
+    _install_timespan_division(lower.ir, translate)
     _install_join_and(lower)
     _install_project_away_once(lower)
     _register(functions)
+
+
+def _install_timespan_division(ir: Any, translate: Any) -> None:
+    """``timespan / number`` is a timespan (``20min / 2`` is 10 minutes); duckdb-kql divided
+    the epochs of both sides, which DuckDB refuses for a number (``epoch(BIGINT)``)."""
+    original_render = translate.render_expr
+    original_is_timespan = translate._is_timespan_expr
+
+    def halves_a_timespan(node: Any) -> bool:
+        return (isinstance(node, ir.BinaryOp) and node.op == "/"
+                and original_is_timespan(node.left) and not original_is_timespan(node.right))
+
+    def render_expr(node: Any) -> str:
+        if halves_a_timespan(node):
+            return (f"to_microseconds(CAST(epoch({render_expr(node.left)}) * 1000000 / "
+                    f"({render_expr(node.right)}) AS BIGINT))")
+        return str(original_render(node))
+
+    def is_timespan(node: Any) -> bool:
+        return halves_a_timespan(node) or bool(original_is_timespan(node))
+
+    translate.render_expr = render_expr
+    translate._is_timespan_expr = is_timespan
 
 
 def _install_join_and(lower: Any) -> None:
