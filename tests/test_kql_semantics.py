@@ -318,10 +318,11 @@ PARITY: dict[str, tuple[str, list[dict[str, Any]]]] = {
         "let half = 20min / 2;\nprint a = half, b = 1h / 1m, "
         "c = datetime(2026-01-01) + 1d / 4",
         [{"a": timedelta(minutes=10), "b": 60.0, "c": datetime(2026, 1, 1, 6, tzinfo=UTC)}]),
-    # count(Column) is named count_Column (Microsoft's parser) and counts the group's rows
-    "count_of_a_column": (
-        f"{FILES} | summarize count(FileName) by DeviceId | order by DeviceId asc",
-        [{"DeviceId": "d1", "count_FileName": 2}, {"DeviceId": "d2", "count_FileName": 2}]),
+    # count(Flag) takes a bool (Microsoft's parser), counts the rows where it holds, count_Flag
+    "count_of_a_bool_column": (
+        'datatable(D:string, Hit:bool)["a", true, "a", false, "b", true, "b", true] '
+        "| summarize count(Hit) by D | order by D asc",
+        [{"D": "a", "count_Hit": 1}, {"D": "b", "count_Hit": 2}]),
     "parse_command_line_windows_quotes": (
         'print a = parse_command_line("cmd.exe /c \\"two words\\" x", "windows")',
         [{"a": ["cmd.exe", "/c", "two words", "x"]}]),

@@ -4,7 +4,7 @@ does not. Each keeps the query's meaning exactly (Microsoft's KQL reference):
 - ``table("T")`` with a literal name is the table ``T`` (duckdb-kql has no ``table()``);
 - ``x between (low .. high)`` takes any expression as a bound; duckdb-kql's grammar stops at an
   operator in the low bound (``datetime(...) - 1h``), so both bounds are parenthesised;
-- ``count(Column)`` is ``count_Column = countif(isnotnull(Column))``;
+- ``count(Flag)`` is ``count_Flag = countif(Flag)``;
 - a bare ``| serialize`` is dropped (every input keeps its order here), and ``next(...)`` is
   spelled ``hw_next(...)``, the name its grammar accepts (``operators``).
 
@@ -20,9 +20,8 @@ from .let_functions import masked
 _TABLE = re.compile(r"(?<![\w.$])table\s*\(\s*(\(\s*)?(['\"])[^'\"\n]*\2\s*(?(1)\)\s*)\)", re.I)
 _BETWEEN = re.compile(r"(?<![\w.$])!?between\s*\(", re.I)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# count(Column): duckdb-kql's grammar reads it as a call of Column(); Kusto counts the rows
-# (a column of a Kusto table is never null for strings, so the rows where it is not null) and
-# names the result count_Column.
+# count(Predicate): duckdb-kql's grammar reads count(Column) as a call of Column(); Kusto takes a
+# bool (Microsoft's parser: KS107 otherwise), counts the rows where it holds, names it count_X.
 _COUNT_COLUMN = re.compile(r"(=\s*)?(?<![\w.$])count\s*\(\s*([A-Za-z_]\w*)\s*\)")
 # duckdb-kql's grammar has no function named next(); huntwire registers it as hw_next().
 # ... nor a bare `serialize` between pipes: here every input keeps its order, so it is dropped.
@@ -39,7 +38,7 @@ def _count_column(query: str) -> str:
     code = masked(query)
     for found in reversed(list(_COUNT_COLUMN.finditer(code))):
         column = found.group(2)
-        counted = f"countif(isnotnull({column}))"
+        counted = f"countif({column})"
         text = f"{found.group(1)}{counted}" if found.group(1) else f"count_{column} = {counted}"
         query = query[:found.start()] + text + query[found.end():]
     return query
