@@ -311,8 +311,12 @@ PARITY: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "has_any_ipv4_prefix_needs_delimited_addresses": (
         'print a = has_any_ipv4_prefix("from 10.1.2.3, then", dynamic(["10.1.", "192.168."])), '
         'b = has_any_ipv4_prefix("x 110.1.2.3", dynamic(["10.1."])), '
-        'c = has_any_ipv4_prefix("to 192.168.0.7.", "192.168.0.7")',
-        [{"a": True, "b": False, "c": True}]),
+        'c = has_any_ipv4_prefix("to 192.168.0.7.", "192.168.0.7"), '
+        # the reference's examples: an invalid prefix, an invalid address, no delimiter
+        'd = has_any_ipv4_prefix("05:04:54 127.0.0.1 GET /", dynamic(["127.0", "192.168."])), '
+        'e = has_any_ipv4_prefix("05:04:54 127.0.0.256 GET /", "127.0.", "192.168."), '
+        'f = has_any_ipv4_prefix("05:04:54127.0.0.1 GET /", "127.0.", "192.")',
+        [{"a": True, "b": False, "c": True, "d": False, "e": False, "f": False}]),
     # timespan / number is a timespan (duckdb-kql took it for a ratio: epoch(BIGINT))
     "timespan_divided_by_a_number": (
         "let half = 20min / 2;\nprint a = half, b = 1h / 1m, "

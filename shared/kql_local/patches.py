@@ -17,7 +17,8 @@ from typing import Any
 
 from .rendered import RenderedFunction as _RenderedFunction
 
-_IPV4 = r"[0-9]{1,3}(\.[0-9]{1,3}){3}"
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = _OCTET + r"(\." + _OCTET + r"){3}"
 
 
 def install(lower: Any, functions: Any, translate: Any) -> None:
