@@ -242,6 +242,11 @@ PARITY: dict[str, tuple[str, list[dict[str, Any]]]] = {
         f"{FILES} | where Timestamp between (datetime(2026-11-02T11:00:00Z) - 1h .. "
         "datetime(2026-11-02T11:00:00Z)) | project ReportId | order by ReportId asc",
         [{"ReportId": 1}, {"ReportId": 2}, {"ReportId": 4}]),
+    # a timespan as the high bound: from the low bound to low + timespan
+    "between_datetime_and_a_timespan": (
+        f"{FILES} | where Timestamp between ((datetime(2026-11-02T10:00:00Z) - 1h) .. 10min) "
+        "| project ReportId | order by ReportId asc",
+        [{"ReportId": 3}]),  # 09:00 .. 09:10
     "unixtime_seconds_and_datetime_arithmetic": (
         "print a = unixtime_seconds_todatetime(86400), "
         "b = datetime(2026-01-01) + tolong(5) * 1h",

@@ -3,7 +3,8 @@ does not. Each keeps the query's meaning exactly (Microsoft's KQL reference):
 
 - ``table("T")`` with a literal name is the table ``T`` (duckdb-kql has no ``table()``);
 - ``x between (low .. high)`` takes any expression as a bound; duckdb-kql's grammar stops at an
-  operator in the low bound (``datetime(...) - 1h``), so both bounds are parenthesised;
+  operator in the low bound (``datetime(...) - 1h``), so both bounds are parenthesised; a
+  timespan literal as the high bound of a datetime range means ``low + timespan``;
 - ``count(Flag)`` is ``count_Flag = countif(Flag)``;
 - a bare ``| serialize`` is dropped (every input keeps its order here), and ``next(...)`` is
   spelled ``hw_next(...)``, the name its grammar accepts (``operators``).
@@ -20,6 +21,9 @@ from .let_functions import masked
 _TABLE = re.compile(r"(?<![\w.$])table\s*\(\s*(\(\s*)?(['\"])[^'\"\n]*\2\s*(?(1)\)\s*)\)", re.I)
 _BETWEEN = re.compile(r"(?<![\w.$])!?between\s*\(", re.I)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TIMESPAN = re.compile(r"\d+(?:\.\d+)?(?:d|h|m|min|minute|minutes|s|sec|second|seconds|ms|"
+                       r"milli|millis|millisecond|milliseconds|microsecond|microseconds|tick|"
+                       r"ticks|hr|hrs|hour|hours|day|days)")
 # count(Predicate): duckdb-kql's grammar reads count(Column) as a call of Column(); Kusto takes a
 # bool (Microsoft's parser: KS107 otherwise), counts the rows where it holds, names it count_X.
 _COUNT_COLUMN = re.compile(r"(=\s*)?(?<![\w.$])count\s*\(\s*([A-Za-z_]\w*)\s*\)")
@@ -81,6 +85,8 @@ def _between_bounds(query: str) -> str:
             continue
         low = query[open_at + 1:dots].strip()
         high = query[dots + 2:close_at].strip()
+        if _TIMESPAN.fullmatch(high):
+            high = f"({low}) + {high}"  # `t between (start .. 10min)`: up to start + 10min
         edits.append((open_at, close_at + 1, f"(({low}) .. ({high}))"))
     for start, end, text in reversed(edits):
         query = query[:start] + text + query[end:]
