@@ -332,6 +332,20 @@ PARITY: dict[str, tuple[str, list[dict[str, Any]]]] = {
         'datatable(D:string, Hit:bool)["a", true, "a", false, "b", true, "b", true] '
         "| summarize count(Hit) by D | order by D asc",
         [{"D": "a", "count_Hit": 1}, {"D": "b", "count_Hit": 2}]),
+    # range() is inclusive of stop; bin() by a timespan computed in a let
+    "range_of_datetimes_and_bin_by_a_computed_timespan": (
+        "let half = 10m / 2.0;\n"
+        "datatable(End:datetime)[datetime(2026-01-01T00:07:00Z)] "
+        "| extend Key = range(bin(End - 10m, half), bin(End, half), half) "
+        "| mv-expand Key to typeof(datetime) | project Key",
+        [{"Key": datetime(2025, 12, 31, 23, 55, tzinfo=UTC)},
+         {"Key": datetime(2026, 1, 1, 0, 0, tzinfo=UTC)},
+         {"Key": datetime(2026, 1, 1, 0, 5, tzinfo=UTC)}]),
+    # mv-expand todynamic(Col) keeps the name Col
+    "mv_expand_of_todynamic_keeps_the_column_name": (
+        'datatable(Details:string)["[{\\"r\\": 1}, {\\"r\\": 2}]"] '
+        "| mv-expand todynamic(Details) | project r = toint(Details.r)",
+        [{"r": 1}, {"r": 2}]),
     "parse_command_line_windows_quotes": (
         'print a = parse_command_line("cmd.exe /c \\"two words\\" x", "windows")',
         [{"a": ["cmd.exe", "/c", "two words", "x"]}]),

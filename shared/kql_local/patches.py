@@ -5,7 +5,7 @@
 - ``project-away A, A``: the same column named twice made DuckDB refuse a duplicate EXCLUDE
   entry; Kusto removes it once.
 - ``timespan / number`` is a timespan (duckdb-kql divided epochs: ``epoch(BIGINT)``).
-- ``split(text, delimiter, index)``, ``has_any_ipv4_prefix``, ``parse_command_line``,
+- ``range(start, stop, step)`` (inclusive), ``split(text, delimiter, index)``, ``has_any_ipv4_prefix``, ``parse_command_line``,
   ``unixtime_*_todatetime`` and the deprecated ``argmin``/``argmax`` (aliases of
   ``arg_min``/``arg_max``).
 """
@@ -47,8 +47,21 @@ def _install_timespan_division(ir: Any, translate: Any) -> None:
     def is_timespan(node: Any) -> bool:
         return halves_a_timespan(node) or bool(original_is_timespan(node))
 
+    original_bin = translate.render_bin
+
+    def render_bin(node: Any, name: str = "bin") -> str:
+        # duckdb-kql bins by time only for a timespan *literal*; `bin(t, lookupBin)` with
+        # `let lookupBin = 10m / 2.0` is a timespan too.
+        if len(node.args) == 2 and not isinstance(node.args[1], ir.Literal) \
+                and is_timespan(node.args[1]) and not is_timespan(node.args[0]):
+            value, size = render_expr(node.args[0]), render_expr(node.args[1])
+            floored = f"floor(epoch({value}) / epoch({size})) * epoch({size})"
+            return f"to_timestamp({floored}) AT TIME ZONE 'UTC'"
+        return str(original_bin(node, name))
+
     translate.render_expr = render_expr
     translate._is_timespan_expr = is_timespan
+    translate.render_bin = render_bin
 
 
 def _install_join_and(lower: Any) -> None:
@@ -124,6 +137,9 @@ def _register(functions: Any) -> None:
              "to_json(list_transform(regexp_extract_all(CAST({0} AS VARCHAR), "
              "'(?:\"[^\"]*\"|[^\\s\"])+'), lambda t: replace(t, '\"', '')))", (2,), (),
              "huntwire: Windows rules without backslash escapes"),
+        # range(start, stop, step): the inclusive series, as the 2-argument split is a list
+        spec("range", "template", "generate_series({0}, {1}, {2})", (3,), (),
+             "huntwire: stop included, as Kusto"),
         spec("unixtime_seconds_todatetime", "template",
              "make_timestamp(CAST(({0}) * 1000000 AS BIGINT))", (1,)),
         spec("unixtime_milliseconds_todatetime", "template",

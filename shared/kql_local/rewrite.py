@@ -5,6 +5,7 @@ does not. Each keeps the query's meaning exactly (Microsoft's KQL reference):
 - ``x between (low .. high)`` takes any expression as a bound; duckdb-kql's grammar stops at an
   operator in the low bound (``datetime(...) - 1h``), so both bounds are parenthesised; a
   timespan literal as the high bound of a datetime range means ``low + timespan``;
+- ``mv-expand todynamic(Col)`` is named ``Col`` (the one column it reads);
 - ``count(Flag)`` is ``count_Flag = countif(Flag)``;
 - a bare ``| serialize`` is dropped (every input keeps its order here), and ``next(...)`` is
   spelled ``hw_next(...)``, the name its grammar accepts (``operators``).
@@ -27,6 +28,9 @@ _TIMESPAN = re.compile(r"\d+(?:\.\d+)?(?:d|h|m|min|minute|minutes|s|sec|second|s
 # count(Predicate): duckdb-kql's grammar reads count(Column) as a call of Column(); Kusto takes a
 # bool (Microsoft's parser: KS107 otherwise), counts the rows where it holds, names it count_X.
 _COUNT_COLUMN = re.compile(r"(=\s*)?(?<![\w.$])count\s*\(\s*([A-Za-z_]\w*)\s*\)")
+# mv-expand todynamic(Col): Kusto names the expansion after the one column it reads.
+_MV_EXPAND_CAST = re.compile(
+    r"(\|\s*mv-?expand\s+)((?:todynamic|parse_json|todynamic)\s*\(\s*([A-Za-z_]\w*)\s*\))")
 # duckdb-kql's grammar has no function named next(); huntwire registers it as hw_next().
 # ... nor a bare `serialize` between pipes: here every input keeps its order, so it is dropped.
 _SERIALIZE = re.compile(r"\|\s*serialize\s*(?=\||;|$)")
@@ -35,7 +39,19 @@ _NEXT = re.compile(r"(?<![\w.$])next(?=\s*\()")
 
 def rewrite(query: str) -> str:
     """*query* with the rewrites above applied (unchanged when none applies)."""
-    return _count_column(_bare_serialize(_next_calls(_between_bounds(_table_calls(query)))))
+    for step in (_table_calls, _between_bounds, _next_calls, _bare_serialize, _count_column,
+                 _mv_expand_names):
+        query = step(query)
+    return query
+
+
+def _mv_expand_names(query: str) -> str:
+    code = masked(query)
+    for found in reversed(list(_MV_EXPAND_CAST.finditer(code))):
+        expression = query[found.start(2):found.end(2)]
+        query = (f"{query[:found.start()]}{found.group(1)}{found.group(3)} = {expression}"
+                 f"{query[found.end():]}")
+    return query
 
 
 def _count_column(query: str) -> str:
