@@ -5,7 +5,8 @@
 - ``project-away A, A``: the same column named twice made DuckDB refuse a duplicate EXCLUDE
   entry; Kusto removes it once.
 - ``timespan / number`` is a timespan (duckdb-kql divided epochs: ``epoch(BIGINT)``).
-- ``range(start, stop, step)`` (inclusive), ``split(text, delimiter, index)``, ``has_any_ipv4_prefix``, ``parse_command_line``,
+- ``range(start, stop, step)`` (inclusive), ``split(text, delimiter, index)``,
+  ``has_any_ipv4_prefix``, ``parse_command_line``,
   ``unixtime_*_todatetime`` and the deprecated ``argmin``/``argmax`` (aliases of
   ``arg_min``/``arg_max``).
 """
