@@ -293,8 +293,9 @@ PARITY: dict[str, tuple[str, list[dict[str, Any]]]] = {
          {"ReportId": 3, "n": 3, "p": 2, "nx": 4, "r": 12},
          {"ReportId": 4, "n": 4, "p": 3, "nx": -1, "r": 13}]),
     "split_with_index_is_one_part_or_empty": (
-        'print a = split("a,b,c", ",", 1), b = split("a,b,c", ",", 5), c = split("a,b", ",")',
-        [{"a": ["b"], "b": [], "c": ["a", "b"]}]),
+        'print a = split("a,b,c", ",", 1), b = split("a,b,c", ",", 5), c = split("a,b", ","), '
+        'd = arraylength(split("a,b,c", ","))',
+        [{"a": ["b"], "b": [], "c": ["a", "b"], "d": 3}]),
     # argmax/argmin are the deprecated aliases; Microsoft's parser names their columns max_X...
     "argmax_argmin_deprecated_names": (
         f"{FILES} | summarize argmax(Timestamp, ReportId) by DeviceId | order by DeviceId asc",

@@ -150,6 +150,10 @@ def _register(functions: Any) -> None:
     ]
     for row in rows:
         scalars[row.name] = row
+    for old, new in (("arraylength", "array_length"),):  # deprecated aliases
+        spec_new = scalars[new]
+        scalars[old] = spec(old, spec_new.kind, spec_new.template, spec_new.arities,
+                            spec_new.rules, f"huntwire: deprecated alias of {new}")
 
 
 @dataclass(frozen=True)
