@@ -259,6 +259,10 @@ PARITY: dict[str, tuple[str, list[dict[str, Any]]]] = {
         "let f = (t:string) { table(t) | where FileName == \"x.exe\" | project DeviceId };\n"
         "let a = f(\"DeviceProcessEvents\");\nlet b = f(\"DeviceFileEvents\");\n"
         "union isfuzzy=true a, b | count", [{"Count": 0}]),
+    # a function body whose last statement ends with `;` (Sentinel's ProcessCreationEvents)
+    "tabular_function_body_ending_with_a_semicolon": (
+        f"let F = () {{\n  let e = {FILES} | where ReportId > 2;\n  e;\n  }};\n"
+        "F | project ReportId | order by ReportId asc", [{"ReportId": 3}, {"ReportId": 4}]),
     "let_tabular_result_used_as_table": (
         f"let suspicious = {FILES} | where Signer != \"MS\" | distinct DeviceId;\n"
         f"{FILES} | join kind=inner (suspicious) on DeviceId | project ReportId "
@@ -292,6 +296,11 @@ PARITY: dict[str, tuple[str, list[dict[str, Any]]]] = {
          {"ReportId": 2, "n": 2, "p": 1, "nx": 3, "r": 11},
          {"ReportId": 3, "n": 3, "p": 2, "nx": 4, "r": 12},
          {"ReportId": 4, "n": 4, "p": 3, "nx": -1, "r": 13}]),
+    # nearest-rank percentiles; percentiles() with one percentile names it like percentile()
+    "percentiles_with_one_percentile": (
+        "datatable(x:long)[1, 2, 3, 4, 5, 6, 7, 8, 9, 10] | summarize percentiles(x, 10), "
+        "percentile(x, 50)",
+        [{"percentile_x_10": 1, "percentile_x_50": 5}]),
     "split_with_index_is_one_part_or_empty": (
         'print a = split("a,b,c", ",", 1), b = split("a,b,c", ",", 5), c = split("a,b", ","), '
         'd = arraylength(split("a,b,c", ","))',

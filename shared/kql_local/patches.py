@@ -113,7 +113,10 @@ def _deprecated_arg_extremes(ir: Any, summarize: Any) -> Any:
     for named in summarize.aggregates:
         call = named.expr
         name = str(getattr(call, "name", "")).lower()
-        if isinstance(call, ir.FunctionCall) and name in ("argmax", "argmin"):
+        if isinstance(call, ir.FunctionCall) and name == "percentiles" and len(call.args) == 2:
+            # one percentile is percentile(x, p), named percentile_x_p; several stay refused
+            named = ir.NamedExpr(ir.FunctionCall("percentile", call.args), named.name)
+        elif isinstance(call, ir.FunctionCall) and name in ("argmax", "argmin"):
             new = "arg_" + name[3:]
             columns = [getattr(a, "name", None) for a in call.args]
             if named.name is None and all(isinstance(c, str) for c in columns):
