@@ -49,6 +49,11 @@ def import_sigma(source: Path, target: Path, *, pipeline: str = "defender",
                  dry_run: bool = False, env: Mapping[str, str] | None = None,
                  progress: Progress | None = None) -> list[ImportItem]:
     """Convert every Sigma rule of *source*, then import the hunts like community files."""
+    try:
+        import sigma.backends.kusto.kusto  # noqa: F401
+    except ImportError as exc:
+        raise SigmaUnavailable("pySigma is not installed: pip install -r requirements-dev.txt "
+                               "(or the `sigma` extra)") from exc
     failed: list[ImportItem] = []
     conversions: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="huntwire-sigma-") as staging:
@@ -103,7 +108,8 @@ def convert_rule(text: str, pipeline: str = "defender") -> tuple[dict[str, Any],
         from sigma.collection import SigmaCollection
         from sigma.exceptions import SigmaError
     except ImportError as exc:  # pragma: no cover - pinned in requirements.txt
-        raise SigmaUnavailable("pySigma is not installed: pip install -r requirements.txt") from exc
+        raise SigmaUnavailable("pySigma is not installed: pip install -r requirements-dev.txt "
+                               "(or the `sigma` extra)") from exc
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -38,10 +38,14 @@ def cmd_import(args: argparse.Namespace) -> int:
     target = hunts_dir(args)
     progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
     if args.sigma:
-        from ..sigma_import import import_sigma
+        from ..sigma_import import SigmaUnavailable, import_sigma
 
-        items = import_sigma(args.directory, target, pipeline=args.source,
-                             dry_run=args.dry_run, progress=progress)
+        try:
+            items = import_sigma(args.directory, target, pipeline=args.source,
+                                 dry_run=args.dry_run, progress=progress)
+        except SigmaUnavailable as exc:
+            print(f"huntwire import --sigma: {exc}", file=sys.stderr)
+            return 2
     else:
         items = import_hunts(args.directory, target, dry_run=args.dry_run, progress=progress)
     if progress:
