@@ -77,7 +77,7 @@ def test_each_file_gets_a_verdict_and_its_reason(source: Path, tmp_path: Path) -
     # not running locally is said, never a reason to refuse: production runs in Defender
     gap = items["local-gap.yaml"]
     assert gap.verdict == RUNS
-    assert any("not supported locally: externaldata" in n for n in gap.notes)
+    assert any("local engine cannot run externaldata" in n for n in gap.notes)
 
 
 def test_with_the_workspace_set_a_sentinel_hunt_runs_as_is(source: Path, tmp_path: Path) -> None:

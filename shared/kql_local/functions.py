@@ -2,8 +2,8 @@
 
 One place for every registration and translation (docs/hunts.md, "KQL features the local engine
 is trusted for"); each is pinned by a test in tests/test_kql_semantics.py. What the engine still
-cannot run is reported as ``not supported locally: X`` (:func:`unsupported_reason`), never as a
-wrong result.
+cannot run is reported as ``local engine cannot run X (not your query)`` (``refusals``), never as
+a wrong result.
 """
 
 from __future__ import annotations
@@ -12,42 +12,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..kql_text import code_only
-from . import columns
+from . import columns, refusals
+from .rendered import RenderedFunction as _RenderedFunction
 
 _INSTALLED: list[bool] = []
 
-# Constructs found in the query text that the engine cannot run: refused before running.
-_TEXT_UNSUPPORTED = (
-    (re.compile(r"\bexternaldata\b", re.I), "externaldata (reads a file from the internet)"),
-    (re.compile(r"\|\s*evaluate\s+([A-Za-z_]\w*)", re.I), "evaluate {0} (plugins)"),
-    (re.compile(r"\|\s*serialize\b"), "serialize, prev(), next(), row_number()"),
-    (re.compile(r"\b(?:prev|next|row_number)\s*\("), "serialize, prev(), next(), row_number()"),
-    (re.compile(r"\|\s*top-nested\b"), "top-nested"),
-    (re.compile(r"\|\s*make-series\b"), "make-series"),
-    (re.compile(r"\|\s*mv-apply\b"), "mv-apply"),
-)
-_CONSTRUCT = re.compile(r"unsupported KQL construct '([^']+)'")
-
-
-def unsupported_reason(query: str) -> str | None:
-    """``not supported locally: X`` when *query* uses X, which the engine cannot run."""
-    text = code_only(query)
-    for pattern, what in _TEXT_UNSUPPORTED:
-        found = pattern.search(text)
-        if found:
-            return "not supported locally: " + what.format(*found.groups())
-    return None
-
-
-def describe_engine_error(exc: Exception) -> str:
-    """An engine refusal as ``not supported locally: X``; other errors unchanged."""
-    message = str(exc)
-    construct = _CONSTRUCT.search(message)
-    if type(exc).__name__ == "KqlUnsupportedError" and construct:
-        what = construct.group(1).removeprefix("function:").removeprefix("aggregate:")
-        return f"not supported locally: {what} ({message})"
-    return f"{type(exc).__name__}: {message}"
+unsupported_reason = refusals.unsupported_reason
+describe_engine_error = refusals.describe_engine_error
 
 
 def install() -> None:
@@ -63,6 +34,10 @@ def install() -> None:
     _install_typeof(lower)
     _install_project_reorder(lower, schema, translate_pkg)
     functions.SCALAR_FUNCTIONS["column_ifexists"] = columns.install(translate_pkg, errors)
+    from . import operators, patches
+
+    patches.install(lower, functions, translate_pkg)
+    operators.install(lower, functions, translate_pkg, schema)
     _INSTALLED.append(True)
 
 
@@ -102,19 +77,6 @@ def _register_scalars(functions: Any) -> None:
     ]
     for row in rows:
         table[row.name] = row
-
-
-@dataclass(frozen=True)
-class _RenderedFunction:
-    """A duckdb-kql function-registry entry whose SQL is rendered by code, not a template."""
-
-    name: str
-    kind: str
-    template: str
-    arities: tuple[int, ...]
-    rules: tuple[str, ...] = ()
-    note: str = "huntwire"
-    variadic = False
 
 
 @dataclass(frozen=True)
@@ -274,3 +236,10 @@ _MACROS = [
     r"'[^.]\.([^.]*)$', 1), "
     r"'AlternateDataStreamName', regexp_extract(p, '[^\\/:]:([^\\/:]*)$', 1)) END",
 ]
+
+
+def prepare(query: str) -> str:
+    """The query text the engine is given: tabular ``let`` functions expanded, then rewrites."""
+    from . import let_functions, rewrite
+
+    return rewrite.rewrite(let_functions.expand(query))

@@ -78,12 +78,11 @@ def _params(text: str) -> list[str] | None:
 
 
 def _is_tabular(code: str) -> bool:
-    """A body that is one pipeline over a source (a top-level ``|``) or a bare table name."""
-    code = split_top_level(code, ";")[-1] if code.strip().rstrip(";") else code
-    if not code.strip():
-        code = split_top_level(code, ";")[0]
-    return len(split_top_level(code, "|")) > 1 or bool(re.fullmatch(r"\s*[A-Za-z_]\w*\s*;?\s*",
-                                                                    code))
+    """A body whose last statement (a trailing ``;`` allowed) is one pipeline over a source (a
+    top-level ``|``) or a bare table name."""
+    parts = [p for p in split_top_level(code, ";") if p.strip()]
+    last = parts[-1] if parts else code
+    return len(split_top_level(last, "|")) > 1 or bool(re.fullmatch(r"\s*[A-Za-z_]\w*\s*", last))
 
 
 def _replace_calls(name: str, params: list[str], body: str,

@@ -16,7 +16,6 @@ from typing import Any
 from ..hunt import Hunt
 from ..hunt_time import render_query
 from ..kql_local import functions as local_engine
-from ..kql_local import let_functions
 from ..schemas import FLAVOURS, Flavour, Schema, table_schemas
 from ..window import Window
 from .base import Column, QueryError, QueryResult
@@ -77,10 +76,10 @@ class LocalSource:
 
     def _run(self, hunt: Hunt, window: Window) -> QueryResult:
         kind = source_kind(hunt.source)
-        query = let_functions.expand(render_query(hunt.query, window))
+        query = local_engine.prepare(render_query(hunt.query, window))
         refused = local_engine.unsupported_reason(query)
         if refused:
-            raise QueryError(hunt.id, f"local engine: {refused}")
+            raise QueryError(hunt.id, refused)
         con = self._connection(kind)
         self._apply_window(con, kind, window)
         try:
@@ -89,8 +88,7 @@ class LocalSource:
             types = [str(t) for t in relation.types]
             records = relation.fetchall()
         except Exception as exc:  # duckdb-kql and DuckDB raise many types; all mean "cannot run"
-            raise QueryError(hunt.id, "local engine: "
-                             + local_engine.describe_engine_error(exc)) from exc
+            raise QueryError(hunt.id, local_engine.describe_engine_error(exc)) from exc
         columns = [Column(n, KQL_TYPES.get(t, "string")) for n, t in zip(names, types, strict=True)]
         rows = [{c.name: _python_value(v, c.type) for c, v in zip(columns, r, strict=True)}
                 for r in records]
