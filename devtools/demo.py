@@ -32,8 +32,9 @@ OUT = REPO / "out" / "demo"
 FIRST_RUN = "2026-11-28T00:00:00Z"
 SECOND_RUN = "2026-11-28T01:00:00Z"
 BACKFILL_FROM = "2026-11-27T00:00:00Z"
-ATTACKS = 4
-"""The sample day's attacks: two on ws-fin-014, one on ws-hr-022, one on srv-app-02."""
+ATTACKS = 3
+"""The sample day's attacks: the shell and the cradle it launched on ws-fin-014 (one incident:
+lineage joins them), one on ws-hr-022, one on srv-app-02."""
 
 
 def main() -> int:

@@ -103,7 +103,11 @@ class IncidentPost:
     suppressed: tuple[tuple[str, int], ...] = ()
     """(rule id, rows) that suppression rules silenced this run in the hunts involved."""
     snooze: tuple[tuple[str, str], ...] = ()
-    """(hunt name, URL) of "Snooze similar for 7 days" links, when snoozing is set up."""
+    """(label, URL) of "Snooze 7 days" links, one per hunt and distinct finding identity (up
+    to three), each naming what it silences; none when snoozing is not set up."""
+    related: tuple[str, ...] = ()
+    """Where this incident meets others: "launched by a process of HW-... (WINWORD.EXE on
+    ws-fin-014)", "account contoso\\j.doe also active in HW-... on ws-fin-014"."""
     held_back_since: datetime | None = None
     """When the oldest finding was first claimed, if it waited for an earlier delivery."""
 

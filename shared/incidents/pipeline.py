@@ -116,7 +116,8 @@ def evidence_of(findings: Mapping[str, Sequence[Finding]], hunts: Sequence[Hunt]
             evidence.append(Evidence(
                 hunt.id, hunt.name, hunt.severity, hunt.techniques, hunt.evidence_only,
                 finding.row, finding.event_time or finding.first_seen or now, finding.key,
-                hunt.source, finding.first_seen, _key_columns(hunt, finding.row)))
+                hunt.source, finding.first_seen, _key_columns(hunt, finding.row),
+                hunt.teams.columns, hunt.entity_columns))
     return sorted(evidence, key=lambda e: (e.first_seen or now, e.event_time))
 
 
