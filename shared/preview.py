@@ -35,7 +35,8 @@ MARKDOWN_JS = ("markdown-it", "dist", "browser", "markdown-it.umd.min.js")
 PAGE_WIDTH = 900
 FIRST_SHOT_HEIGHT = 2000
 """Window height of a screenshot taken without knowing the card (see :func:`window_for`)."""
-HEIGHT_PER_FINDING = 200
+HEIGHT_PER_FINDING = 360
+HEIGHT_PER_LINE = 60
 """Generous: the window is cropped to the card afterwards, a short window needs a second shot."""
 MAX_PAGE_HEIGHT = 16_000
 BROWSER_TIMEOUT_SECONDS = 60
@@ -259,7 +260,9 @@ def window_for(payload: dict[str, Any]) -> tuple[int, int]:
     """A window tall enough for the card in one browser run, most of the time."""
     body = card_of(payload).get("body") or []
     findings = sum(1 for element in body if element.get("type") == "Container")
-    return PAGE_WIDTH, min(MAX_PAGE_HEIGHT, max(800, 400 + HEIGHT_PER_FINDING * findings))
+    others = len(body) - findings
+    return PAGE_WIDTH, min(MAX_PAGE_HEIGHT, max(800, 400 + HEIGHT_PER_FINDING * findings
+                                                + HEIGHT_PER_LINE * others))
 
 
 def crop_height(png: Path, height: int) -> None:
