@@ -18,6 +18,8 @@ CHUNK_FINDINGS = 500
 """500 ``i:h:key`` entries (ledger keys are at most about 50 characters): below 32K."""
 MAX_MEMBERS = 12_000
 MAX_KEYS = 3_600
+MAX_ACCOUNTS = 50
+"""Accounts kept per incident (each at most 200 characters: well below the 64 KB property)."""
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -52,6 +54,7 @@ def to_entity(incident: Incident) -> dict[str, Any]:
         "OpeningUntil": incident.opening_until or EPOCH,
         "Hunts": json.dumps([h.as_json() for h in incident.hunts.values()]),
         "Techniques": json.dumps(list(incident.techniques)),
+        "Accounts": json.dumps(sorted(incident.accounts)[:MAX_ACCOUNTS]),
     }
     put_set(entity, "Members", incident.members, MAX_MEMBERS)
     put_set(entity, "Processes", incident.process_keys, MAX_KEYS)
@@ -72,6 +75,7 @@ def from_entity(entity: TableEntity) -> Incident:
         members=get_set(entity, "Members"), process_keys=get_set(entity, "Processes"),
         event_keys=get_set(entity, "Events"),
         techniques=tuple(json.loads(entity.get("Techniques") or "[]")),
+        accounts={str(a) for a in json.loads(entity.get("Accounts") or "[]")},
         etag=entity.metadata.get("etag"))
 
 

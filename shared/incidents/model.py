@@ -52,6 +52,9 @@ class Incident:
     process_keys: set[str] = field(default_factory=set)
     event_keys: set[str] = field(default_factory=set)
     techniques: tuple[str, ...] = ()
+    accounts: set[str] = field(default_factory=set)
+    """Accounts its evidence ran as (lower case; service accounts left out): a second device
+    where one of them is active within the window names this incident."""
     announced: int = 0
     """Posts about this incident that Teams accepted."""
     posts: int = 0

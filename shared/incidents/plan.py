@@ -3,11 +3,12 @@ functions over the open incidents (the pipeline stores the result)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .correlate import Evidence, Group, device_name
+from .correlate import Evidence, Group, correlate, device_name
+from .lineage import account
 from .model import HuntRef, Incident
 from .store import partition_of, short_hash
 
@@ -21,6 +22,40 @@ class Plan:
     new: bool = False
     kind: str = "held"
     """``opened``, ``updated`` or ``held`` (evidence-only findings alone: recorded, no post)."""
+    related: tuple[str, ...] = ()
+    """Notes naming incidents on other devices (see :func:`related`), set once ids are known."""
+
+
+@dataclass
+class RunPlan:
+    """Everything one run decides before it writes anything."""
+
+    plans: list[Plan]
+    waiting: list[Evidence] = field(default_factory=list)
+    """Findings an earlier post intent still holds (they stay pending)."""
+    absorbed: list[Evidence] = field(default_factory=list)
+    """Findings already members of an incident (an earlier post delivered them)."""
+
+
+def plan_run(evidence: Iterable[Evidence], incidents: list[Incident], waiting: set[str],
+             credited: set[str], now: datetime, window: timedelta) -> RunPlan:
+    """The whole plan of a run, pure: which findings are new, how they group, which incident
+    each group joins or opens. *waiting*: member ids held by outbox intents; *credited*: member
+    ids this run already delivered (a recovered post)."""
+    members = {m for incident in incidents for m in incident.members}
+    result = RunPlan([])
+    fresh = []
+    for item in evidence:
+        if item.member in credited:
+            continue
+        if item.member in waiting:
+            result.waiting.append(item)
+        elif item.member in members:
+            result.absorbed.append(item)
+        else:
+            fresh.append(item)
+    result.plans = plan_groups(correlate(fresh, window), incidents, now, window)
+    return result
 
 
 def plan_groups(groups: list[Group], incidents: list[Incident], now: datetime,
@@ -81,6 +116,7 @@ def absorb(incident: Incident, group: Group) -> None:
                                         *(t for e in group.evidence for t in e.techniques)}))
     incident.process_keys |= {short_hash(k) for k in group.process_keys}
     incident.event_keys |= {short_hash(k) for k in group.event_keys}
+    incident.accounts |= accounts_of(group.evidence)
 
 
 def merger(snapshot: Incident, plan: Plan, waiting: set[str], now: datetime,
@@ -98,6 +134,7 @@ def merger(snapshot: Incident, plan: Plan, waiting: set[str], now: datetime,
         current.techniques = tuple(sorted({*current.techniques, *snapshot.techniques}))
         current.process_keys |= snapshot.process_keys
         current.event_keys |= snapshot.event_keys
+        current.accounts |= snapshot.accounts
         if not current.opened:
             plan.kind = "held"
             current.members |= {e.member for e in plan.evidence}
@@ -109,3 +146,39 @@ def merger(snapshot: Incident, plan: Plan, waiting: set[str], now: datetime,
             current.opening_until = now + lease
         current.posts += 1
     return apply
+
+
+SERVICE_ACCOUNTS = frozenset({"system", "local service", "network service", "localsystem",
+                              "nt authority\\system", "nt authority\\local service",
+                              "nt authority\\network service"})
+
+
+def accounts_of(evidence: Iterable[Evidence]) -> set[str]:
+    """The accounts *evidence* ran as, lower case, without service and machine accounts."""
+    found = set()
+    for item in evidence:
+        name = account(item.row).lower()[:200]
+        if name and name not in SERVICE_ACCOUNTS and not name.endswith("$"):
+            found.add(name)
+    return found
+
+
+def related(plan: Plan, others: Iterable[Incident], window: timedelta,
+            limit: int = 3) -> tuple[str, ...]:
+    """Notes naming the incidents on other devices where *plan*'s accounts were active within
+    *window* of its evidence (lateral movement: WMI, PsExec, WinRM, RDP)."""
+    mine = plan.incident
+    accounts = accounts_of(plan.evidence)
+    start = min((e.event_time for e in plan.evidence), default=mine.first_event)
+    end = max((e.event_time for e in plan.evidence), default=mine.last_event)
+    notes: list[str] = []
+    for other in sorted(others, key=lambda i: i.first_event):
+        if other.scope == mine.scope or not other.id or len(notes) == limit:
+            continue
+        if other.last_event < start - window or other.first_event > end + window:
+            continue
+        for name in sorted(accounts & other.accounts):
+            note = f"account {name} also active in {other.id} on {other.where}"
+            if note not in notes and len(notes) < limit:
+                notes.append(note)
+    return tuple(notes)
