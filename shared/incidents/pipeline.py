@@ -280,7 +280,8 @@ class _Run:
         return tuple(sorted(rows.items(), key=lambda pair: (-pair[1], pair[0])))
 
     def _snooze_links(self, evidence: Sequence[Evidence]) -> tuple[tuple[str, str], ...]:
-        """One link per hunt and distinct finding identity, most severe first, at most
+        """One link per hunt and distinct finding identity (the hunt's identity columns), most
+        severe hunt first, every hunt before a second identity of any, at most
         :data:`MAX_SNOOZE_LINKS`; the snoozer is asked once per group."""
         if self.snooze is None:
             return ()
@@ -288,8 +289,15 @@ class _Run:
         for item in sorted(evidence, key=lambda e: (e.evidence_only, -_rank(e.severity))):
             identity = tuple((c, str(item.row.get(c))) for c in item.keys if c in item.row)
             groups.setdefault((item.hunt_id, identity or (("", item.finding_key),)), item)
+        # Every hunt gets its first identity's link before any hunt gets a second one.
+        seen: dict[str, int] = {}
+        ranked = []
+        for position, ((hunt_id, _identity), item) in enumerate(groups.items()):
+            seen[hunt_id] = seen.get(hunt_id, -1) + 1
+            ranked.append((seen[hunt_id], position, hunt_id, item))
+        ranked.sort(key=lambda entry: (entry[0], entry[1]))
         links: list[tuple[str, str]] = []
-        for (hunt_id, _), item in groups.items():
+        for _, _, hunt_id, item in ranked:
             hunt = self.hunts.get(hunt_id)
             if hunt is None or len(links) == MAX_SNOOZE_LINKS:
                 continue

@@ -192,7 +192,7 @@ class IncidentStore:
                 return self.get(existing.partition, existing.id) or existing
             incident.id = _next_id(incident, [other.id for other in stored] + taken)
             if not self.claim_id(incident.id, incident.scope):
-                taken.append(incident.id)
+                taken += [incident.id, *self.claimed_ids(incident.id.rsplit("-", 1)[0] + "-")]
                 continue
             with _errors(f"creating incident {incident.id}", ResourceExistsError):
                 try:
@@ -340,6 +340,14 @@ class IncidentStore:
                 stored = self._entity(IDS, incident_id)
                 return stored is not None and stored.get("Scope") == scope
         return True
+
+    def claimed_ids(self, prefix: str) -> list[str]:
+        """Reserved ids that start with *prefix* (``HW-<day>-<tag>-``), any scope."""
+        query = "PartitionKey eq @p and RowKey ge @low and RowKey lt @high"
+        with _errors(f"reading reserved ids {prefix}"):
+            return [str(e["RowKey"]) for e in self.table.query_entities(
+                query, parameters={"p": IDS, "low": prefix, "high": prefix + "~"},
+                select=["RowKey"])]
 
 
 def _next_id(incident: Incident, used: Iterable[str]) -> str:
