@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +230,42 @@ def check_card(page: Path, browser: Chromium, *, screenshot: Path | None = None,
     if not match or not match.group(1).strip():
         raise PreviewError("the preview page reported nothing (did its script run?)")
     return CardCheck.from_json(json.loads(html.unescape(match.group(1))))
+
+
+class _TextOf(HTMLParser):
+    """The visible text of the rendered card (``<div id="card">``), one line per block."""
+
+    BLOCKS = frozenset({"div", "p", "br", "li", "tr"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.depth = 0
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.depth or ("id", "card") in attrs:
+            self.depth += tag != "br"
+            if tag in self.BLOCKS:
+                self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.depth and tag != "br":
+            self.depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self.depth:
+            self.parts.append(data)
+
+
+def rendered_text(payload: dict[str, Any], out_dir: Path, browser: Chromium) -> str:
+    """The text the ``adaptivecards`` renderer shows for *payload* in *browser* (what an analyst
+    reads), block by block, blank lines dropped."""
+    page = out_dir / "rendered.html"
+    page.write_text(render_html(payload), encoding="utf-8")
+    parser = _TextOf()
+    parser.feed(browser.dump_dom(page, window=window_for(payload)))
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 def write_preview(payload: dict[str, Any], out_dir: Path, *, png: bool = True,

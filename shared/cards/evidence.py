@@ -45,6 +45,17 @@ COMPACT = Limits(command_line=200, script=600, field=64, columns=6, list_items=3
 SHOWN_BY_LINES = frozenset({r.DEVICE, r.ACCOUNT, r.PROCESS, r.PARENT, r.GRANDPARENT, r.ENDPOINT,
                             r.TIME, r.DECODED, r.SIGNALS, r.NOISE})
 """Roles the evidence lines above the columns already show (or that mean nothing to a reader)."""
+LINE_COLUMNS = frozenset({
+    "FileName", "ProcessCommandLine", "ProcessId", "CommandLine", "NewProcessName",
+    "NewProcessId", "TargetProcessName", "TargetProcessCommandLine", "TargetProcessId",
+    "InitiatingProcessFileName", "InitiatingProcessCommandLine", "InitiatingProcessId",
+    "ParentProcessName", "ParentCommandLine", "ParentProcessId", "ActingProcessName",
+    "ActingProcessCommandLine", "ActingProcessId", "InitiatingProcessParentFileName",
+    "InitiatingProcessParentId", "RemoteIP", "RemotePort", "RemoteUrl", "DstIpAddr",
+    "DstPortNumber", "Url", "DstDomain", "DstHostname", "AccountName", "AccountDomain",
+    "InitiatingProcessAccountName", "InitiatingProcessAccountDomain", "DeviceName", "Computer"})
+"""Columns the evidence lines show by name (a ``teams.columns`` entry among them is not
+repeated as ``name: value``)."""
 SAME_MIN = 24
 """A command line shorter than this is not worth a "same script" cross-reference."""
 
@@ -100,7 +111,8 @@ def event_element(event: Event, limits: Limits, shown: Shown, where: str = "") -
     device = text(row.get("DeviceName") or row.get("Computer"))
     if device and where and device.lower() != where.lower():
         items.append(labelled("Device", escape_text(device, limit=limits.field)))
-    items += _process_lines(row, limits, shown)
+    parent_only = any(e.process_events for e in event.evidence)
+    items += _process_lines(row, limits, shown, parent_only)
     who = account(row)
     if who:
         items.append(labelled("Account", escape_text(who, limit=limits.field)))
@@ -111,10 +123,15 @@ def event_element(event: Event, limits: Limits, shown: Shown, where: str = "") -
     return {"type": "Container", "separator": True, "spacing": "Small", "items": items}
 
 
-def _process_lines(row: Mapping[str, Any], limits: Limits, shown: Shown) -> list[Element]:
+def _process_lines(row: Mapping[str, Any], limits: Limits, shown: Shown,
+                   parent_only: bool) -> list[Element]:
+    """Process, parent, grandparent with their command lines. *parent_only*: a row of a
+    process-creation hunt without a process of its own (a summarize by parent)."""
     procs = lineage(row)
-    titles = (["Grandparent", "Parent", "Process"] if is_process_row(row)
-              else ["Parent", "Process"])
+    if is_process_row(row):
+        titles = ["Grandparent", "Parent", "Process"]
+    else:
+        titles = ["Grandparent", "Parent"] if parent_only else ["Parent", "Process"]
     lines: list[Element] = []
     for title, proc in reversed(list(zip(titles, procs, strict=True))):
         if not proc:
@@ -158,8 +175,8 @@ def column_lines(event: Event, limits: Limits) -> list[Element]:
     listed = [c for e in event.evidence for c in e.listed]
     keys = [c for e in event.evidence for c in (*e.keys, *e.entities)]
     kinds = r.roles(row)
-    first = [c for c in dict.fromkeys(listed + keys)
-             if c in row and (c in listed or kinds.get(c) not in SHOWN_BY_LINES)]
+    first = [c for c in dict.fromkeys(listed + keys) if c in row and c not in LINE_COLUMNS
+             and (c in listed or kinds.get(c) not in SHOWN_BY_LINES)]
     order = (r.ADDRESS, r.COUNT, r.FILE, r.HASH, r.REGISTRY, r.CLOUD, r.OTHER)
     rest = [c for kind in order for c, k in kinds.items() if k == kind and c not in first]
     lines: list[Element] = []
@@ -171,7 +188,8 @@ def column_lines(event: Event, limits: Limits) -> list[Element]:
             continue
         shown += 1
         lines.append(_value_line(column, row[column], limits))
-    details = [c for c in r.present(row, kinds) if kinds[c] == r.DETAIL] + hidden
+    details = [c for c in r.present(row, kinds) if kinds[c] == r.DETAIL and c not in first]
+    details += hidden
     if details:
         names = ", ".join(details[:12]) + (f" and {len(details) - 12} more" if len(details) > 12
                                            else "")

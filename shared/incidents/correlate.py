@@ -66,6 +66,9 @@ class Evidence:
     """The hunt's ``teams.columns``: always shown on the card."""
     entities: tuple[str, ...] = ()
     """The columns the hunt's ``entityMappings`` name."""
+    process_events: bool = False
+    """The hunt reads a process-creation table: a row without a process of its own (a
+    ``summarize``) names the parent in its ``InitiatingProcess*`` columns."""
 
     @property
     def member(self) -> str:

@@ -19,6 +19,11 @@ _ENCODED_FLAG = re.compile(
     r"(?i)(?:^|\s)[-/\u2013\u2014\u2015]e(?:c|n|nc|nco|ncod|ncode|ncoded|ncodedc|ncodedco|ncodedcom"
     r"|ncodedcomm|ncodedcomma|ncodedcomman|ncodedcommand)?\s+[\"']?([A-Za-z0-9+/]{16,}={0,2})")
 _FROM_BASE64 = re.compile(r"(?i)frombase64string\s*\(\s*[\"']([A-Za-z0-9+/]{40,}={0,2})[\"']")
+_FIRST_TABLE = re.compile(r"\b(DeviceProcessEvents|imProcessCreate|_Im_ProcessCreate|"
+                          r"DeviceNetworkEvents|DeviceFileEvents|DeviceRegistryEvents|"
+                          r"DeviceImageLoadEvents|DeviceLogonEvents|DeviceEvents|SecurityEvent|"
+                          r"_Im_\w+|im\w+)\b")
+_PROCESS_TABLES = frozenset({"DeviceProcessEvents", "imProcessCreate", "_Im_ProcessCreate"})
 MAX_DECODE = 200_000
 """Characters of a base64 blob decoded at most (a card never shows more)."""
 
@@ -90,6 +95,13 @@ def is_process_row(row: Mapping[str, Any]) -> bool:
     return bool(first(row, "ProcessCommandLine", "ProcessId", "CommandLine", "NewProcessName",
                       "TargetProcessName") or (first(row, "FileName")
                                                and not first(row, "RemoteIP", "RegistryKey")))
+
+
+def reads_process_events(query: str) -> bool:
+    """Whether the first event table *query* reads is a process-creation table: there the
+    initiating process is the parent, elsewhere (network, file, registry) it is the actor."""
+    match = _FIRST_TABLE.search(query)
+    return match is not None and match.group(1) in _PROCESS_TABLES
 
 
 def lineage(row: Mapping[str, Any]) -> list[Proc]:

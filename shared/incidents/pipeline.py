@@ -21,6 +21,7 @@ from ..hunt import Hunt
 from ..ledger import Finding
 from ..ledger.keys import identity_columns
 from .correlate import DEFAULT_WINDOW, SEVERITY_ORDER, Evidence, member_id
+from .lineage import reads_process_events
 from .model import IncidentPost, PostKind, StormLine
 from .plan import Plan, joins, merger, plan_run, related
 from .store import IncidentStore, OutboxItem
@@ -127,7 +128,7 @@ def evidence_of(findings: Mapping[str, Sequence[Finding]], hunts: Sequence[Hunt]
                 hunt.id, hunt.name, hunt.severity, hunt.techniques, hunt.evidence_only,
                 finding.row, finding.event_time or finding.first_seen or now, finding.key,
                 hunt.source, finding.first_seen, _key_columns(hunt, finding.row),
-                hunt.teams.columns, hunt.entity_columns))
+                hunt.teams.columns, hunt.entity_columns, reads_process_events(hunt.query)))
     return sorted(evidence, key=lambda e: (e.first_seen or now, e.event_time))
 
 

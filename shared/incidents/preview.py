@@ -13,6 +13,7 @@ from ..hunt import Hunt
 from ..ledger.keys import event_time_of, identity_columns
 from ..preview import SAMPLE_NOW
 from .correlate import Evidence, Group, correlate, device_name
+from .lineage import reads_process_events
 from .model import HuntRef, Incident, IncidentPost
 from .store import partition_of
 
@@ -45,7 +46,8 @@ def evidence_of_rows(hunts: Sequence[Hunt], matches: Mapping[str, list[dict[str,
             evidence.append(Evidence(hunt.id, hunt.name, hunt.severity, hunt.techniques,
                                      hunt.evidence_only, row, moment, key[:32], hunt.source,
                                      keys=_keys(hunt, row), listed=hunt.teams.columns,
-                                     entities=hunt.entity_columns))
+                                     entities=hunt.entity_columns,
+                                     process_events=reads_process_events(hunt.query)))
     return evidence
 
 
