@@ -50,18 +50,29 @@ def storm_payload(lines: Sequence[StormLine], limit: int,
     footer = [e for e in (suppressed_element(suppressed),) if e]
     while True:
         more = len(lines) - len(must) - len(rows)
+        severe_more = len(severe) - len(must)
         tail = ([{"type": "TextBlock", "wrap": True, "isSubtle": True,
-                  "text": f"…and {more:,} more lower-severity incidents."}] if more else [])
+                  "text": f"…and {more:,} more incidents"
+                          + (f", {severe_more:,} of them High or Critical (each posted on its "
+                             "own)." if severe_more else ".")}] if more else [])
         payload = message(card_shell([header, *must, *rows, *tail, *footer]))
-        if payload_size(payload) <= MAX_PAYLOAD_BYTES or not rows:
+        if payload_size(payload) <= MAX_PAYLOAD_BYTES or not (rows or must):
             return payload
-        rows = rows[: len(rows) * 3 // 4]
+        if rows:
+            rows = rows[: len(rows) * 3 // 4]
+        elif all(len(row["inlines"]) > 2 for row in must):
+            must = [_row(line, compact=True) for line in severe]  # ids only, then cut
+        else:
+            must = must[: len(must) * 3 // 4]
 
 
-def _row(line: StormLine) -> Element:
-    return rich(run(f"{line.incident.severity.upper():<6} ", weight="Bolder",
-                    color=STYLE.get(line.incident.severity, "default")),
-                run(f"{line.incident.id} ({line.kind})  "),
+def _row(line: StormLine, *, compact: bool = False) -> Element:
+    severity = run(f"{line.incident.severity.upper():<6} ", weight="Bolder",
+                   color=STYLE.get(line.incident.severity, "default"))
+    if compact:
+        where = escape_text(line.incident.where, limit=40)
+        return rich(severity, run(f"{line.incident.id}  {where}"), spacing="None")
+    return rich(severity, run(f"{line.incident.id} ({line.kind})  "),
                 run(escape_text(line.title, limit=160)),
                 run(f"  ·  {line.events} event(s)", isSubtle=True), spacing="None")
 
