@@ -149,7 +149,7 @@ def process_run(findings: Mapping[str, Sequence[Finding]], hunts: Sequence[Hunt]
     """Correlate this run's findings into incidents, record them and post each post once.
 
     *suppressed*: hunt id -> {rule id: rows} silenced this run (the cards' footer); *snooze*
-    makes the cards' "Snooze similar for 7 days" links."""
+    makes the cards' "Snooze 7 days: <what it silences>" links."""
     run = _Run(store, notifier, now, settings or IncidentSettings(), suppressed or {},
                snooze, {hunt.id: hunt for hunt in hunts})
     return run.process(evidence_of(findings, hunts, now))
