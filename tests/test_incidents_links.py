@@ -160,3 +160,27 @@ def test_the_same_account_on_a_second_device_names_the_first_incident(
                                             "ReportId": 4, **system}, minutes=51)]},
         [psexec], store, hook, now=START + timedelta(hours=2))
     assert not any("also active" in " ".join(texts(p)) for p in hook.payloads[-2:])
+
+
+def test_a_process_launched_hours_later_by_an_incidents_shell_is_posted_as_its_update(
+        store: IncidentStore, hook: WebhookReceiver) -> None:
+    shell_hunt, cradle_hunt = hunt(9, "High", "Socket shell"), hunt(10, "Medium", "Cradle")
+    device = {"DeviceId": "4d" * 20, "DeviceName": "ws-fin-014"}
+    shell = {**device, "ReportId": 1, "FileName": "powershell.exe", "ProcessId": 19324,
+             "ProcessCreationTime": "2026-03-02T09:00:00Z", "InitiatingProcessId": 24980,
+             "InitiatingProcessCreationTime": "2026-03-02T08:59:59Z",
+             "InitiatingProcessFileName": "cmd.exe"}
+    first = run({shell_hunt.id: [finding(shell_hunt, "s1", shell)]}, [shell_hunt], store, hook)
+    (shell_id,) = first.opened
+    cradle = {**device, "ReportId": 2, "FileName": "powershell.exe", "ProcessId": 25564,
+              "ProcessCreationTime": "2026-03-02T19:27:00Z", "InitiatingProcessId": 19324,
+              "InitiatingProcessCreationTime": "2026-03-02T09:00:00.000Z",
+              "InitiatingProcessFileName": "powershell.exe"}
+    later = run({cradle_hunt.id: [finding(cradle_hunt, "c1", cradle, minutes=627)]},
+                [shell_hunt, cradle_hunt], store, hook, now=START + timedelta(hours=11))
+
+    assert later.updated == [shell_id]  # ten hours apart: lineage, not the 2-hour window
+    assert not later.opened
+    text = " ".join(texts(hook.payloads[-1]))
+    assert f"Update to {shell_id}" in text
+    assert f"launched by powershell.exe (pid 19324), a process of {shell_id}" in text

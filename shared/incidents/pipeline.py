@@ -203,7 +203,7 @@ class _Run:
         self._save(run.plans, {i for ids in waiting.values() for i in ids})  # store
         others = incidents + [plan.incident for plan in run.plans]
         for plan in run.plans:
-            plan.related = related(plan, others, self.settings.window)
+            plan.related += related(plan, others, self.settings.window)
         self._announce([plan for plan in run.plans if plan.kind != "held"])
         return self.outcome
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .correlate import Evidence, Group, correlate, device_name
+from .correlate import Evidence, Group, _time_text, correlate, device_name
 from .lineage import account
 from .model import HuntRef, Incident
 from .store import partition_of, short_hash
@@ -73,6 +73,9 @@ def plan_groups(groups: list[Group], incidents: list[Incident], now: datetime,
             by_scope.setdefault(group.scope, []).append(incident)
             plans[id(incident)] = Plan(incident, new=True)
         plan = plans.setdefault(id(incident), Plan(incident))
+        launcher = launched_by(group, matched) if matched is not None and matched.id else ""
+        if launcher and launcher not in plan.related:
+            plan.related += (launcher,)
         absorb(incident, group)
         incident.updated_at = max(incident.updated_at, now)
         plan.evidence += group.evidence
@@ -86,6 +89,20 @@ def match(group: Group, candidates: list[Incident], window: timedelta) -> Incide
                 or (group.start <= incident.last_event + window
                     and group.end >= incident.first_event - window)]
     return max(matching, key=lambda i: i.last_event, default=None)
+
+
+def launched_by(group: Group, incident: Incident) -> str:
+    """``launched by powershell.exe (pid 19324), a process of HW-...`` when a process of
+    *group* was started by a process *incident* already holds; else ''."""
+    for item in group.evidence:
+        row = item.row
+        pid = str(row.get("InitiatingProcessId") or "").strip()
+        created = _time_text(row.get("InitiatingProcessCreationTime"))
+        if pid and created and short_hash(f"{group.scope}|p|{pid}|{created}") in \
+                incident.process_keys:
+            name = str(row.get("InitiatingProcessFileName") or "a process").strip()
+            return f"launched by {name} (pid {pid}), a process of {incident.id}"
+    return ""
 
 
 def new_incident(group: Group, now: datetime) -> Incident:
