@@ -53,7 +53,7 @@ LINE_COLUMNS = frozenset({
     "ActingProcessCommandLine", "ActingProcessId", "InitiatingProcessParentFileName",
     "InitiatingProcessParentId", "RemoteIP", "RemotePort", "RemoteUrl", "DstIpAddr",
     "DstPortNumber", "Url", "DstDomain", "DstHostname", "AccountName", "AccountDomain",
-    "InitiatingProcessAccountName", "InitiatingProcessAccountDomain", "DeviceName", "Computer"})
+    "InitiatingProcessAccountName", "InitiatingProcessAccountDomain", "DeviceId"})
 """Columns the evidence lines show by name (a ``teams.columns`` entry among them is not
 repeated as ``name: value``)."""
 SAME_MIN = 24
@@ -109,7 +109,9 @@ def event_element(event: Event, limits: Limits, shown: Shown, where: str = "") -
                                  run("  ·  " + escape_text(names, limit=limits.field),
                                      isSubtle=True))]
     device = text(row.get("DeviceName") or row.get("Computer"))
-    if device and where and device.lower() != where.lower():
+    keyed = {c for e in event.evidence for c in (*e.keys, *e.listed)}
+    if device and where and device.lower() != where.lower() and not keyed & {"DeviceName",
+                                                                             "Computer"}:
         items.append(labelled("Device", escape_text(device, limit=limits.field)))
     parent_only = any(e.process_events for e in event.evidence)
     items += _process_lines(row, limits, shown, parent_only)
@@ -176,7 +178,7 @@ def column_lines(event: Event, limits: Limits) -> list[Element]:
     keys = [c for e in event.evidence for c in (*e.keys, *e.entities)]
     kinds = r.roles(row)
     first = [c for c in dict.fromkeys(listed + keys) if c in row and c not in LINE_COLUMNS
-             and (c in listed or kinds.get(c) not in SHOWN_BY_LINES)]
+             and (c in listed or kinds.get(c) not in (r.TIME, r.NOISE, r.DECODED))]
     order = (r.ADDRESS, r.COUNT, r.FILE, r.HASH, r.REGISTRY, r.CLOUD, r.OTHER)
     rest = [c for kind in order for c, k in kinds.items() if k == kind and c not in first]
     lines: list[Element] = []
