@@ -11,9 +11,8 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any, Protocol
 
 from ..errors import HuntwireError, NotifyError
@@ -23,7 +22,8 @@ from ..ledger.keys import identity_columns
 from .correlate import DEFAULT_WINDOW, SEVERITY_ORDER, Evidence, member_id
 from .lineage import reads_process_events
 from .model import IncidentPost, PostKind, StormLine
-from .plan import Plan, joins, merger, plan_run, related
+from .persist import save
+from .plan import Plan, plan_run, related
 from .store import IncidentStore, OutboxItem
 from .story import events_of, title_of
 
@@ -222,16 +222,8 @@ class _Run:
 
     def _save(self, plans: list[Plan], waiting: set[str]) -> None:
         """Write each plan's incident; the kind of post is decided on the stored state."""
-        window, lease = self.settings.window, self.store.lease_time
+        save(self.store, plans, waiting, self.now, self.settings.window)
         for plan in plans:
-            snapshot = plan.incident
-            if plan.new:
-                blank = replace(snapshot, members=set(), posts=0, announced=0, opened=False)
-                stored = self.store.create(blank, partial(joins, snapshot, window))
-            else:
-                stored = self.store.get(snapshot.partition, snapshot.id) or snapshot
-            plan.incident = self.store.change(stored, merger(snapshot, plan, waiting, self.now,
-                                                             lease))
             for item in plan.evidence:
                 self.outcome.incidents.setdefault(item.hunt_id, set()).add(plan.incident.id)
             if plan.kind == "held":

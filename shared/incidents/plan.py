@@ -3,7 +3,7 @@ functions over the open incidents (the pipeline stores the result)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -113,13 +113,6 @@ def new_incident(group: Group, now: datetime) -> Incident:
                     first_event=group.start, last_event=group.end, updated_at=now)
 
 
-def joins(mine: Incident, window: timedelta, other: Incident) -> bool:
-    """Whether *other* (stored, perhaps by a concurrent run) is the incident *mine* would be."""
-    return (other.scope == mine.scope
-            and mine.first_event <= other.last_event + window
-            and mine.last_event >= other.first_event - window)
-
-
 def absorb(incident: Incident, group: Group) -> None:
     """Add *group*'s facts (not its members: those follow the post) to *incident*."""
     incident.first_event = min(incident.first_event, group.start)
@@ -134,35 +127,6 @@ def absorb(incident: Incident, group: Group) -> None:
     incident.process_keys |= {short_hash(k) for k in group.process_keys}
     incident.event_keys |= {short_hash(k) for k in group.event_keys}
     incident.accounts |= accounts_of(group.evidence)
-
-
-def merger(snapshot: Incident, plan: Plan, waiting: set[str], now: datetime,
-           lease: timedelta) -> Callable[[Incident], None]:
-    """The change this run makes to the stored incident; sets ``plan.kind`` on the stored
-    state. The incident is *opened* by exactly one post: when no post about it was accepted,
-    none waits in the outbox (*waiting*) and no other run is posting its opening card now."""
-    def apply(current: Incident) -> None:
-        current.first_event = min(current.first_event, snapshot.first_event)
-        current.last_event = max(current.last_event, snapshot.last_event)
-        current.updated_at = max(current.updated_at, snapshot.updated_at)
-        current.opened = current.opened or snapshot.opened
-        for hunt_id, hunt in snapshot.hunts.items():
-            current.hunts.setdefault(hunt_id, hunt)
-        current.techniques = tuple(sorted({*current.techniques, *snapshot.techniques}))
-        current.process_keys |= snapshot.process_keys
-        current.event_keys |= snapshot.event_keys
-        current.accounts |= snapshot.accounts
-        if not current.opened:
-            plan.kind = "held"
-            current.members |= {e.member for e in plan.evidence}
-            return
-        opening = current.opening_until is not None and current.opening_until > now
-        first = current.announced == 0 and current.id not in waiting and not opening
-        plan.kind = "opened" if first else "updated"
-        if first:
-            current.opening_until = now + lease
-        current.posts += 1
-    return apply
 
 
 SERVICE_ACCOUNTS = frozenset({"system", "local service", "network service", "localsystem",
