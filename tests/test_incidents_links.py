@@ -184,3 +184,24 @@ def test_a_process_launched_hours_later_by_an_incidents_shell_is_posted_as_its_u
     text = " ".join(texts(hook.payloads[-1]))
     assert f"Update to {shell_id}" in text
     assert f"launched by powershell.exe (pid 19324), a process of {shell_id}" in text
+
+
+def test_high_incidents_beyond_one_runs_posts_are_posted_on_their_own_by_the_next_run(
+        store: IncidentStore, hook: WebhookReceiver) -> None:
+    decoy, attack = hunt(11, "Low", "Decoy noise"), hunt(12, "High", "Real shell")
+    decoys = [finding(decoy, f"d{n}", {"DeviceId": f"{n:040x}", "DeviceName": f"ws-{n:03d}",
+                                       "ReportId": n}) for n in range(40)]
+    real = [finding(attack, f"a{n}", {"DeviceId": f"{n + 100:040x}",
+                                      "DeviceName": f"victim-{n:02d}", "ReportId": 500 + n})
+            for n in range(14)]
+    settings = IncidentSettings(storm_limit=10)
+    first = run({decoy.id: decoys, attack.id: real}, [decoy, attack], store, hook,
+                settings=settings)
+
+    assert len(hook.payloads) == 11  # the summary and 10 High incidents: the run's limit
+    summary = " ".join(texts(hook.payloads[0]))
+    assert all(f"victim-{n:02d}" in summary for n in range(14))  # every High one is named
+    run({}, [decoy, attack], store, hook, now=START + timedelta(hours=2), settings=settings)
+    alone = {title(p).rsplit(" on ", 1)[1] for p in hook.payloads[1:]}
+    assert alone == {f"victim-{n:02d}" for n in range(14)}  # the other 4 by the next run
+    assert len(first.opened) == 54
