@@ -4,10 +4,12 @@ Starts Azurite and a local webhook standing in for Teams, replays the bundled da
 (samples/) through the local source, runs `huntwire run --once` twice (midnight, then the next
 hour), and shows the findings, the incidents they make (one post each: out/demo/*.json, the most
 severe rendered as *.png) and that the second run posted nothing new. Four attacks on three
-devices give four incidents; an admin's port probe, matched only by Microsoft's evidence-only
-hunt, is kept as evidence and pages nobody. The day also holds one run of a vendor agent's
-download cradle, which the shipped rule in suppressions/example-vendor-agent.yaml silences
-(counted in the run and in the card's footer, never posted). Stops what it started.
+devices give three incidents: the download cradle that the 09:14 shell launched ten hours later
+joins the shell's incident by process lineage; an admin's port probe, matched only by
+Microsoft's evidence-only hunt, is kept as evidence and pages nobody. The day also holds one
+run of a vendor agent's download cradle, which the shipped rule in
+suppressions/example-vendor-agent.yaml silences (counted in the run and in the card's footer,
+never posted). Stops what it started.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ OUT = REPO / "out" / "demo"
 FIRST_RUN = "2026-11-28T00:00:00Z"
 SECOND_RUN = "2026-11-28T01:00:00Z"
 BACKFILL_FROM = "2026-11-27T00:00:00Z"
-ATTACKS = 4
-"""The sample day's attacks: two on ws-fin-014, one on ws-hr-022, one on srv-app-02."""
+ATTACKS = 3
+"""The sample day's attacks: the shell and the cradle it launched on ws-fin-014 (one incident:
+lineage joins them), one on ws-hr-022, one on srv-app-02."""
 
 
 def main() -> int:
@@ -148,7 +151,8 @@ def verdict(first: dict[str, Any], second: dict[str, Any], posted_first: int,
         print("  FAILED: " + "; ".join(problems))
         return 1
     print(f"  first run: {totals['new']} findings from {sum(1 for h in first['hunts'] if h['new'])}"
-          f" hunts -> {totals['incidents_opened']} incidents (one per attack) in {posted_first} "
+          f" hunts -> {totals['incidents_opened']} incidents (the cradle joins the shell that "
+          f"launched it) in {posted_first} "
           f"posts, {totals.get('incidents_held', 0)} kept as evidence only (the port probe), "
           f"{sum(sum(h.get('suppressed', {}).values()) for h in first['hunts'])} row suppressed "
           "(the vendor agent); second run: nothing new, nothing posted. Each finding was "

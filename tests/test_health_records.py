@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shared.cards import build_notice
-from shared.cards.digest import with_held_back_note
+from shared.cards.payload import with_held_back_note
 from shared.health.model import HeartbeatTally, HuntHealth, Notice
 from shared.health.notices import health_kind, health_notice, heartbeat_notice
 from shared.health.records import ConflictError, HealthStore

@@ -298,8 +298,9 @@ def test_sentinel_rows_group_by_computer_and_device_name(
     sql = summarize_digest(by_device["srv-sql-01.corp.contoso.com"])
     assert dict(sql.hunts) == {"Encoded command (4688)": 1, "Socket in PowerShell (MDE)": 1}
     assert sql.total_new == 2
-    assert "sqlservr.exe → powershell.exe → 203.0.113.9:443" in card_text(
-        by_device["srv-sql-01.corp.contoso.com"])
+    sql_text = card_text(by_device["srv-sql-01.corp.contoso.com"])
+    assert "Parent: \nsqlservr.exe\nEndpoint: \n203.0.113.9:443" in sql_text
+    assert "Chain" not in sql_text  # the 4688 row and the MDE row share no process
     assert "advanced hunting" not in json.dumps(hook.payloads)  # Sentinel evidence only
     assert sum(len(k) for k in outcome.delivered.values()) == 3
     assert len(outcome.opened) == 2

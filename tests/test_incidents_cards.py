@@ -96,7 +96,7 @@ def hook() -> Iterator[WebhookReceiver]:
 def test_storm_guard_posts_one_summary_for_more_than_the_limit(
         storage_connection_string: str, hook: WebhookReceiver) -> None:
     hunt = Hunt(id="0d3c8b1e-0000-4000-8000-000000000001", name="Shell", query="x",
-                source="defender", path=Path("shell.yaml"), severity="High")
+                source="defender", path=Path("shell.yaml"), severity="Medium")
     findings = []
     for device in range(25):
         device_id = f"{device:040x}"
@@ -142,7 +142,7 @@ def test_incident_card_footer_counts_suppressed_rows_and_offers_a_snooze_link(
     first, second = (card_of(p) for p in hook.payloads)
     assert "2 rows by vendor-agent" in str(first["body"])
     assert "not-involved" not in str(first)  # only the hunts of the incident
-    (snooze,) = [a for a in first["actions"] if a["title"] == "Snooze similar for 7 days"]
+    (snooze,) = [a for a in first["actions"] if a["title"] == "Snooze 7 days: Cradle"]
     assert snooze["type"] == "Action.OpenUrl"
     assert snooze["url"].startswith("https://huntwire.example/api/snooze?t=")
     assert not any("Snooze" in a["title"] for a in second.get("actions", []))

@@ -1,4 +1,5 @@
-"""The demo day (samples/) through the incident pipeline: four attacks, four incidents, four posts.
+"""The demo day (samples/) through the incident pipeline: three incidents in three posts (the
+cradle the 09:14 shell launched joins the shell's incident by process lineage).
 
 Real parts only: the repository's hunts run by the local engine over samples/, the ledger and the
 incident store on Azurite, posts through TeamsWebhook to the local webhook receiver.
@@ -34,7 +35,7 @@ from tests.card_text import title  # noqa: E402
 
 DAY = Window(datetime(2026, 11, 27, tzinfo=UTC), datetime(2026, 11, 28, tzinfo=UTC))
 NOW = DAY.end
-ATTACKED = {"ws-fin-014.corp.contoso.com": 2, "ws-hr-022.corp.contoso.com": 1,
+ATTACKED = {"ws-fin-014.corp.contoso.com": 1, "ws-hr-022.corp.contoso.com": 1,
             "srv-app-02.corp.contoso.com": 1}
 
 
@@ -66,21 +67,33 @@ def hook() -> Iterator[WebhookReceiver]:
         yield receiver
 
 
-def test_demo_day_gives_four_incidents_in_four_posts(storage_connection_string: str,
-                                                     hook: WebhookReceiver) -> None:
+def test_demo_day_gives_three_incidents_in_three_posts(storage_connection_string: str,
+                                                       hook: WebhookReceiver) -> None:
     findings, outcome = run_demo(storage_connection_string, hook, "a")
     assert sum(len(f) for f in findings.values()) == 12  # the 12 findings of the digest era
-    assert len(outcome.opened) == 4
+    assert len(outcome.opened) == 3
     assert not outcome.updated
-    assert len(hook.payloads) == 4
-    assert outcome.posted == 4
+    assert len(hook.payloads) == 3
+    assert outcome.posted == 3
     cards = [card_text(p) for p in hook.payloads]
     for device, count in ATTACKED.items():
         assert sum(title(p).endswith(f" on {device}") for p in hook.payloads) == count, device
     assert not any("ws-it-007" in card for card in cards)  # the admin's port probe pages nobody
     assert len(outcome.held) == 1  # ... but is kept as evidence on ws-it-007
     shell = next(c for c in cards if "WINWORD.EXE → cmd.exe → powershell.exe" in c)
-    assert "203.0.113.57:443" in shell
+    assert "powershell.exe [203.0.113.57:443] → powershell.exe → 198.51.100.77:8080" in shell
+    assert "DownloadString" in shell  # the cradle the shell launched, ten hours later
+    encoded = next(c for c in cards if "ws-hr-022" in c)
+    script = next(line for line in encoded.splitlines() if line.startswith("$client"))
+    assert len(script) == 502
+    assert script.endswith("$client.Close()")
+    assert "more characters in advanced hunting" not in encoded
+    for card in cards:  # each script once per card, then "same script"
+        for needle in ("Sockets.TCPClient(", "DownloadString("):
+            assert card.count(needle) <= 1, (needle, card)
+        assert "channel runs-input" not in card  # analysts read plain words
+    assert "same script as cmd.exe above" in shell
+    assert "runs what it receives" in shell
     for name in ("PowerShell socket reverse shell", "outbound connection",
                  "TcpClient"):
         assert name.lower() in shell.lower(), name

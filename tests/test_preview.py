@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from shared.cards import MAX_PAYLOAD_BYTES, build_digest, card_of, payload_size
+from shared.cards import MAX_PAYLOAD_BYTES, card_of, payload_size
+from shared.cards.incident import build_incident_post
 from shared.cli.preview import register
-from shared.hunt import TeamsOptions
+from shared.hunt import Hunt, TeamsOptions
+from shared.incidents.preview import incident_preview
 from shared.preview import (
-    SAMPLE_NOW,
     Chromium,
     check_card,
     crop_height,
@@ -26,7 +27,6 @@ from shared.preview import (
     sample_rows,
     window_for,
 )
-from shared.window import hunt_window
 
 ALLOWED_LINKS = ("https://security.microsoft.com/", "https://attack.mitre.org/techniques/",
                  "https://portal.azure.com/")
@@ -43,10 +43,14 @@ def preview_card(*argv: str) -> int:
     return result
 
 
+def incident_card(hunt: Hunt, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What production posts for *rows*: the card of their most severe incident."""
+    _, _, post = incident_preview([hunt], {hunt.id: rows})
+    return build_incident_post(post)
+
+
 def sample_payload() -> dict[str, Any]:
-    hunt = sample_hunt()
-    return build_digest(hunt, hunt_window(SAMPLE_NOW, hunt.lookback), sample_rows(),
-                        total_new=len(sample_rows()))
+    return incident_card(sample_hunt(), sample_rows())
 
 
 def hostile_payload(count: int = 50) -> dict[str, Any]:
@@ -57,8 +61,8 @@ def hostile_payload(count: int = 50) -> dict[str, Any]:
     for index, row in enumerate(sample_rows() * (count // 4 + 1)):
         rows.append({**row, "ReportId": index, "ProcessCommandLine": HOSTILE * 600,
                      "DecodedCommand": HOSTILE, "DeviceName": HOSTILE, "AccountName": HOSTILE})
-    rows = rows[:count]
-    return build_digest(hunt, hunt_window(SAMPLE_NOW, hunt.lookback), rows, total_new=count)
+    rows = [{**row, "DeviceName": HOSTILE, "DeviceId": "ab" * 20} for row in rows[:count]]
+    return incident_card(hunt, rows)
 
 
 def non_blank(png: Path) -> tuple[int, float]:
@@ -104,12 +108,14 @@ def test_cli_without_png_writes_the_payload_and_the_page(
 
 def test_cli_findings_option_makes_that_many_sample_findings(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert preview_card("--out", str(tmp_path), "--no-png", "--findings", "30") == 0
+    assert preview_card("--out", str(tmp_path), "--no-png", "--findings", "30",
+                        "--format", "json") == 0
     payload = json.loads((tmp_path / "card.json").read_text())
+    report = json.loads(capsys.readouterr().out)
 
-    assert "30 new findings" in json.dumps(card_of(payload)["body"][0])
+    assert report["findings"] > 4  # the most severe incident of the 30 sample findings
+    assert f"{report['findings']} new findings" in json.dumps(card_of(payload)["body"][0])
     assert payload_size(payload) <= MAX_PAYLOAD_BYTES
-    assert "payload" in capsys.readouterr().out
 
 
 def write_eval(path: Path) -> None:
@@ -134,13 +140,14 @@ def test_cli_from_eval_previews_the_first_hunt_with_matches(tmp_path: Path) -> N
 
     code = preview_card("--from-eval", str(eval_file), "--hunts", str(hunts), "--out", str(out),
                         "--no-png")
-    header = json.dumps(card_of(json.loads((out / "card.json").read_text()))["body"][0])
+    card = card_of(json.loads((out / "card.json").read_text()))
+    header = json.dumps(card["body"][0])
 
     assert code == 0
     assert "Cradle hunt from YAML" in header
     assert "LOW" in header
-    assert "2 new findings" in header
-    assert "https://attack.mitre.org/techniques/T1105/" in header
+    assert "1 new finding" in header  # the two sample matches are on two devices
+    assert "https://attack.mitre.org/techniques/T1105/" in json.dumps(card)
 
 
 def test_cli_from_eval_with_an_unknown_hunt_file_uses_the_eval_name(tmp_path: Path) -> None:

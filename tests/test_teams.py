@@ -9,7 +9,7 @@ import socket
 import time
 import traceback
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,13 @@ from devtools.webhook import Answer, Drip, Hang, Reply, WebhookReceiver
 from shared.cards import MAX_PAYLOAD_BYTES, PortalLinks, card_of, serialize, summarize_digest
 from shared.errors import ConfigurationError, NotifyError
 from shared.hunt import Hunt
-from shared.notify import NOTIFIERS, FindingsBatch, Notice, build_notifier
+from shared.incidents.model import IncidentPost
+from shared.incidents.preview import incident_preview
+from shared.notify import NOTIFIERS, Notice, build_notifier
 from shared.notify import teams as teams_module
 from shared.notify.teams import TeamsDeliveryError, TeamsNotifier, TeamsWebhook
 from shared.retry import parse_retry_after
 from shared.settings import Settings
-from shared.window import Window
 
 PAYLOAD: dict[str, Any] = {"type": "message", "attachments": [{
     "contentType": "application/vnd.microsoft.card.adaptive",
@@ -363,30 +364,30 @@ WORKSPACE = ("/subscriptions/0000/resourceGroups/soc/providers/"
              "Microsoft.OperationalInsights/workspaces/sentinel")
 
 
-def sample_batch(source: str = "sentinel") -> FindingsBatch:
-    now = datetime(2026, 11, 27, 23, 0, tzinfo=UTC)
+def sample_post() -> IncidentPost:
     chosen = Hunt(id="6f1d3a52-8c1e-4c47-9a0e-2f6b1c9d7e01", name="Sign-ins from evil",
-                  query="SigninLogs | take 1", source=source,  # type: ignore[arg-type]
-                  path=Path("hunts/x.yaml"))
-    rows = [{"TimeGenerated": "2026-11-27T22:00:00Z", "UserPrincipalName": "a@contoso.example",
-             "Url": "https://evil.example/x"}]
-    return FindingsBatch(chosen, Window(now - timedelta(hours=4), now), rows, total_new=3)
+                  query="SigninLogs | take 1", source="defender", path=Path("hunts/x.yaml"))
+    rows = [{"Timestamp": f"2026-11-27T22:0{n}:00Z", "DeviceId": "ab" * 20, "DeviceName": "ws1",
+             "UserPrincipalName": "a@contoso.example", "Url": "https://evil.example/x",
+             "ReportId": n} for n in range(3)]
+    _, _, post = incident_preview([chosen], {chosen.id: rows})
+    return post
 
 
-def test_the_notifier_posts_the_digest_with_the_portal_links_it_was_given(
+def test_the_notifier_renders_and_posts_the_incident_with_the_portal_links_it_was_given(
         receiver: WebhookReceiver, clock: ManualClock) -> None:
     portal = PortalLinks.from_ids(tenant_id="contoso-tenant",
                                   sentinel_workspace_resource_id=WORKSPACE)
     notifier = TeamsNotifier(receiver.url, portal=portal, clock=clock)
-    delivery = notifier.post_findings(sample_batch())
+    delivery = notifier.post_incident(notifier.render_incident(sample_post()))
 
     payload = receiver.payloads[0]
     assert delivery.status == 202
     assert delivery.notifier == "Teams"
     assert summarize_digest(payload).total_new == 3
     url = card_of(payload)["actions"][0]["url"]
-    assert url.startswith("https://portal.azure.com/#@contoso-tenant/blade/")
-    assert "sentinel" in url
+    assert url.startswith("https://security.microsoft.com/machines/v2/" + "ab" * 20)
+    assert "tid=contoso-tenant" in url
     assert "evil.example" not in json.dumps(payload)
     assert_hides_url(repr(notifier), receiver)
 

@@ -5,12 +5,11 @@ renders as plain text) and content (:func:`escape_text` defangs links, mentions,
 invisible characters anyway). Payloads never exceed :data:`MAX_PAYLOAD_BYTES`.
 
 ``escape`` text safety, ``links`` portal and ATT&CK links, ``elements`` card building blocks,
-``findings`` one result row, ``digest`` the per-hunt card, ``notice`` a short notice card,
-``payload`` the message, its size and bytes, ``incident`` incident posts, ``summary`` what
-a posted card says at a glance.
+``roles`` what each column is to the reader, ``evidence`` one event's evidence, ``incident``
+incident posts, ``storm`` the storm summary, ``notice`` a short notice card, ``payload`` the
+message, its size and bytes, ``summary`` what a posted card says at a glance.
 """
 
-from .digest import build_digest, window_text
 from .escape import defang, escape_text, to_text
 from .links import PortalLinks, technique_url
 from .notice import build_notice
@@ -25,5 +24,5 @@ from .payload import (
 from .summary import DigestSummary, summarize_digest
 
 __all__ = ["ADAPTIVE_CARD", "CARD_VERSION", "MAX_PAYLOAD_BYTES", "DigestSummary", "PortalLinks",
-           "build_digest", "build_notice", "card_of", "defang", "escape_text", "payload_size",
-           "serialize", "summarize_digest", "technique_url", "to_text", "window_text"]
+           "build_notice", "card_of", "defang", "escape_text", "payload_size", "serialize",
+           "summarize_digest", "technique_url", "to_text"]

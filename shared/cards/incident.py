@@ -13,38 +13,33 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..incidents.correlate import Evidence
-from ..incidents.model import Incident, IncidentPost, StormLine
+from ..incidents.lineage import chains, plain_signals
+from ..incidents.model import Incident, IncidentPost
 from ..incidents.story import (
     Event,
     account,
-    chain,
     decoded_scripts,
     events_of,
     headline_hunt,
-    key_values,
     process_ids,
     signals_by_hunt,
     techniques,
 )
 from ..window import Window
-from .digest import with_held_back_note
 from .elements import Element, labelled, link_run, open_url, rich, run
 from .escape import escape_text
-from .findings import COMPACT, FULL, MEDIUM, Limits, display_time
+from .evidence import COMPACT, FULL, MEDIUM, Limits, Shown, display_time, event_element, one_line
 from .links import PortalLinks, technique_url
-from .payload import MAX_PAYLOAD_BYTES, card_shell, message, payload_size
+from .payload import MAX_PAYLOAD_BYTES, card_shell, message, payload_size, with_held_back_note
+from .storm import STYLE, storm_payload, suppressed_element
 from .summary import HEADER_ID, HUNTS_ID
 
-STYLE = {"High": "attention", "Medium": "warning", "Low": "accent", "Informational": "default"}
-SCRIPT_START = 400
-BLOB_START = 120
 MAX_HUNTS_SHOWN = 20
 MAX_TECHNIQUES_SHOWN = 16
-MAX_STORM_ROWS = 60
 UPDATE_EVENTS = 6
 COMPACT_TEXT = 160
 """Characters of a command line (or key values) in the one-line list of the other events."""
-SNOOZE_TITLE = "Snooze similar for 7 days"
+SNOOZE_TITLE = "Snooze 7 days"
 _DEVICE_ID = re.compile(r"^[0-9a-f]{40}$")
 _TIERS = ((FULL, 12, True), (MEDIUM, 8, True), (COMPACT, 5, True), (COMPACT, 2, False),
           (COMPACT, 0, False))
@@ -104,11 +99,14 @@ def _header(post: IncidentPost, events: Sequence[Event], label: str) -> Element:
 
 
 def _chain_element(events: Sequence[Event], limits: Limits) -> Element | None:
-    nodes = chain(events)
-    if not nodes:
+    """The process chains that rows of this post really form (joined by process id and
+    creation time); none when the rows share no process."""
+    found = chains([event.row for event in events])
+    if not found:
         return None
-    text = " → ".join(escape_text(node, limit=limits.field) for node in nodes[:24])
-    return labelled("Chain", text, weight="Bolder", fontType="Monospace")
+    lines = [" → ".join(escape_text(node, limit=limits.field) for node in nodes[:24])
+             for nodes in found]
+    return labelled("Chain", "\n".join(lines), weight="Bolder", fontType="Monospace")
 
 
 def _hunts_element(post: IncidentPost, *, full: bool) -> Element:
@@ -125,7 +123,7 @@ def _hunts_element(post: IncidentPost, *, full: bool) -> Element:
     items: list[Element] = []
     for hunt in hunts[:MAX_HUNTS_SHOWN]:
         count = counts.get(hunt.id, 0)
-        words = " ".join(signals.get(hunt.id, []))
+        words = plain_signals(signals.get(hunt.id, []))
         runs = [run(f"{hunt.severity.upper():<6} ", weight="Bolder",
                     color=STYLE.get(hunt.severity, "default")),
                 run(escape_text(hunt.name, limit=200)),
@@ -134,7 +132,8 @@ def _hunts_element(post: IncidentPost, *, full: bool) -> Element:
         if hunt.evidence_only:
             runs.append(run("  (evidence only)", isSubtle=True))
         if words:
-            runs += [run("  signals: ", isSubtle=True), run(escape_text(words, limit=200))]
+            runs += [run("  ·  what it saw: ", isSubtle=True),
+                     run(escape_text(words, limit=300))]
         items.append(rich(*runs, spacing="None"))
     if len(hunts) > MAX_HUNTS_SHOWN:
         items.append(rich(run(f"…and {len(hunts) - MAX_HUNTS_SHOWN} more hunts", isSubtle=True)))
@@ -158,61 +157,34 @@ def _techniques_element(evidence: Sequence[Evidence]) -> Element | None:
     return rich(run("MITRE ATT&CK  ", isSubtle=True), *runs, spacing="Small") if runs else None
 
 
-def _scripts_elements(events: Sequence[Event]) -> list[Element]:
+def _scripts_elements(events: Sequence[Event], limits: Limits, shown: Shown) -> list[Element]:
+    """Each distinct decoded script once, whole up to *limits.script*, then cut at a line
+    boundary with how much more advanced hunting holds."""
     elements = []
-    for script in decoded_scripts(events)[:3]:
-        start = escape_text(script, limit=SCRIPT_START, multiline=True)
-        elements.append(rich(run("Decoded script ", isSubtle=True, weight="Bolder"),
-                             run(f"({len(script):,} characters; the whole text in advanced "
-                                 "hunting)", isSubtle=True), spacing="Small"))
-        elements.append(rich(run(start, fontType="Monospace"), spacing="None"))
+    for number, (script, owner) in enumerate(decoded_scripts(events)[:3], start=1):
+        shown.scripts[script] = number
+        head, more = cut_script(script, limits.script)
+        title = f"Decoded script {number}" + (f" (run by {owner})" if owner else "")
+        elements.append(rich(run(escape_text(title, limit=120), isSubtle=True, weight="Bolder"),
+                             run(f"  {len(script):,} characters", isSubtle=True),
+                             spacing="Small"))
+        elements.append(rich(run(escape_text(head, limit=2 * limits.script, multiline=True),
+                                 fontType="Monospace"), spacing="None"))
+        if more:
+            elements.append(rich(run(f"…{more:,} more characters in advanced hunting",
+                                     isSubtle=True), spacing="None"))
     return elements
 
 
-def event_element(event: Event, limits: Limits, shown_commands: set[str] | None = None
-                  ) -> Element:
-    """One distinct event: when, parent → process, command line (a decoded blob only by its
-    start and length), destination, and the hunts that found it."""
-    row = event.row
-    decoded = bool(row.get("DecodedCommand") or row.get("DecodedScript"))
-    parent = escape_text(row.get("InitiatingProcessFileName"), limit=limits.field)
-    process = escape_text(row.get("FileName"), limit=limits.field)
-    what = f"{parent or '?'} → {process or '?'}" if parent or process else ""
-    items = [rich(run(escape_text(display_time(event.time), limit=64), weight="Bolder"),
-                  run("  "), run(what),
-                  run(("  ·  " if what else "") + escape_text(", ".join(event.hunt_names),
-                                                              limit=limits.field),
-                      isSubtle=True))]
-    if not what:
-        items += [labelled(escape_text(column, limit=64), escape_text(value, limit=limits.field))
-                  for column, value in key_values(event)]
-    command = str(row.get("ProcessCommandLine") or "")
-    seen = shown_commands if shown_commands is not None else set()
-    if command in seen:
-        command = ""  # the same process's command line is already on the card
-    seen.add(command)
-    if command:
-        limit = min(BLOB_START, limits.command_line) if decoded else limits.command_line
-        shown = escape_text(command, limit=limit)
-        if decoded and len(command) > limit:
-            shown = f"{escape_text(command[:limit], limit=limit)}… ({len(command):,} characters)"
-        items.append(labelled("Command line", shown, fontType="Monospace"))
-    remote = escape_text(" ".join(str(row.get(c)) for c in ("RemoteIP", "RemotePort", "RemoteUrl")
-                                  if row.get(c) not in (None, "")), limit=limits.field)
-    if remote:
-        items.append(labelled("Remote", remote))
-    return {"type": "Container", "separator": True, "spacing": "Small", "items": items}
-
-
-def _suppressed_element(suppressed: Sequence[tuple[str, int]]) -> Element | None:
-    """Footer: rows that suppression rules silenced this run in the hunts involved."""
-    if not suppressed:
-        return None
-    parts = ", ".join(f"{_plural(rows, 'row')} by {rule}" for rule, rows in suppressed[:8])
-    more = f" and {len(suppressed) - 8} more rules" if len(suppressed) > 8 else ""
-    return rich(run("Suppressed this run in these hunts: ", isSubtle=True, weight="Bolder"),
-                run(escape_text(parts + more, limit=600), isSubtle=True), spacing="Medium",
-                separator=True)
+def cut_script(script: str, limit: int) -> tuple[str, int]:
+    """(*script* up to *limit* characters, cut at the last line break before it when there is
+    one in its second half; the count of characters left out)."""
+    if len(script) <= limit:
+        return script, 0
+    end = script.rfind("\n", 0, limit)
+    if end < limit // 2:
+        end = limit
+    return script[:end], len(script) - end
 
 
 def _actions(post: IncidentPost, events: Sequence[Event], portal: PortalLinks) -> list[Element]:
@@ -232,9 +204,8 @@ def _actions(post: IncidentPost, events: Sequence[Event], portal: PortalLinks) -
             actions.append(open_url("Chain in advanced hunting", portal.advanced_hunting(query)))
         elif portal.sentinel_workspace_resource_id:
             actions.append(open_url("Chain in Sentinel Logs", portal.sentinel_logs(query, window)))
-    for name, url in post.snooze[:3]:
-        title = SNOOZE_TITLE if len(post.snooze) == 1 else f"{SNOOZE_TITLE}: {name[:40]}"
-        actions.append(open_url(title, url))
+    for label, url in post.snooze[:3]:
+        actions.append(open_url(f"{SNOOZE_TITLE}: {escape_text(label, limit=60)}", url))
     return actions
 
 
@@ -261,25 +232,34 @@ def _fitted(post: IncidentPost, portal: PortalLinks, *, full: bool) -> dict[str,
     each); when none can, the one that shows the most, then "...and N more"."""
     events = events_of(post.evidence)
     label = "Incident" if full else "Update to"
-    footer = [e for e in (_suppressed_element(post.suppressed),) if e]
+    footer = [e for e in (suppressed_element(post.suppressed),) if e]
     actions = _actions(post, events, portal)
+    lines: dict[int, str] = {}  # event index -> its one line, made once for every tier
     best: tuple[int, dict[str, Any]] | None = None
     for limits, max_events, with_extras in _TIERS:
         shown = events[:max_events if full else min(max_events, UPDATE_EVENTS)]
         body = [_header(post, events, label)]
+        body += _links_elements(post)
+        seen = Shown()
         if with_extras:
             body += [e for e in (_chain_element(events, limits),) if e]
             body.append(_hunts_element(post, full=full))
         if full and with_extras:
             body += [e for e in (_techniques_element(post.evidence),) if e]
-            body += _scripts_elements(events)
-        commands: set[str] = set()
-        body += [event_element(event, limits, commands) for event in shown]
+        if with_extras:
+            body += _scripts_elements(events, limits, seen)
+        body += [event_element(event, limits, seen, post.incident.where if post.incident
+                               else "") for event in shown]
         rest = events[len(shown):]
+        offset = len(shown)
 
         def build(count: int, body: list[Element] = body, rest: list[Event] = rest,
-                  total: int = len(events)) -> dict[str, Any]:
-            return message(_card(body + _listed(rest, count, total) + footer, actions))
+                  total: int = len(events), offset: int = offset) -> dict[str, Any]:
+            for index in range(offset, offset + count):
+                if index not in lines:
+                    lines[index] = escape_text(one_line(events[index]), limit=COMPACT_TEXT)
+            listed = [lines[index] for index in range(offset, offset + count)]
+            return message(_card(body + _listed(rest, listed, total) + footer, actions))
 
         if payload_size(build(0)) > MAX_PAYLOAD_BYTES:
             continue
@@ -291,33 +271,30 @@ def _fitted(post: IncidentPost, portal: PortalLinks, *, full: bool) -> dict[str,
     return best[1] if best is not None else message(_card([_header(post, [], label)], []))
 
 
-def _listed(rest: Sequence[Event], count: int, total: int) -> list[Element]:
-    """The first *count* of the events not shown in detail, one line each, then how many more
-    (of *total*) the card leaves out."""
+def _links_elements(post: IncidentPost) -> list[Element]:
+    """Where this incident meets others: the incident whose process launched it, the devices
+    where its account is also active (see ``IncidentPost.related``)."""
+    return [rich(run("Related: ", isSubtle=True, weight="Bolder"),
+                 run(escape_text(note, limit=300)), spacing="Small")
+            for note in post.related[:5]]
+
+
+def _listed(rest: Sequence[Event], texts: Sequence[str], total: int) -> list[Element]:
+    """The first of the events not shown in detail, one line each (*texts*), then how many
+    more (of *total*) the card leaves out."""
+    count = len(texts)
     lines: list[Element] = []
     if count:
         lines.append(rich(run("Also in this post", isSubtle=True, weight="Bolder"),
                           spacing="Medium", separator=True))
-    for event in rest[:count]:
+    for event, line in zip(rest, texts, strict=False):
         lines.append(rich(run(escape_text(display_time(event.time), limit=64) + "  ",
-                              isSubtle=True),
-                          run(escape_text(_one_line(event), limit=COMPACT_TEXT)),
-                          spacing="None"))
+                              isSubtle=True), run(line), spacing="None"))
     if len(rest) > count:
         lines.append({"type": "TextBlock", "wrap": True, "isSubtle": True,
                       "text": f"…and {len(rest) - count:,} more of {total:,} events (open the "
                               "chain in advanced hunting)."})
     return lines
-
-
-def _one_line(event: Event) -> str:
-    """A process and its command line, else the key values of *event*."""
-    row = event.row
-    command = str(row.get("ProcessCommandLine") or "")
-    process = str(row.get("FileName") or "")
-    if command or process:
-        return f"{process}  {command}".strip()
-    return "  ".join(f"{column}: {value}" for column, value in key_values(event))
 
 
 def _most_that_fit(build: Callable[[int], dict[str, Any]], most: int) -> int:
@@ -337,36 +314,6 @@ def _card(body: list[Element], actions: list[Element]) -> dict[str, Any]:
     if actions:
         card["actions"] = actions
     return card
-
-
-def storm_payload(lines: Sequence[StormLine], limit: int,
-                  suppressed: Sequence[tuple[str, int]] = ()) -> dict[str, Any]:
-    """One summary card for a run that opened or updated more incidents than *limit*."""
-    opened = sum(1 for line in lines if line.kind == "opened")
-    updated = len(lines) - opened
-    severity = "High" if any(line.incident.severity == "High" for line in lines) else "Medium"
-    header = {"type": "Container", "style": STYLE[severity], "bleed": True, "items": [
-        rich(run(severity.upper(), weight="Bolder", color=STYLE[severity]), run("   "),
-             run(f"{opened:,} incidents opened, {updated:,} updated in one run", weight="Bolder",
-                 size="Large")),
-        rich(run(f"Storm guard: more than {limit} posts in one run, so one summary instead. Each "
-                 "incident keeps its id; later evidence is posted as updates.", isSubtle=True),
-             spacing="Small")]}
-    rows = [rich(run(f"{line.incident.severity.upper():<6} ", weight="Bolder",
-                     color=STYLE.get(line.incident.severity, "default")),
-                 run(f"{line.incident.id} ({line.kind})  "),
-                 run(escape_text(line.title, limit=160)),
-                 run(f"  ·  {line.events} event(s)", isSubtle=True), spacing="None")
-            for line in lines[:MAX_STORM_ROWS]]
-    footer = [e for e in (_suppressed_element(suppressed),) if e]
-    while True:
-        more = len(lines) - len(rows)
-        tail = ([{"type": "TextBlock", "wrap": True, "isSubtle": True,
-                  "text": f"…and {more:,} more incidents."}] if more else [])
-        payload = message(_card([header, *rows, *tail, *footer], []))
-        if payload_size(payload) <= MAX_PAYLOAD_BYTES or not rows:
-            return payload
-        rows = rows[: len(rows) * 3 // 4]
 
 
 def is_incident_card(body: Sequence[Mapping[str, Any]]) -> bool:

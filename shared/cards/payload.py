@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 MAX_PAYLOAD_BYTES = 28_000
@@ -40,3 +42,21 @@ def card_of(payload: Mapping[str, Any]) -> dict[str, Any]:
     """The Adaptive Card inside a webhook payload."""
     content: dict[str, Any] = payload["attachments"][0]["content"]
     return content
+
+
+def with_held_back_note(payload: Mapping[str, Any], since: datetime) -> dict[str, Any]:
+    """*payload* with "Held back since <time>" under its header.
+
+    The note goes at the end of the header container (the card's first element), or first in
+    the body; when it would push the card over the Teams limit the message goes without it.
+    """
+    noted = copy.deepcopy(dict(payload))
+    moment = since.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    note = {"type": "TextBlock", "text": f"Held back since {moment}: Teams could not be "
+            "reached; delivered now.", "wrap": True, "isSubtle": True, "spacing": "Small"}
+    body = noted["attachments"][0]["content"]["body"]
+    if body and body[0].get("type") == "Container":
+        body[0].setdefault("items", []).append(note)
+    else:
+        body.insert(0, note)
+    return dict(payload) if payload_size(noted) > MAX_PAYLOAD_BYTES else noted

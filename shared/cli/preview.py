@@ -1,5 +1,6 @@
-"""``huntwire preview-card``: write the Teams payload for sample findings (or ``huntwire eval``
-output) as JSON, as an HTML page rendered by the ``adaptivecards`` renderer, and as a PNG."""
+"""``huntwire preview-card``: write the incident card Teams would get for sample findings (or
+``huntwire eval`` output) as JSON, as an HTML page rendered by the ``adaptivecards`` renderer,
+and as a PNG. It is the card production posts: the most severe incident the findings make."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..cards import build_digest
 from ..cards.incident import build_incident_post
 from ..hunt import Hunt, Source, load_hunts
 from ..incidents.preview import incident_preview
@@ -23,7 +23,6 @@ from ..preview import (
     sample_rows,
     write_preview,
 )
-from ..window import hunt_window
 from .common import add_common, hunts_dir
 
 DEFAULT_OUT = Path("out/preview")
@@ -48,7 +47,7 @@ def register(commands: Any) -> None:
     sub.add_argument("--findings", type=int, metavar="N",
                      help="number of findings (samples: default 4; eval: default all)")
     sub.add_argument("--incident", action="store_true",
-                     help="render the incident card (the most severe incident of the findings)")
+                     help="kept for compatibility: the card is always the incident card")
     sub.add_argument("--no-png", action="store_true",
                      help="skip the browser: no screenshot, no renderer check")
     sub.set_defaults(handler=cmd_preview_card)
@@ -56,29 +55,18 @@ def register(commands: Any) -> None:
 
 def cmd_preview_card(args: argparse.Namespace) -> int:
     try:
-        if args.incident:
-            hunt, findings, payload = _incident_inputs(args)
-        else:
-            hunt, rows, now = _inputs(args)
-            findings = len(rows)
-            payload = build_digest(hunt, hunt_window(now, hunt.lookback), rows,
-                                   total_new=len(rows))
-        files = write_preview(payload, Path(args.out), png=not args.no_png)
+        hunt, rows, _ = _inputs(args)
+        try:
+            top, findings, post = incident_preview([hunt], {hunt.id: rows})
+        except ValueError as error:
+            raise PreviewInputError(str(error)) from error
+        files = write_preview(build_incident_post(post), Path(args.out), png=not args.no_png)
     except (PreviewError, PreviewInputError) as error:
         print(f"huntwire preview-card: {error}", file=sys.stderr)
         return 1
     problems = files.check.problems if files.check else ()
-    _report(args.format, hunt, findings, files, problems)
+    _report(args.format, top, findings, files, problems)
     return 1 if problems else 0
-
-
-def _incident_inputs(args: argparse.Namespace) -> tuple[Hunt, int, dict[str, Any]]:
-    """The incident card (``--incident``) of the samples or of ``--from-eval`` output."""
-    try:
-        hunt, findings, post = incident_preview(args)
-    except (OSError, ValueError, KeyError) as error:
-        raise PreviewInputError(f"--incident: {error}") from error
-    return hunt, findings, build_incident_post(post)
 
 
 def _inputs(args: argparse.Namespace) -> tuple[Hunt, list[dict[str, Any]], datetime]:

@@ -11,6 +11,7 @@ from typing import Any
 from ..hunt import load_hunts
 from ..hunt_time import format_span
 from ..identity import Identity
+from ..incidents.linkable import lineage_warnings
 from ..manifest import write_manifest
 from . import suppressions as suppress_cli
 from .common import add_common, hunts_dir
@@ -30,6 +31,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     loaded = load_hunts(hunts_dir(args))
     checked = validate_hunts(loaded.hunts)
+    loaded.warnings.extend(lineage_warnings(loaded.hunts, checked.checked))
     kql_warnings = checked.warnings
     errors = loaded.errors + checked.errors
     rule_problems = suppress_cli.validate(args, loaded.hunts)

@@ -30,7 +30,7 @@ from itertools import pairwise
 from typing import Any
 
 DEFAULT_WINDOW = timedelta(hours=2)
-SEVERITY_ORDER = {"Informational": 0, "Low": 1, "Medium": 2, "High": 3}
+SEVERITY_ORDER = {"Informational": 0, "Low": 1, "Medium": 2, "High": 3, "Critical": 4}
 LINEAGE_COLUMNS = (
     ("ProcessId", "ProcessCreationTime"),
     ("InitiatingProcessId", "InitiatingProcessCreationTime"),
@@ -62,6 +62,13 @@ class Evidence:
     keys: tuple[str, ...] = ()
     """The columns that identify the hunt's findings (``dedupBy``, the summarize by-keys): what
     a card shows of a finding that names no process."""
+    listed: tuple[str, ...] = ()
+    """The hunt's ``teams.columns``: always shown on the card."""
+    entities: tuple[str, ...] = ()
+    """The columns the hunt's ``entityMappings`` name."""
+    process_events: bool = False
+    """The hunt reads a process-creation table: a row without a process of its own (a
+    ``summarize``) names the parent in its ``InitiatingProcess*`` columns."""
 
     @property
     def member(self) -> str:

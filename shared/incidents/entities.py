@@ -23,6 +23,8 @@ PART_PIECES = 12
 PART_MARK = "~part"
 MAX_MEMBERS = 12_000
 MAX_KEYS = 3_600
+MAX_ACCOUNTS = 50
+"""Accounts kept per incident (each at most 200 characters: well below the 64 KB property)."""
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -57,6 +59,7 @@ def to_entity(incident: Incident) -> dict[str, Any]:
         "OpeningUntil": incident.opening_until or EPOCH,
         "Hunts": json.dumps([h.as_json() for h in incident.hunts.values()]),
         "Techniques": json.dumps(list(incident.techniques)),
+        "Accounts": json.dumps(sorted(incident.accounts)[:MAX_ACCOUNTS]),
     }
     put_set(entity, "Members", incident.members, MAX_MEMBERS)
     put_set(entity, "Processes", incident.process_keys, MAX_KEYS)
@@ -77,6 +80,7 @@ def from_entity(entity: TableEntity) -> Incident:
         members=get_set(entity, "Members"), process_keys=get_set(entity, "Processes"),
         event_keys=get_set(entity, "Events"),
         techniques=tuple(json.loads(entity.get("Techniques") or "[]")),
+        accounts={str(a) for a in json.loads(entity.get("Accounts") or "[]")},
         etag=entity.metadata.get("etag"))
 
 

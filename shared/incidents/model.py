@@ -52,6 +52,9 @@ class Incident:
     process_keys: set[str] = field(default_factory=set)
     event_keys: set[str] = field(default_factory=set)
     techniques: tuple[str, ...] = ()
+    accounts: set[str] = field(default_factory=set)
+    """Accounts its evidence ran as (lower case; service accounts left out): a second device
+    where one of them is active within the window names this incident."""
     announced: int = 0
     """Posts about this incident that Teams accepted."""
     posts: int = 0
@@ -103,7 +106,11 @@ class IncidentPost:
     suppressed: tuple[tuple[str, int], ...] = ()
     """(rule id, rows) that suppression rules silenced this run in the hunts involved."""
     snooze: tuple[tuple[str, str], ...] = ()
-    """(hunt name, URL) of "Snooze similar for 7 days" links, when snoozing is set up."""
+    """(label, URL) of "Snooze 7 days" links, one per hunt and distinct finding identity (up
+    to three), each naming what it silences; none when snoozing is not set up."""
+    related: tuple[str, ...] = ()
+    """Where this incident meets others: "launched by a process of HW-... (WINWORD.EXE on
+    ws-fin-014)", "account contoso\\j.doe also active in HW-... on ws-fin-014"."""
     held_back_since: datetime | None = None
     """When the oldest finding was first claimed, if it waited for an earlier delivery."""
 

@@ -11,18 +11,19 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any, Protocol
 
 from ..errors import HuntwireError, NotifyError
 from ..hunt import Hunt
 from ..ledger import Finding
 from ..ledger.keys import identity_columns
-from .correlate import DEFAULT_WINDOW, Evidence, correlate, member_id
+from .correlate import DEFAULT_WINDOW, SEVERITY_ORDER, Evidence, member_id
+from .lineage import reads_process_events
 from .model import IncidentPost, PostKind, StormLine
-from .plan import Plan, joins, merger, plan_groups
+from .persist import save
+from .plan import Plan, plan_run, related
 from .store import IncidentStore, OutboxItem
 from .story import events_of, title_of
 
@@ -32,11 +33,20 @@ MAX_FINDINGS_PER_RUN = 5_000
 """Findings one run turns into posts (oldest first); the rest wait for the next run. Bounds
 the outbox entity (1 MiB) that lists the findings a post delivers."""
 
+SEVERE = SEVERITY_ORDER["High"]
+"""Incidents of this severity or above are posted on their own even in a storm."""
+
 log = logging.getLogger("huntwire")
 
-Snoozer = Callable[[Hunt, Mapping[str, Any]], tuple[str, str] | None]
-"""``shared.suppress.wiring.snooze_url`` bound to the settings: a hunt and row -> (label, url)
-or None."""
+
+def _rank(severity: str) -> int:
+    return SEVERITY_ORDER.get(severity, 2)
+
+SnoozeLink = tuple[str, str] | str | None
+Snoozer = Callable[[Hunt, Mapping[str, Any]], SnoozeLink]
+"""``shared.suppress.wiring.snooze_url`` bound to the settings: a hunt and row -> a labelled link
+``(what it silences, url)``, or None (a bare URL is labelled with the hunt's name)."""
+MAX_SNOOZE_LINKS = 3
 
 
 class IncidentNotifier(Protocol):
@@ -117,7 +127,8 @@ def evidence_of(findings: Mapping[str, Sequence[Finding]], hunts: Sequence[Hunt]
             evidence.append(Evidence(
                 hunt.id, hunt.name, hunt.severity, hunt.techniques, hunt.evidence_only,
                 finding.row, finding.event_time or finding.first_seen or now, finding.key,
-                hunt.source, finding.first_seen, _key_columns(hunt, finding.row)))
+                hunt.source, finding.first_seen, _key_columns(hunt, finding.row),
+                hunt.teams.columns, hunt.entity_columns, reads_process_events(hunt.query)))
     return sorted(evidence, key=lambda e: (e.first_seen or now, e.event_time))
 
 
@@ -138,7 +149,7 @@ def process_run(findings: Mapping[str, Sequence[Finding]], hunts: Sequence[Hunt]
     """Correlate this run's findings into incidents, record them and post each post once.
 
     *suppressed*: hunt id -> {rule id: rows} silenced this run (the cards' footer); *snooze*
-    makes the cards' "Snooze similar for 7 days" links."""
+    makes the cards' "Snooze 7 days: <what it silences>" links."""
     run = _Run(store, notifier, now, settings or IncidentSettings(), suppressed or {},
                snooze, {hunt.id: hunt for hunt in hunts})
     return run.process(evidence_of(findings, hunts, now))
@@ -181,23 +192,19 @@ class _Run:
             self.outcome.warnings.append(
                 f"{len(evidence) - MAX_FINDINGS_PER_RUN:,} finding(s) over the "
                 f"{MAX_FINDINGS_PER_RUN:,} one run posts wait for the next run")
-        waiting = self._recover()
+        waiting = self._recover()  # read: earlier intents, then the open incidents
         incidents = self.store.open_incidents(self.now, self.settings.close_after)
-        members = {m for incident in incidents for m in incident.members}
-        fresh = []
-        for item in evidence[:MAX_FINDINGS_PER_RUN]:
-            if item.member in self.credited:
-                continue
-            if item.member in waiting:
-                self._note(self.outcome.pending, item)
-            elif item.member in members:
-                self._note(self.outcome.absorbed, item)
-            else:
-                fresh.append(item)
-        plans = plan_groups(correlate(fresh, self.settings.window), incidents, self.now,
-                            self.settings.window)
-        self._save(plans, {i for ids in waiting.values() for i in ids})
-        self._announce([plan for plan in plans if plan.kind != "held"])
+        run = plan_run(evidence[:MAX_FINDINGS_PER_RUN], incidents, set(waiting),
+                       self.credited, self.now, self.settings.window)  # plan (pure)
+        for item in run.waiting:
+            self._note(self.outcome.pending, item)
+        for item in run.absorbed:
+            self._note(self.outcome.absorbed, item)
+        self._save(run.plans, {i for ids in waiting.values() for i in ids})  # store
+        others = incidents + [plan.incident for plan in run.plans]
+        for plan in run.plans:
+            plan.related += related(plan, others, self.settings.window)
+        self._announce([plan for plan in run.plans if plan.kind != "held"])
         return self.outcome
 
     def _recover(self) -> dict[str, set[str]]:
@@ -215,16 +222,8 @@ class _Run:
 
     def _save(self, plans: list[Plan], waiting: set[str]) -> None:
         """Write each plan's incident; the kind of post is decided on the stored state."""
-        window, lease = self.settings.window, self.store.lease_time
+        save(self.store, plans, waiting, self.now, self.settings.window)
         for plan in plans:
-            snapshot = plan.incident
-            if plan.new:
-                blank = replace(snapshot, members=set(), posts=0, announced=0, opened=False)
-                stored = self.store.create(blank, partial(joins, snapshot, window))
-            else:
-                stored = self.store.get(snapshot.partition, snapshot.id) or snapshot
-            plan.incident = self.store.change(stored, merger(snapshot, plan, waiting, self.now,
-                                                             lease))
             for item in plan.evidence:
                 self.outcome.incidents.setdefault(item.hunt_id, set()).add(plan.incident.id)
             if plan.kind == "held":
@@ -242,10 +241,18 @@ class _Run:
                 "storm", storm=lines, storm_limit=self.settings.storm_limit,
                 evidence=tuple(e for p in plans for e in p.evidence),
                 suppressed=self._suppressed(p.evidence for p in plans)))
-        else:
-            for plan in plans:
+            # A flood never hides a High or Critical incident: the summary names each first,
+            # then each is posted on its own (this run, or the next when the run's posts are
+            # used up).
+            severe = sorted((p for p in plans if _rank(p.incident.severity) >= SEVERE),
+                            key=lambda p: -_rank(p.incident.severity))
+            for plan in severe:
                 kind: PostKind = "opened" if plan.kind == "opened" else "updated"
                 self._intent([plan], self._post(kind, plan))
+        else:
+            for plan in plans:
+                single: PostKind = "opened" if plan.kind == "opened" else "updated"
+                self._intent([plan], self._post(single, plan))
         for plan in plans:
             (self.outcome.opened if plan.kind == "opened" else self.outcome.updated).append(
                 plan.incident.id)
@@ -254,7 +261,7 @@ class _Run:
         claims = [e.first_seen for e in plan.evidence if e.first_seen and e.first_seen < self.now]
         return IncidentPost(kind, plan.incident, tuple(plan.evidence),
                             suppressed=self._suppressed([plan.evidence]),
-                            snooze=self._snooze_links(plan.evidence),
+                            snooze=self._snooze_links(plan.evidence), related=plan.related,
                             held_back_since=min(claims, default=None))
 
     def _suppressed(self, groups: Any) -> tuple[tuple[str, int], ...]:
@@ -266,18 +273,34 @@ class _Run:
         return tuple(sorted(rows.items(), key=lambda pair: (-pair[1], pair[0])))
 
     def _snooze_links(self, evidence: Sequence[Evidence]) -> tuple[tuple[str, str], ...]:
+        """One link per hunt and distinct finding identity (the hunt's identity columns), most
+        severe hunt first, every hunt before a second identity of any, at most
+        :data:`MAX_SNOOZE_LINKS`; the snoozer is asked once per group."""
         if self.snooze is None:
             return ()
-        links: dict[str, tuple[str, str]] = {}
-        order = {"High": 0, "Medium": 1, "Low": 2}
-        for item in sorted(evidence, key=lambda e: (e.evidence_only, order.get(e.severity, 3))):
-            hunt = self.hunts.get(item.hunt_id)
-            if hunt is None or item.hunt_id in links or len(links) == 3:
+        groups: dict[tuple[str, tuple[tuple[str, str], ...]], Evidence] = {}
+        for item in sorted(evidence, key=lambda e: (e.evidence_only, -_rank(e.severity))):
+            identity = tuple((c, str(item.row.get(c))) for c in item.keys if c in item.row)
+            groups.setdefault((item.hunt_id, identity or (("", item.finding_key),)), item)
+        # Every hunt gets its first identity's link before any hunt gets a second one.
+        seen: dict[str, int] = {}
+        ranked = []
+        for position, ((hunt_id, _identity), item) in enumerate(groups.items()):
+            seen[hunt_id] = seen.get(hunt_id, -1) + 1
+            ranked.append((seen[hunt_id], position, hunt_id, item))
+        ranked.sort(key=lambda entry: (entry[0], entry[1]))
+        links: list[tuple[str, str]] = []
+        for _, _, hunt_id, item in ranked:
+            hunt = self.hunts.get(hunt_id)
+            if hunt is None or len(links) == MAX_SNOOZE_LINKS:
                 continue
             link = self.snooze(hunt, item.row)
-            if link:
-                links[item.hunt_id] = link
-        return tuple(links.values())
+            if not link:
+                continue
+            labelled = link if isinstance(link, tuple) else (hunt.name, link)
+            if labelled not in links:
+                links.append(labelled)
+        return tuple(links)
 
     def _intent(self, plans: list[Plan], post: IncidentPost) -> None:
         assert self.notifier is not None

@@ -3,11 +3,12 @@ functions over the open incidents (the pipeline stores the result)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .correlate import Evidence, Group, device_name
+from .correlate import Evidence, Group, _time_text, correlate, device_name
+from .lineage import account
 from .model import HuntRef, Incident
 from .store import partition_of, short_hash
 
@@ -21,6 +22,40 @@ class Plan:
     new: bool = False
     kind: str = "held"
     """``opened``, ``updated`` or ``held`` (evidence-only findings alone: recorded, no post)."""
+    related: tuple[str, ...] = ()
+    """Notes naming incidents on other devices (see :func:`related`), set once ids are known."""
+
+
+@dataclass
+class RunPlan:
+    """Everything one run decides before it writes anything."""
+
+    plans: list[Plan]
+    waiting: list[Evidence] = field(default_factory=list)
+    """Findings an earlier post intent still holds (they stay pending)."""
+    absorbed: list[Evidence] = field(default_factory=list)
+    """Findings already members of an incident (an earlier post delivered them)."""
+
+
+def plan_run(evidence: Iterable[Evidence], incidents: list[Incident], waiting: set[str],
+             credited: set[str], now: datetime, window: timedelta) -> RunPlan:
+    """The whole plan of a run, pure: which findings are new, how they group, which incident
+    each group joins or opens. *waiting*: member ids held by outbox intents; *credited*: member
+    ids this run already delivered (a recovered post)."""
+    members = {m for incident in incidents for m in incident.members}
+    result = RunPlan([])
+    fresh = []
+    for item in evidence:
+        if item.member in credited:
+            continue
+        if item.member in waiting:
+            result.waiting.append(item)
+        elif item.member in members:
+            result.absorbed.append(item)
+        else:
+            fresh.append(item)
+    result.plans = plan_groups(correlate(fresh, window), incidents, now, window)
+    return result
 
 
 def plan_groups(groups: list[Group], incidents: list[Incident], now: datetime,
@@ -38,6 +73,9 @@ def plan_groups(groups: list[Group], incidents: list[Incident], now: datetime,
             by_scope.setdefault(group.scope, []).append(incident)
             plans[id(incident)] = Plan(incident, new=True)
         plan = plans.setdefault(id(incident), Plan(incident))
+        launcher = launched_by(group, matched) if matched is not None and matched.id else ""
+        if launcher and launcher not in plan.related:
+            plan.related += (launcher,)
         absorb(incident, group)
         incident.updated_at = max(incident.updated_at, now)
         plan.evidence += group.evidence
@@ -53,19 +91,26 @@ def match(group: Group, candidates: list[Incident], window: timedelta) -> Incide
     return max(matching, key=lambda i: i.last_event, default=None)
 
 
+def launched_by(group: Group, incident: Incident) -> str:
+    """``launched by powershell.exe (pid 19324), a process of HW-...`` when a process of
+    *group* was started by a process *incident* already holds; else ''."""
+    for item in group.evidence:
+        row = item.row
+        pid = str(row.get("InitiatingProcessId") or "").strip()
+        created = _time_text(row.get("InitiatingProcessCreationTime"))
+        if pid and created and short_hash(f"{group.scope}|p|{pid}|{created}") in \
+                incident.process_keys:
+            name = str(row.get("InitiatingProcessFileName") or "a process").strip()
+            return f"launched by {name} (pid {pid}), a process of {incident.id}"
+    return ""
+
+
 def new_incident(group: Group, now: datetime) -> Incident:
     row = next((e.row for e in group.evidence if e.row.get("DeviceId")), group.evidence[0].row)
     device = next((device_name(e.row) for e in group.evidence if device_name(e.row)), "")
     return Incident(id="", scope=group.scope, partition=partition_of(group.scope),
                     device=device, device_id=str(row.get("DeviceId") or ""),
                     first_event=group.start, last_event=group.end, updated_at=now)
-
-
-def joins(mine: Incident, window: timedelta, other: Incident) -> bool:
-    """Whether *other* (stored, perhaps by a concurrent run) is the incident *mine* would be."""
-    return (other.scope == mine.scope
-            and mine.first_event <= other.last_event + window
-            and mine.last_event >= other.first_event - window)
 
 
 def absorb(incident: Incident, group: Group) -> None:
@@ -81,31 +126,40 @@ def absorb(incident: Incident, group: Group) -> None:
                                         *(t for e in group.evidence for t in e.techniques)}))
     incident.process_keys |= {short_hash(k) for k in group.process_keys}
     incident.event_keys |= {short_hash(k) for k in group.event_keys}
+    incident.accounts |= accounts_of(group.evidence)
 
 
-def merger(snapshot: Incident, plan: Plan, waiting: set[str], now: datetime,
-           lease: timedelta) -> Callable[[Incident], None]:
-    """The change this run makes to the stored incident; sets ``plan.kind`` on the stored
-    state. The incident is *opened* by exactly one post: when no post about it was accepted,
-    none waits in the outbox (*waiting*) and no other run is posting its opening card now."""
-    def apply(current: Incident) -> None:
-        current.first_event = min(current.first_event, snapshot.first_event)
-        current.last_event = max(current.last_event, snapshot.last_event)
-        current.updated_at = max(current.updated_at, snapshot.updated_at)
-        current.opened = current.opened or snapshot.opened
-        for hunt_id, hunt in snapshot.hunts.items():
-            current.hunts.setdefault(hunt_id, hunt)
-        current.techniques = tuple(sorted({*current.techniques, *snapshot.techniques}))
-        current.process_keys |= snapshot.process_keys
-        current.event_keys |= snapshot.event_keys
-        if not current.opened:
-            plan.kind = "held"
-            current.members |= {e.member for e in plan.evidence}
-            return
-        opening = current.opening_until is not None and current.opening_until > now
-        first = current.announced == 0 and current.id not in waiting and not opening
-        plan.kind = "opened" if first else "updated"
-        if first:
-            current.opening_until = now + lease
-        current.posts += 1
-    return apply
+SERVICE_ACCOUNTS = frozenset({"system", "local service", "network service", "localsystem",
+                              "nt authority\\system", "nt authority\\local service",
+                              "nt authority\\network service"})
+
+
+def accounts_of(evidence: Iterable[Evidence]) -> set[str]:
+    """The accounts *evidence* ran as, lower case, without service and machine accounts."""
+    found = set()
+    for item in evidence:
+        name = account(item.row).lower()[:200]
+        if name and name not in SERVICE_ACCOUNTS and not name.endswith("$"):
+            found.add(name)
+    return found
+
+
+def related(plan: Plan, others: Iterable[Incident], window: timedelta,
+            limit: int = 3) -> tuple[str, ...]:
+    """Notes naming the incidents on other devices where *plan*'s accounts were active within
+    *window* of its evidence (lateral movement: WMI, PsExec, WinRM, RDP)."""
+    mine = plan.incident
+    accounts = accounts_of(plan.evidence)
+    start = min((e.event_time for e in plan.evidence), default=mine.first_event)
+    end = max((e.event_time for e in plan.evidence), default=mine.last_event)
+    notes: list[str] = []
+    for other in sorted(others, key=lambda i: i.first_event):
+        if other.scope == mine.scope or not other.id or len(notes) == limit:
+            continue
+        if other.last_event < start - window or other.first_event > end + window:
+            continue
+        for name in sorted(accounts & other.accounts):
+            note = f"account {name} also active in {other.id} on {other.where}"
+            if note not in notes and len(notes) < limit:
+                notes.append(note)
+    return tuple(notes)

@@ -1,34 +1,28 @@
-"""``huntwire preview-card --incident``: the incident card of sample findings or eval output."""
+"""``huntwire preview-card``: the incident card of sample findings or eval output (the hunts and
+their rows come from the command, ``shared.cli.preview``)."""
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from ..hunt import Hunt, load_hunts
-from ..ledger.keys import event_time_of
-from ..preview import SAMPLE_NOW, sample_hunt, sample_rows
+from ..hunt import Hunt
+from ..ledger.keys import event_time_of, identity_columns
+from ..preview import SAMPLE_NOW
 from .correlate import Evidence, Group, correlate, device_name
+from .lineage import reads_process_events
 from .model import HuntRef, Incident, IncidentPost
 from .store import partition_of
 
 
-def incident_preview(args: argparse.Namespace) -> tuple[Hunt, int, IncidentPost]:
-    """(the most severe hunt, findings, the post) for the preview command's arguments: the most
-    severe incident of the sample findings or of ``--from-eval`` output. ValueError when there
-    is no match to build one from."""
-    if args.from_eval:
-        report = json.loads(Path(args.from_eval).read_text(encoding="utf-8"))
-        matches = {str(e["id"]).lower(): list(e.get("matches") or []) for e in report["hunts"]}
-        hunts = [h for h in _hunts(args) if matches.get(h.id)]
-    else:
-        hunt = sample_hunt()
-        hunts, matches = [hunt], {hunt.id: sample_rows()}
+def incident_preview(hunts: Sequence[Hunt], matches: Mapping[str, list[dict[str, Any]]]
+                     ) -> tuple[Hunt, int, IncidentPost]:
+    """(the most severe hunt, findings, the post) of the most severe incident that *matches*
+    (hunt id -> result rows) make. ValueError when there is no match to build one from."""
+    hunts = [hunt for hunt in hunts if matches.get(hunt.id)]
     if not hunts:
         raise ValueError("no hunt with matches to build an incident from")
     evidence = evidence_of_rows(hunts, matches)
@@ -36,12 +30,6 @@ def incident_preview(args: argparse.Namespace) -> tuple[Hunt, int, IncidentPost]
     incident = incident_of(group)
     top = max(hunts, key=lambda h: _rank(h.severity))
     return top, len(group.evidence), IncidentPost("opened", incident, tuple(group.evidence))
-
-
-def _hunts(args: argparse.Namespace) -> list[Hunt]:
-    from ..cli.common import hunts_dir
-
-    return load_hunts(hunts_dir(args)).hunts
 
 
 def _rank(severity: str) -> int:
@@ -56,8 +44,19 @@ def evidence_of_rows(hunts: Sequence[Hunt], matches: Mapping[str, list[dict[str,
             moment = event_time_of(hunt, row) or SAMPLE_NOW
             key = hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
             evidence.append(Evidence(hunt.id, hunt.name, hunt.severity, hunt.techniques,
-                                     hunt.evidence_only, row, moment, key[:32], hunt.source))
+                                     hunt.evidence_only, row, moment, key[:32], hunt.source,
+                                     keys=_keys(hunt, row), listed=hunt.teams.columns,
+                                     entities=hunt.entity_columns,
+                                     process_events=reads_process_events(hunt.query)))
     return evidence
+
+
+def _keys(hunt: Hunt, row: Mapping[str, Any]) -> tuple[str, ...]:
+    try:
+        columns = identity_columns(hunt, list(row))
+    except Exception:  # a card detail only
+        return ()
+    return tuple(column for column in columns if column in row)
 
 
 def incident_of(group: Group) -> Incident:

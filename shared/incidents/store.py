@@ -46,7 +46,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableEntity, UpdateMode
 
 from ..errors import StorageError
-from ..storage import Storage, retry_conflicts, storage_errors
+from ..storage import Conflict, Storage, retry_conflicts, storage_errors
 from .correlate import member_id
 from .entities import (
     EPOCH,
@@ -62,6 +62,8 @@ from .entities import (
 from .model import Incident
 
 TABLE = "huntwireIncidents"
+IDS = "~ids"
+"""Partition of the id reservations (``claim_id``); no incident property, so never read as one."""
 UPDATE_ATTEMPTS = 8
 DEFAULT_LEASE = timedelta(minutes=15)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@:-]")
@@ -153,6 +155,8 @@ class IncidentStore:
         created it since this run read the open incidents, or our own insert whose reply was
         lost): that stored incident is returned. The id comes from the same read as that check,
         so a concurrent insert makes ours fail and the next attempt joins it."""
+        taken: list[str] = []  # ids another scope holds (see claim_id)
+
         def attempt() -> Incident:
             with _errors(f"reading incidents of {incident.scope}"):
                 stored = [from_entity(e) for e in self.table.query_entities(
@@ -160,7 +164,10 @@ class IncidentStore:
             existing = next((other for other in stored if joins(other)), None)
             if existing is not None:
                 return self.get(existing.partition, existing.id) or existing
-            incident.id = _next_id(incident, [other.id for other in stored])
+            incident.id = _next_id(incident, [other.id for other in stored] + taken)
+            if not self.claim_id(incident.id, incident.scope):
+                taken.extend([incident.id, *self.claimed_ids(incident.id.rsplit("-", 1)[0] + "-")])
+                raise Conflict(f"incident id {incident.id} is held by another device")
             with _errors(f"creating incident {incident.id}", ResourceExistsError):
                 metadata = self.table.create_entity(to_entity(incident), **_RETRY_WRITES)
             incident.etag = metadata.get("etag")
@@ -311,6 +318,28 @@ class IncidentStore:
             with (_errors(f"deleting post intent {row_key}", ResourceNotFoundError),
                   suppress(ResourceNotFoundError)):
                 self.table.delete_entity(OUTBOX, row_key, **_RETRY_WRITES)
+
+
+    def claim_id(self, incident_id: str, scope: str) -> bool:
+        """Reserve *incident_id* for *scope* table-wide (an entity in partition ``~ids``), so an
+        id is unique by construction even when two devices' ids share their first 4 hex
+        digits. True when the id was free or is already *scope*'s (our own earlier attempt)."""
+        entity = {"PartitionKey": IDS, "RowKey": incident_id, "Scope": scope}
+        with _errors(f"reserving incident id {incident_id}", ResourceExistsError):
+            try:
+                self.table.create_entity(entity, **_RETRY_WRITES)
+            except ResourceExistsError:
+                stored = self._entity(IDS, incident_id)
+                return stored is not None and stored.get("Scope") == scope
+        return True
+
+    def claimed_ids(self, prefix: str) -> list[str]:
+        """Reserved ids that start with *prefix* (``HW-<day>-<tag>-``), any scope."""
+        query = "PartitionKey eq @p and RowKey ge @low and RowKey lt @high"
+        with _errors(f"reading reserved ids {prefix}"):
+            return [str(e["RowKey"]) for e in self.table.query_entities(
+                query, parameters={"p": IDS, "low": prefix, "high": prefix + "~"},
+                select=["RowKey"])]
 
 
 def _next_id(incident: Incident, used: Iterable[str]) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .correlate import Evidence, highest_severity
+from .lineage import encoded_blob
 
 
 @dataclass
@@ -62,53 +63,25 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
-def process_of(row: Mapping[str, Any]) -> tuple[str, str, str]:
-    """(parent name, process name, process id) of a process or network row."""
-    return (_text(row.get("InitiatingProcessFileName")), _text(row.get("FileName")),
-            _text(row.get("ProcessId")))
+def decoded_script(row: Mapping[str, Any]) -> str:
+    """The decoded script of a row: the hunt's ``DecodedCommand``/``DecodedScript``, else an
+    ``-EncodedCommand`` or ``FromBase64String`` blob of its command line decoded here."""
+    given = _text(row.get("DecodedCommand") or row.get("DecodedScript"))
+    if given:
+        return given
+    found = encoded_blob(_text(row.get("ProcessCommandLine") or row.get("CommandLine")))
+    return found[1].strip() if found else ""
 
 
-def destination(row: Mapping[str, Any]) -> str:
-    """``ip:port`` (or the URL host) a network row connected to; '' for other rows."""
-    address = _text(row.get("RemoteIP"))
-    port = _text(row.get("RemotePort"))
-    if address:
-        return f"{address}:{port}" if port else address
-    return _text(row.get("RemoteUrl"))
-
-
-def chain(events: Iterable[Event]) -> list[str]:
-    """The processes as they started, then where they connected: ``[WINWORD.EXE, cmd.exe,
-    powershell.exe, 203.0.113.9:443]``. A process seen in several events appears once."""
-    nodes: list[str] = []
-    seen: set[str] = set()
-    destinations: list[str] = []
+def decoded_scripts(events: Iterable[Event]) -> list[tuple[str, str]]:
+    """Distinct decoded scripts, first seen first, each with the process that ran it."""
+    scripts: dict[str, str] = {}
     for event in events:
-        parent, process, pid = process_of(event.row)
-        target = destination(event.row)
-        if target and target not in destinations:
-            destinations.append(target)
-        if not process:
-            continue
-        identity = pid or process.lower()
-        if identity in seen:
-            continue
-        seen.add(identity)
-        lowered = [node.lower() for node in nodes]
-        if parent and (not nodes or parent.lower() not in lowered):
-            nodes.append(parent)
-        nodes.append(process)
-    return nodes + destinations
-
-
-def decoded_scripts(events: Iterable[Event]) -> list[str]:
-    """Distinct decoded scripts (``DecodedCommand``/``DecodedScript``), first seen first."""
-    scripts: list[str] = []
-    for event in events:
-        text = _text(event.row.get("DecodedCommand") or event.row.get("DecodedScript"))
-        if text and text not in scripts:
-            scripts.append(text)
-    return scripts
+        script = decoded_script(event.row)
+        if script and script not in scripts:
+            scripts[script] = _text(event.row.get("FileName")) or _text(
+                event.row.get("InitiatingProcessFileName"))
+    return list(scripts.items())
 
 
 def signals_by_hunt(evidence: Iterable[Evidence]) -> dict[str, list[str]]:

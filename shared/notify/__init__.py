@@ -1,4 +1,4 @@
-"""Notifiers: where findings and notices go. ``base`` is the seam the runner uses, ``webhook``
+"""Notifiers: where incident posts and notices go. ``base`` is the seam the runner uses, ``webhook``
 the shared JSON webhook transport, ``teams`` the Teams notifier (cards, posting, errors).
 
 A new notifier (Slack, e-mail, a generic JSON webhook) is one module with a
@@ -14,7 +14,7 @@ from ..cards import PortalLinks
 from ..errors import ConfigurationError
 from ..settings import Settings
 from . import teams
-from .base import Delivery, FindingsBatch, IncidentPost, Notice, Notifier, NotifyError
+from .base import Delivery, IncidentPost, Notice, Notifier, NotifyError
 
 NotifierFactory = Callable[[Settings, PortalLinks], Notifier | None]
 
@@ -36,5 +36,5 @@ def build_notifier(settings: Settings, portal: PortalLinks | None = None) -> Not
     return next(iter(built.values()), None)
 
 
-__all__ = ["NOTIFIERS", "Delivery", "FindingsBatch", "IncidentPost", "Notice", "Notifier",
+__all__ = ["NOTIFIERS", "Delivery", "IncidentPost", "Notice", "Notifier",
            "NotifyError", "build_notifier"]

@@ -1,12 +1,11 @@
 """The notification seam: what the runner hands a notifier, and what it gets back.
 
-A notifier turns a :class:`FindingsBatch` (one hunt's pending findings), an
-:class:`~shared.incidents.model.IncidentPost` (an incident opened or updated, or a storm summary)
-or a :class:`Notice` (a health, delivery or coverage problem, or any short message) into a post
-on its channel. It
-returns a :class:`Delivery` once the channel accepted it, and raises :class:`NotifyError` (or a
-subclass) otherwise, with ``permanent`` set when retrying later cannot help (a deleted or
-rejected webhook, a payload the channel refuses). The runner catches only ``NotifyError``.
+A notifier turns an :class:`~shared.incidents.model.IncidentPost` (an incident opened or
+updated, or a storm summary) or a :class:`Notice` (a health, delivery or coverage problem, or any
+short message) into a post on its channel. It returns a :class:`Delivery` once the channel
+accepted it, and raises :class:`NotifyError` (or a subclass) otherwise, with ``permanent`` set
+when retrying later cannot help (a deleted or rejected webhook, a payload the channel refuses).
+The runner catches only ``NotifyError``.
 
 Incident posts come in two steps so that each is delivered exactly once: the incident pipeline
 asks the notifier to *render* the post (its own message format, within its channel's size
@@ -16,36 +15,16 @@ the message still in the outbox after a crash or a failed delivery posts the sam
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from ..errors import NotifyError
-from ..hunt import Hunt
 from ..incidents.model import IncidentPost
-from ..window import Window
 
 NoticeKind = Literal["health", "delivery", "coverage", "incident", "info"]
 Severity = Literal["High", "Medium", "Low", "Informational"]
-
-
-@dataclass(frozen=True)
-class FindingsBatch:
-    """One hunt's new, not yet notified findings from one window."""
-
-    hunt: Hunt
-    window: Window
-    rows: Sequence[Mapping[str, Any]]
-    """The findings' result rows, oldest first; a notifier may show only some of them."""
-    total_new: int
-    """How many findings the batch stands for (at least ``len(rows)``)."""
-    held_back_since: datetime | None = None
-    """When the oldest finding was first claimed, if an earlier delivery failed."""
-
-    def __post_init__(self) -> None:
-        if self.total_new < len(self.rows):
-            raise ValueError("total_new must count at least the rows given")
 
 
 @dataclass(frozen=True)
@@ -78,13 +57,9 @@ class Delivery:
 
 
 class Notifier(Protocol):
-    """Posts findings and notices to one channel. Built from settings by ``shared.notify``."""
+    """Posts incidents and notices to one channel. Built from settings by ``shared.notify``."""
 
     name: str
-
-    def post_findings(self, batch: FindingsBatch) -> Delivery:
-        """Deliver *batch* or raise :class:`NotifyError`."""
-        ...
 
     def post_notice(self, notice: Notice) -> Delivery:
         """Deliver *notice* or raise :class:`NotifyError`."""
@@ -103,5 +78,5 @@ class Notifier(Protocol):
     def close(self) -> None: ...
 
 
-__all__ = ["Delivery", "FindingsBatch", "IncidentPost", "Notice", "NoticeKind", "Notifier",
+__all__ = ["Delivery", "IncidentPost", "Notice", "NoticeKind", "Notifier",
            "NotifyError", "Severity"]

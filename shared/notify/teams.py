@@ -17,12 +17,12 @@ from typing import Any
 
 import requests
 
-from ..cards import MAX_PAYLOAD_BYTES, PortalLinks, build_digest, build_notice, serialize
-from ..cards.digest import with_held_back_note
+from ..cards import MAX_PAYLOAD_BYTES, PortalLinks, build_notice, serialize
 from ..cards.incident import build_incident_post
+from ..cards.payload import with_held_back_note
 from ..retry import SYSTEM_CLOCK, Clock
 from ..settings import Settings
-from .base import Delivery, FindingsBatch, IncidentPost, Notice
+from .base import Delivery, IncidentPost, Notice
 from .webhook import RETRY_STATUSES, JsonWebhook, Problem, WebhookError, error_code
 
 _EMBEDDED_STATUS = re.compile(r"(?i)\bHTTP(?:\s+error)?\s+(\d{3})\b")
@@ -82,7 +82,7 @@ def _is_error_document(document: Any) -> bool:
 
 
 class TeamsNotifier:
-    """Posts incident cards, digest cards and notice cards to one Teams Workflows webhook."""
+    """Posts incident cards and notice cards to one Teams Workflows webhook."""
 
     name = "teams"
 
@@ -98,13 +98,6 @@ class TeamsNotifier:
 
     def __repr__(self) -> str:
         return f"TeamsNotifier(url=<redacted>, portal={self.portal!r})"
-
-    def post_findings(self, batch: FindingsBatch) -> Delivery:
-        payload = build_digest(batch.hunt, batch.window, batch.rows, total_new=batch.total_new,
-                               portal=self.portal)
-        if batch.held_back_since is not None:
-            payload = with_held_back_note(payload, batch.held_back_since)
-        return self.webhook.post(payload)
 
     def post_notice(self, notice: Notice) -> Delivery:
         payload = build_notice(notice.title, notice.summary, severity=notice.severity,
