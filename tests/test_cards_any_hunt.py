@@ -25,6 +25,7 @@ from shared.ledger import Ledger
 from shared.notify.teams import TeamsNotifier
 from shared.preview import Chromium, rendered_text
 from shared.sources.local import LocalSource
+from shared.storage import Storage
 from shared.window import Window
 
 DAY = Window(datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 3, tzinfo=UTC))
@@ -123,13 +124,13 @@ def post_cards(tmp_path: Path, connection_string: str, hook: WebhookReceiver) ->
         files[table].write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     source = LocalSource(files)
     suffix = abs(hash(str(tmp_path))) % 10**8  # Azurite is shared by the session
-    ledger = Ledger.from_connection_string(connection_string, findings_table=f"anyF{suffix}",
-                                           pending_table=f"anyP{suffix}",
-                                           checkpoints_table=f"anyC{suffix}")
+    storage = Storage.from_connection_string(connection_string)
+    ledger = Ledger(storage, findings_table=f"anyF{suffix}", pending_table=f"anyP{suffix}",
+                    checkpoints_table=f"anyC{suffix}")
     now = DAY.end
     findings = {h.id: ledger.record(h, source.run(h, DAY).rows, now).new for h in hunts}
     assert [len(findings[h.id]) for h in hunts] == [2, 2]
-    store = IncidentStore.from_connection_string(connection_string, table=f"anyI{suffix}")
+    store = IncidentStore(storage, table=f"anyI{suffix}")
     with closing(TeamsNotifier(hook.url, min_interval_seconds=0)) as webhook:
         outcome = process_run(findings, hunts, store, webhook, now)
     assert outcome.posted >= 1

@@ -23,6 +23,7 @@ from shared.incidents import IncidentStore, process_run
 from shared.incidents.pipeline import IncidentSettings
 from shared.ledger import Finding
 from shared.notify.teams import TeamsNotifier
+from shared.storage import Storage
 from tests.card_text import texts, title
 
 START = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -48,7 +49,8 @@ def hook() -> Iterator[WebhookReceiver]:
 @pytest.fixture
 def store(storage_connection_string: str, request: pytest.FixtureRequest) -> IncidentStore:
     suffix = abs(hash(request.node.name)) % 10**8
-    return IncidentStore.from_connection_string(storage_connection_string, table=f"lnk{suffix}")
+    return IncidentStore(Storage.from_connection_string(storage_connection_string),
+                         table=f"lnk{suffix}")
 
 
 def run(findings: Mapping[str, list[Finding]], hunts: list[Hunt], store: IncidentStore,
