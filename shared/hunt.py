@@ -18,7 +18,7 @@ import yaml
 
 from .errors import ConfigurationError
 from .hunt_time import effective_lookback
-from .hunt_yaml import YamlProblem, decode, parse, printable
+from .hunt_yaml import YamlProblem, decode, misspelled_key_reason, misspelled_keys, parse, printable
 from .sources import catalog
 
 Source = str
@@ -163,6 +163,8 @@ class Hunt:
     """True when the file sets ``dedupBy``; otherwise the finding identity is derived."""
     entity_columns: tuple[str, ...] = ()
     """Columns named by ``entityMappings`` (``fieldMappings[].columnName``), in file order."""
+    refused: str | None = None
+    """Why the validation manifest refuses this file (shared/manifest.py): it fails unrun."""
 
     @property
     def time_column(self) -> str:
@@ -250,6 +252,8 @@ def load_hunt(path: Path) -> tuple[Hunt, list[str]]:
     _refuse_moved_stub(path, document)
     warnings = _drop_empty_metadata(path, document)
     _check_schema(path, document, lines)
+    for key, known in misspelled_keys(document, SENTINEL_KEYS | HUNTWIRE_KEYS):
+        raise HuntError(path, misspelled_key_reason(key, known), key, line=lines.get(key))
     warnings += [printable(f"{path}: unknown key '{key}' ignored") for key in document
                  if key not in SENTINEL_KEYS | HUNTWIRE_KEYS]
     return _build(path, document, lines, _query_position(node)), warnings

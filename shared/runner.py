@@ -71,6 +71,8 @@ class Runner:
     incident_settings: IncidentSettings = field(default_factory=IncidentSettings)
     snooze: Snoozer | None = None
     """Makes the cards' "Snooze similar for 7 days" links (None: no links)."""
+    force: bool = False
+    """Run every hunt now, due or not (``huntwire run --force``)."""
     _run_deadline: float = field(default=math.inf, init=False, repr=False)
 
     def run_once(self, now: datetime) -> RunSummary:
@@ -106,6 +108,9 @@ class Runner:
 
     def _start_hunt(self, hunt: Hunt, now: datetime) -> HuntRun:
         """Health's go-ahead, then query and ledger in isolation."""
+        if hunt.refused is not None:  # not the validated file: a failure health counts
+            return HuntRun(hunt, HuntOutcome(hunt.id, hunt.name, "failed", error=hunt.refused),
+                           tracked=True)
         if self.health is not None:
             disabled = self.health.before_hunt(hunt, now)
             if disabled is not None:
@@ -132,7 +137,7 @@ class Runner:
     def _run_hunt(self, run: HuntRun, now: datetime) -> None:
         hunt, outcome = run.hunt, run.outcome
         checkpoint = self._checkpoint(hunt)
-        if not is_due(hunt, checkpoint, now):
+        if not self.force and not is_due(hunt, checkpoint, now):
             outcome.status = "not-due"
             return
         source = self.sources.get(hunt.source)
