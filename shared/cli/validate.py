@@ -87,7 +87,8 @@ def every_file_problem(load_errors: list[HuntError]) -> list[HuntError]:
     """The loader stops at a file's first problem; list all of them (same file, same order)."""
     problems: list[HuntError] = []
     for error in load_errors:
-        found = [] if error.field == "id" else file_problems(Path(error.path))
+        path = Path(error.path)
+        found = file_problems(path) if error.field != "id" and path.is_file() else []
         problems += found or [error]
     return problems
 
