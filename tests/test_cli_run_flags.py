@@ -96,3 +96,10 @@ def test_version(repo: Path) -> None:
     assert done.returncode == 0
     assert done.stdout.startswith("huntwire ")
     assert done.stdout.split()[1][0].isdigit()
+
+
+def test_naming_a_disabled_hunt_says_why_it_does_not_run(
+        world: FakeGraph, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "hunts" / "s3.yaml").write_text(HUNT.format(n=3) + "enabled: false\n")
+    assert main(["run", "--dry-run", "--hunt", "Socket 3"]) == 0
+    assert "note: Socket 3 has `enabled: false` in s3.yaml: not run" in capsys.readouterr().err

@@ -74,6 +74,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        for hunt in runner.hunts:
+            if not hunt.enabled:
+                print(f"note: {hunt.name} has `enabled: false` in {hunt.path.name}: not run "
+                      "(`huntwire eval` tries a disabled hunt)", file=sys.stderr)
     runner.force = args.force
     summary = runner.run_once(args.now or datetime.now(UTC))
     if args.format == "json":
