@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 INFRA_VENV := .venv-infra
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test lint validate infra-check pytest bench browser clean
+.PHONY: setup demo local test lint validate infra-check pytest bench browser clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ test: lint validate pytest
 
 demo: setup browser
 	$(BIN)/python -m devtools.demo
+
+# Azurite and a local Teams webhook until Ctrl-C, settings in out/local.env, so `huntwire run`,
+# `status` and `suppressions` can be tried by hand (README "Trying it locally").
+local: setup
+	$(BIN)/python -m devtools.local_env
 
 bench: setup
 	$(BIN)/python bench/bench_ledger.py

@@ -18,7 +18,15 @@ import yaml
 
 from .errors import ConfigurationError
 from .hunt_time import effective_lookback
-from .hunt_yaml import YamlProblem, decode, parse, printable
+from .hunt_yaml import (
+    YamlProblem,
+    decode,
+    entity_columns,
+    misspelled_key_reason,
+    misspelled_keys,
+    parse,
+    printable,
+)
 from .sources import catalog
 
 Source = str
@@ -170,6 +178,8 @@ class Hunt:
     """The finding identity settled when the hunts are loaded: ``dedupBy``, else the one
     ``validate`` found (``shared.app.load_valid_hunts`` reads it from the manifest once);
     empty: derived from the columns a result returns (``shared.identity``)."""
+    refused: str | None = None
+    """Why the validation manifest refuses this file (shared/manifest.py): it fails unrun."""
 
     @property
     def time_column(self) -> str:
@@ -257,6 +267,8 @@ def load_hunt(path: Path) -> tuple[Hunt, list[str]]:
     _refuse_moved_stub(path, document)
     warnings = _drop_empty_metadata(path, document)
     _check_schema(path, document, lines)
+    for key, known in misspelled_keys(document, SENTINEL_KEYS | HUNTWIRE_KEYS):
+        raise HuntError(path, misspelled_key_reason(key, known), key, line=lines.get(key))
     warnings += [printable(f"{path}: unknown key '{key}' ignored") for key in document
                  if key not in SENTINEL_KEYS | HUNTWIRE_KEYS]
     return _build(path, document, lines, _query_position(node)), warnings
@@ -382,18 +394,6 @@ def _realert_after(path: Path, doc: dict[str, Any], lines: dict[str, int]) -> ti
         raise HuntError(path, "realertAfter is longer than 365 days", "realertAfter",
                         line=lines.get("realertAfter"))
     return value
-
-
-def entity_columns(mappings: Any) -> tuple[str, ...]:
-    """``columnName`` of every ``entityMappings[].fieldMappings[]``, once each; tolerant."""
-    found: list[str] = []
-    for mapping in mappings if isinstance(mappings, list) else ():
-        fields = mapping.get("fieldMappings") if isinstance(mapping, Mapping) else None
-        for field_map in fields if isinstance(fields, list) else ():
-            name = field_map.get("columnName") if isinstance(field_map, Mapping) else None
-            if isinstance(name, str) and name and name not in found:
-                found.append(name)
-    return tuple(found)
 
 
 def _strings(values: Iterable[Any] | None) -> tuple[str, ...]:

@@ -1,4 +1,5 @@
-"""Read one hunt file's YAML safely: any encoding with a BOM, no aliases, no duplicate keys.
+"""Read one hunt (or suppression rule) file's YAML safely: any encoding with a BOM, no
+aliases, no duplicate keys.
 
 A hunt file is operator input; whatever it holds, reading it raises :class:`YamlProblem` (with a
 position when known) and never RecursionError, MemoryError or a crash in a later step.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -51,7 +53,7 @@ class _Loader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise YamlProblem(f"YAML aliases (*{event.anchor}) are not allowed in hunt files",
+            raise YamlProblem(f"YAML aliases (*{event.anchor}) are not allowed",
                               event.start_mark.line + 1, event.start_mark.column + 1)
         self._depth += 1
         try:
@@ -122,3 +124,34 @@ def _find_surrogate(value: Any) -> str | None:
 def printable(text: str) -> str:
     """*text* with control characters (ANSI escapes, bidi overrides) shown as escapes."""
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def misspelled_keys(document: dict[Any, Any], known: frozenset[str]) -> list[tuple[str, str]]:
+    """(key, known key) for each unknown key that looks like a known one (``enabeld``,
+    ``Enabled``): ignoring it would silently run the hunt with that key's default."""
+    from .suggest import closest
+
+    found = []
+    for key in document:
+        if isinstance(key, str) and key not in known:
+            match = closest(key, known, cutoff=0.8)
+            if match is not None:
+                found.append((key, match))
+    return found
+
+
+def misspelled_key_reason(key: str, known: str) -> str:
+    return printable(f"unknown key '{key}' (did you mean '{known}'?): a misspelled key is not "
+                     f"read, so the hunt would run with the default '{known}'")
+
+
+def entity_columns(mappings: Any) -> tuple[str, ...]:
+    """``columnName`` of every ``entityMappings[].fieldMappings[]``, once each; tolerant."""
+    found: list[str] = []
+    for mapping in mappings if isinstance(mappings, list) else ():
+        fields = mapping.get("fieldMappings") if isinstance(mapping, Mapping) else None
+        for field_map in fields if isinstance(fields, list) else ():
+            name = field_map.get("columnName") if isinstance(field_map, Mapping) else None
+            if isinstance(name, str) and name and name not in found:
+                found.append(name)
+    return tuple(found)

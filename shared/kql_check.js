@@ -1,7 +1,7 @@
 // Checks KQL with Microsoft's own Kusto.Language parser (npm @kusto/language-service-next).
 // stdin: {"tables": {"Name": {"Col": "type", ...}}, "functions": {"Name(params)": {"Col": "type"}},
 //         "queries": [{"id": "...", "query": "..."}]}
-// stdout: [{"id", "diagnostics": [{code, severity, start, length, message}],
+// stdout: [{"id", "diagnostics": [{code, severity, start, length, message, syntax}],
 //           "columns": [{name, type}], "summarize": {"keys": [...], "aggregates": [...]} | null,
 //           "tables": [names of the database tables the query reads]}]
 'use strict';
@@ -77,8 +77,12 @@ function tablesRead(code, database) {
 
 function check(globals, query) {
   const code = K.KustoCode.ParseAndAnalyze(query, globals);
+  // Syntax diagnostics (the parser's own) mark the root causes that semantic errors cascade from.
+  const syntax = new Set(toArray(K.KustoCode.Parse(query, globals).GetDiagnostics())
+    .map((d) => `${d.Code}@${d.Start}`));
   const diagnostics = toArray(code.GetDiagnostics()).map((d) => ({
     code: d.Code, severity: d.Severity, start: d.Start, length: d.Length, message: d.Message,
+    syntax: syntax.has(`${d.Code}@${d.Start}`),
   }));
   let summarize = null;
   let tables = [];

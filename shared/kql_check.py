@@ -12,6 +12,7 @@ from typing import Any
 
 from .hunt import Hunt, HuntError
 from .identity import Identity, Summarize, finding_identity
+from .kql_lint import hint, regex_problems, root_causes
 from .schemas import function_schemas, table_schemas
 from .sources.catalog import source_kind, source_names
 
@@ -34,6 +35,8 @@ class Diagnostic:
     start: int
     length: int
     message: str
+    syntax: bool = False
+    """Reported by the parser itself (a root cause that later errors cascade from)."""
 
 
 @dataclass(frozen=True)
@@ -104,15 +107,10 @@ def validate_hunts(hunts: list[Hunt]) -> Validation:
         for key, hunt in group.items():
             checked = answers[key]
             result.checked[key] = checked
-            hunt_errors = []
-            for diagnostic in checked.diagnostics:
-                problem = _positioned(hunt, diagnostic)
-                if diagnostic.severity == "Error" and not _runtime_table(hunt, diagnostic):
-                    hunt_errors.append(problem)
-                else:
-                    result.warnings.append(problem)
+            hunt_errors = _kql_errors(hunt, checked, result.warnings)
             if not hunt_errors:
                 hunt_errors = _missing_columns(hunt, checked)
+            hunt_errors += _regex_errors(hunt)
             if not hunt_errors:
                 result.identities[key] = finding_identity(hunt, checked.columns,
                                                           checked.summarize)
@@ -126,6 +124,34 @@ def check_hunts(hunts: list[Hunt]) -> tuple[list[HuntError], list[HuntError]]:
     return result.errors, result.warnings
 
 
+def _kql_errors(hunt: Hunt, checked: CheckedQuery, warnings: list[HuntError]) -> list[HuntError]:
+    """One error per root cause (cascades after a syntax error left out), with hints."""
+    errors = []
+    for diagnostic in checked.diagnostics:
+        if diagnostic.severity == "Error" and not _runtime_table(hunt, diagnostic):
+            errors.append(diagnostic)
+        else:
+            warnings.append(_positioned(hunt, diagnostic))
+    kept, hidden = root_causes(errors)
+    problems = [_positioned(hunt, d, checked.tables) for d in kept]
+    if hidden and problems:
+        first = problems[0]
+        problems[0] = HuntError(first.path, f"{first.reason} ({hidden} follow-on error(s) "
+                                "not shown: fix this one first)", first.field, line=first.line,
+                                column=first.column, code=first.code)
+    return problems
+
+
+def _regex_errors(hunt: Hunt) -> list[HuntError]:
+    """Regular expressions in KQL literals, compiled with RE2 as the service would."""
+    errors = []
+    for offset, reason in regex_problems(hunt.query):
+        line, column = _query_position(hunt, offset)
+        errors.append(HuntError(hunt.path, reason, "query", line=line, column=column,
+                                code="HW002"))
+    return errors
+
+
 def _runtime_table(hunt: Hunt, diagnostic: Diagnostic) -> bool:
     """``table("X")`` names its table at run time: an unknown one is a warning, not an error."""
     if diagnostic.code != UNKNOWN_TABLE:
@@ -136,14 +162,21 @@ def _runtime_table(hunt: Hunt, diagnostic: Diagnostic) -> bool:
     return named[:1] in ("'", '"') and before.endswith("(")
 
 
-def _positioned(hunt: Hunt, diagnostic: Diagnostic) -> HuntError:
-    before = hunt.query[: diagnostic.start]
+def _query_position(hunt: Hunt, offset: int) -> tuple[int, int]:
+    before = hunt.query[:offset]
     kql_line = before.count("\n") + 1
-    kql_column = diagnostic.start - (before.rfind("\n") + 1) + 1
-    line, column = hunt.file_position(kql_line, kql_column)
+    kql_column = offset - (before.rfind("\n") + 1) + 1
+    return hunt.file_position(kql_line, kql_column)
+
+
+def _positioned(hunt: Hunt, diagnostic: Diagnostic,
+                tables_read: tuple[str, ...] | None = None) -> HuntError:
+    line, column = _query_position(hunt, diagnostic.start)
     message = diagnostic.message
     if _runtime_table(hunt, diagnostic):
         message += " (table() is resolved when the hunt runs)"
+    elif tables_read is not None:
+        message = hint(message, source_kind(hunt.source).schema_flavour, tables_read)
     return HuntError(hunt.path, message, "query", line=line, column=column,
                      code=diagnostic.code)
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,7 +68,9 @@ def build_manifest(hunts: list[Hunt], identities: dict[str, Identity],
 def write_manifest(path: Path, hunts: list[Hunt], identities: dict[str, Identity]) -> int:
     """Write the manifest; return how many hunts it lists."""
     document = build_manifest(hunts, identities)
-    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    partial.replace(path)  # all or nothing: a reader never sees half a manifest
     return len(document["hunts"])
 
 
@@ -114,13 +118,27 @@ def manifest_identity(hunt: Hunt, manifest: Manifest) -> Identity | None:
     return Identity(entry.identity, entry.basis)
 
 
-def validated_hunts(hunts: list[Hunt], path: Path) -> list[Hunt]:
-    """*hunts* that the manifest at *path* allows, each other one skipped with a logged notice.
+def in_azure(environ: Mapping[str, str] | None = None) -> bool:
+    """Running in Azure Functions (the platform sets ``WEBSITE_INSTANCE_ID``), where a
+    deployment always ships the manifest."""
+    return bool((os.environ if environ is None else environ).get("WEBSITE_INSTANCE_ID"))
 
-    Without a manifest file (local runs) every hunt runs, with one warning; a manifest that
-    cannot be read runs nothing, since nothing can be shown to have passed validation.
+
+def validated_hunts(hunts: list[Hunt], path: Path, *, required: bool | None = None) -> list[Hunt]:
+    """*hunts*, each one the manifest at *path* does not allow marked ``refused`` with the reason
+    (the runner fails it without querying: a failed run and, after repeated runs, a health
+    notice; never a silent skip).
+
+    A manifest that cannot be read refuses every hunt. Without a manifest file: locally every hunt
+    runs, with one warning; in Azure (*required*, by default :func:`in_azure`) every hunt is
+    refused, since nothing shows it passed validation.
     """
     if not path.exists():
+        if required if required is not None else in_azure():
+            reason = (f"no validation manifest at {path.name}: deployments ship one "
+                      "(`huntwire validate --manifest`); deploy again")
+            log.error("huntwire.manifest %s: no hunt runs", reason)
+            return [replace(h, refused=reason) for h in hunts]
         log.warning("huntwire.manifest no validation manifest at %s: running every hunt "
                     "unvalidated (deployments ship one: `huntwire validate --manifest`)", path)
         return hunts
@@ -128,12 +146,22 @@ def validated_hunts(hunts: list[Hunt], path: Path) -> list[Hunt]:
         manifest = load_manifest(path)
     except ConfigurationError as exc:
         log.error("huntwire.manifest %s: no hunt runs", exc)
-        return []
-    allowed = []
+        return [replace(h, refused=f"{exc}; validate and deploy again") for h in hunts]
+    checked = []
     for hunt in hunts:
-        reason = manifest_allows(hunt, manifest)
-        if reason is None:
-            allowed.append(hunt)
-        else:
-            log.warning("huntwire.hunt_skipped %s", reason)
-    return allowed
+        refusal = manifest_allows(hunt, manifest)
+        if refusal is not None:
+            log.warning("huntwire.hunt_refused %s", refusal)
+        checked.append(hunt if refusal is None else replace(hunt, refused=refusal))
+    return checked
+
+
+def remove_stale_manifest(path: Path) -> bool:
+    """Remove the huntwire manifest at *path* (a failed validation must not leave an older one
+    to be deployed); True when one was removed. Any other file is left alone."""
+    try:
+        load_manifest(path)
+    except ConfigurationError:
+        return False
+    path.unlink()
+    return True

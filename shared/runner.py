@@ -82,6 +82,8 @@ class Runner:
     """Hunts queried at once (threads); each source's lanes bound it further per service."""
     storage: Storage | None = None
     """The storage layer every store of the run shares: held to the run's deadline."""
+    force: bool = False
+    """Run every hunt now, due or not (``huntwire run --force``)."""
     _run_deadline: float = field(default=math.inf, init=False, repr=False)
     _storage: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
     _checkpoints: dict[str, Checkpoint | None] = field(default_factory=dict, init=False,
@@ -151,6 +153,9 @@ class Runner:
 
     def _start_hunt(self, hunt: Hunt, now: datetime) -> HuntRun:
         """Health's go-ahead, then query and ledger in isolation."""
+        if hunt.refused is not None:  # not the validated file: a failure health counts
+            return HuntRun(hunt, HuntOutcome(hunt.id, hunt.name, "failed", error=hunt.refused),
+                           tracked=True)
         if self.health is not None:
             with self._storage:
                 disabled = self.health.before_hunt(hunt, now)
@@ -180,7 +185,7 @@ class Runner:
         with self._storage:
             checkpoint = (self._checkpoints[hunt.id] if hunt.id in self._checkpoints
                           else self._checkpoint(hunt))
-            if not is_due(hunt, checkpoint, now):
+            if not self.force and not is_due(hunt, checkpoint, now):
                 outcome.status = "not-due"
                 return
             source = self.sources.get(hunt.source)

@@ -92,3 +92,34 @@ def test_cli_modules_import_without_cycles() -> None:
         done = subprocess.run([sys.executable, "-c", f"import shared.cli.{module}"],
                               capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stderr
+
+
+def test_readme_commands_and_help_agree(repo: Path) -> None:
+    """Every flag the README's Commands block shows exists in that command's --help, with the
+    same metavar or choices (issue 22 item 17)."""
+    import re
+
+    from shared.cli import build_parser
+
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Commands", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "==SUPPRESS==" or a.choices)
+    checked = 0
+    for line in block.splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) < 2 or words[1].startswith("-"):
+            continue
+        command = subparsers.choices[words[1]]
+        if words[1] in ("schema", "suppressions"):
+            action_parser = next(a for a in command._actions if a.choices)
+            command = action_parser.choices[words[2].split("|")[0]]
+        help_text = " ".join(command.format_help().split())
+        for flag, value in re.findall(r"\[?(--[a-z-]+)(?: ([A-Z=]+|[a-z|]+))?", line):
+            assert flag in help_text, (line, flag)
+            if value and value.isupper():
+                assert f"{flag} {value}" in help_text, (line, flag, value)
+            elif value and "|" in value:
+                assert "{" + value.replace("|", ",") + "}" in help_text, (line, flag, value)
+            checked += 1
+    assert checked >= 15

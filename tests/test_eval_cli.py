@@ -120,3 +120,88 @@ def test_bad_events_argument_is_a_clear_error(setup: tuple[Path, Path]) -> None:
     hunts, _ = setup
     with pytest.raises(SystemExit, match="TABLE=FILE"):
         main(["eval", "--hunts", str(hunts), "--events", "nofile"])
+
+
+# -- bad input: one line each (issue 22 item 13) -------------------------------------------
+
+def test_a_misspelled_table_is_one_line_with_a_suggestion(setup: tuple[Path, Path]) -> None:
+    hunts, events = setup
+    with pytest.raises(SystemExit) as raised:
+        main(["eval", "--hunts", str(hunts), "--events", f"DeviceProcesEvents={events}"])
+    message = str(raised.value.code)
+    assert message == ("huntwire eval: --events: no table 'DeviceProcesEvents' (did you mean "
+                       "'DeviceProcessEvents'?)")
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ('{"Timestamp": "2026-11-27T10:00:00Z"}\n\n{"Timestamp": \n', ":3: not JSON"),
+    ('{"a": 1}\n[1, 2]\n', ":2: a list, not a JSON object"),
+    (b'{"a": "\xff"}\n', "cannot read events file"),
+])
+def test_a_bad_events_file_names_file_and_line(setup: tuple[Path, Path], tmp_path: Path,
+                                               content: str | bytes, expected: str) -> None:
+    hunts, _ = setup
+    bad = tmp_path / "bad.jsonl"
+    if isinstance(content, bytes):
+        bad.write_bytes(content)
+    else:
+        bad.write_text(content)
+    with pytest.raises(SystemExit) as raised:
+        main(["eval", "--hunts", str(hunts), "--events", f"DeviceProcessEvents={bad}"])
+    message = str(raised.value.code)
+    assert f"{bad}{expected}" in message or (expected in message and str(bad) in message)
+    assert "\n" not in message
+
+
+def test_an_unreadable_events_file_is_one_line(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    hunts, _ = setup
+    with pytest.raises(SystemExit, match=r"^huntwire eval: cannot read events file .*: "):
+        main(["eval", "--hunts", str(hunts), "--events", f"DeviceProcessEvents={tmp_path}"])
+
+
+def test_notes_say_why_a_hunt_saw_nothing(setup: tuple[Path, Path], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    hunts, events = setup
+    (hunts / "net.yaml").write_text("id: 22222222-0000-0000-0000-000000000003\nname: Net\n"
+                                    "source: defender\nquery: |\n  DeviceNetworkEvents\n"
+                                    "  | where RemotePort == 443\n")
+    code, report = run_eval(hunts, events, capsys, "--now", "2026-12-24T00:00:00Z")
+    assert code == 0
+    by_name = {h["name"]: h for h in report["hunts"]}
+    assert by_name["Net"]["notes"] == [
+        "table(s) DeviceNetworkEvents not supplied (--events DeviceNetworkEvents=FILE)"]
+    (seed_note,) = by_name["Seed copy"]["notes"]
+    assert seed_note.startswith("no DeviceProcessEvents event in the window "
+                                "2026-12-23T20:00:00Z .. 2026-12-24T00:00:00Z")
+    assert "(try --now 2026-11-27T12:00:00Z)" in seed_note
+    _, inside = run_eval(hunts, events, capsys)
+    assert [h["notes"] for h in inside["hunts"] if h["name"] == "Seed copy"] == [[]]
+
+
+def test_names_from_a_tampered_schema_cache_never_run_as_sql(
+        setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 24 #8: a pulled column or table name carrying SQL reaches DuckDB as data at most."""
+    from shared import schemas
+
+    hunts, events = setup
+    target = tmp_path / "pwned.csv"
+    payload = f"x' : 'VARCHAR'}}); COPY (SELECT 1) TO '{target}'; --"
+    table_payload = f'T" AS SELECT 1; COPY (SELECT 1) TO \'{target}\'; --'
+    cache = tmp_path / "schemas.cache.json"
+    columns = {"Timestamp": "datetime", "DeviceId": "string", "ReportId": "long",
+               "FileName": "string", "ProcessCommandLine": "string", payload: "string",
+               f'y" VARCHAR); COPY (SELECT 1) TO \'{target}\'; --': "string"}
+    cache.write_text(json.dumps({"format": schemas.CACHE_FORMAT, "tables": {"defender": {
+        "DeviceProcessEvents": columns, table_payload: {"Timestamp": "datetime"}}}}))
+    previous = schemas.cache_path()
+    schemas.use_cache_file(cache)
+    schemas.clear_cache()
+    try:
+        code, report = run_eval(hunts, events, capsys, "--hunt",
+                                "22222222-0000-0000-0000-000000000001")
+    finally:
+        schemas.use_cache_file(previous)
+        schemas.clear_cache()
+    assert code == 0
+    assert not target.exists()
+    assert len(report["hunts"][0]["matches"]) == 2

@@ -213,3 +213,28 @@ def test_heartbeat_once_a_day_at_the_configured_hour(
     assert "1 new finding(s) in 1 incident(s)" in text
     world.run(T0.replace(hour=8) + 24 * HOUR, capsys)
     assert world.notices().count("heartbeat") == 2
+
+
+def test_heartbeat_says_what_is_healthy_and_names_a_fully_suppressed_hunt(
+        world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 22 item 18 and issue 24 #6: the card is readable without the CLI (hunt states, the
+    channel, the day's counts), and a hunt whose every row was suppressed is named."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "r.yaml").write_text(
+        "- id: ws-1-everything\n  hunts: [Socket in PowerShell]\n"
+        "  where: {DeviceName: {equals: ws-1}}\n  reason: lab machine\n  owner: soc@x.example\n"
+        f"  expires: {(T0 + 30 * 24 * HOUR).date().isoformat()}\n")
+    monkeypatch.setenv("HUNTWIRE_SUPPRESSIONS_DIR", str(rules))
+    world.add_events(event(1, T0.replace(hour=4, minute=30)))
+    for hour in (5, 6, 7, 8):
+        world.run(T0.replace(hour=hour), capsys)
+    (beat,) = [p for p in world.webhook.payloads if health_kind(p) == "heartbeat"]
+    text = " ".join(json.dumps(beat, ensure_ascii=False).split())
+    assert "huntwire status" not in text
+    assert "1 ok, 0 failing, 1 disabled. Disabled: Broken on the service side" in text
+    assert "Channel" in text
+    assert "delivering; 0 finding(s) waiting" in text
+    assert "Fully suppressed" in text
+    assert "Socket in PowerShell (4 row(s))" in text

@@ -178,3 +178,15 @@ def test_notifier_state_follows_deliveries() -> None:
     assert (ok.state, ok.since, ok.last_ok, ok.pending) == ("ok", T0 + 2 * HOUR, T0 + 2 * HOUR, 0)
     assert notifier_after_run(None, configured=False, delivered=0, failed=[], pending=1,
                               held_back_since=None, now=T0).state == "unconfigured"
+
+
+def test_the_tally_finds_a_hunt_whose_every_row_was_suppressed() -> None:
+    tally = tally_run(None, [HuntRun("a", "ok", suppressed=5, rows=5),
+                             HuntRun("b", "ok", suppressed=1, rows=4),
+                             HuntRun("c", "ok")], T0)
+    tally = tally_run(tally, [HuntRun("a", "ok", suppressed=2, rows=2),
+                              HuntRun("b", "ok", suppressed=0, rows=0)], T0 + HOUR)
+    assert tally.fully_suppressed() == {"a": 7}
+    assert after_heartbeat(tally, T0.replace(hour=8)).fully_suppressed() == {}
+    tally = tally_run(tally, [HuntRun("a", "ok", suppressed=0, rows=1)], T0 + 2 * HOUR)
+    assert tally.fully_suppressed() == {}  # one row got through

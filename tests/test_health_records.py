@@ -88,6 +88,23 @@ def test_heartbeat_card_counts() -> None:
     assert health_kind(payload) == "heartbeat"
     assert "24 run(s), 2 hunt(s) ran 36 time(s), 2 failure(s)" in text
     assert "5 new finding(s) in 3 incident(s); 40 row(s) suppressed" in text
+    assert "huntwire status" not in text  # its readers cannot run the CLI
+
+
+def test_heartbeat_card_says_what_is_healthy() -> None:
+    from shared.health.model import HuntHealth, NotifierHealth
+
+    tally = HeartbeatTally(since=T0, runs=24, hunt_runs={"a": 24, "b": 24},
+                           hunt_rows={"a": 7, "b": 3}, hunt_suppressed={"a": 7, "b": 1})
+    hunts = {"a": HuntHealth("a", "Alpha"), "b": HuntHealth("b", "Beta", consecutive_failures=2),
+             "c": HuntHealth("c", "Gamma", disabled=True)}
+    channel = NotifierHealth(state="failing", since=T0, pending=4, last_error="HTTP 404")
+    payload = rendered(heartbeat_notice(tally, T0.replace(hour=8), hunts, channel))
+    text = " ".join(texts(payload))
+    assert "1 ok, 1 failing, 1 disabled. Failing: Beta. Disabled: Gamma" in text
+    assert "failing since 2026-01-05 01:00 UTC: 4 finding(s) waiting (HTTP 404)" in text
+    assert "every row suppressed since 2026-01-05 01:00 UTC: Alpha (7 row(s))" in text
+    assert "Beta (" not in text
 
 
 def test_held_back_note_goes_under_the_digest_header() -> None:

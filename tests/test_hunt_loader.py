@@ -105,8 +105,21 @@ def test_duplicate_id_is_an_error_naming_both_files(tmp_path: Path) -> None:
 
 
 def test_unknown_keys_warn_but_load(tmp_path: Path) -> None:
-    _, warnings = load_hunt(write(tmp_path, "h.yaml", VALID + "lookbak: 2h\n"))
-    assert warnings == [f"{tmp_path / 'h.yaml'}: unknown key 'lookbak' ignored"]
+    _, warnings = load_hunt(write(tmp_path, "h.yaml", VALID + "reviewer: alice\n"))
+    assert warnings == [f"{tmp_path / 'h.yaml'}: unknown key 'reviewer' ignored"]
+
+
+@pytest.mark.parametrize(("key", "meant"), [("enabeld: false", "enabled"),
+                                            ("lookbak: 2h", "lookback"),
+                                            ("Enabled: false", "enabled"),
+                                            ("frequncy: 2h", "frequency")])
+def test_a_key_that_shadows_a_known_one_is_an_error(tmp_path: Path, key: str,
+                                                     meant: str) -> None:
+    """``enabeld: false`` would leave the hunt enabled: refused, with the key it looks like."""
+    with pytest.raises(HuntError, match=f"did you mean '{meant}'") as raised:
+        load_hunt(write(tmp_path, "h.yaml", VALID + key + "\n"))
+    assert raised.value.field == key.split(":")[0]
+    assert raised.value.line is not None
 
 
 def test_missing_folder_is_reported(tmp_path: Path) -> None:

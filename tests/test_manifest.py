@@ -35,21 +35,35 @@ def validated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path,
     hunts.mkdir()
     for n in (1, 2):
         (hunts / f"h{n}.yaml").write_text(GOOD.format(n=n))
-    (hunts / "bad.yaml").write_text(GOOD.format(n=3).replace("Account,", "Acount,"))
     rules = tmp_path / "rules"
     rules.mkdir()
     manifest = tmp_path / "manifest.json"
     code = main(["validate", "--hunts", str(hunts), "--suppressions", str(rules),
                  "--manifest", str(manifest)])
-    assert code == 1  # bad.yaml
+    assert code == 0
     assert "manifest: 2 valid hunt(s) written" in capsys.readouterr().err
+    (hunts / "bad.yaml").write_text(GOOD.format(n=3))  # added after validation
     return hunts, manifest
+
+
+def test_a_failed_validate_writes_no_manifest_and_removes_the_old_one(
+        validated: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """A partial manifest would let the hunts that passed deploy while the run looks green."""
+    hunts, manifest = validated
+    (hunts / "bad.yaml").write_text(GOOD.format(n=3).replace("Account,", "Acount,"))
+    code = main(["validate", "--hunts", str(hunts), "--suppressions", str(hunts.parent / "rules"),
+                 "--manifest", str(manifest)])
+    assert code == 1
+    assert "manifest: not written, validation failed; the old one was removed" \
+        in capsys.readouterr().err
+    assert not manifest.exists()
 
 
 def test_validate_writes_id_hash_and_identity_of_valid_hunts_only(
         validated: tuple[Path, Path]) -> None:
     hunts, path = validated
     document = json.loads(path.read_text())
+    assert not path.with_name(path.name + ".partial").exists()
     assert document["format"] == "huntwire-manifest/1"
     entry = document["hunts"]["00000000-0000-0000-0000-000000000001"]
     assert entry["sha256"] == hashlib.sha256((hunts / "h1.yaml").read_bytes()).hexdigest()

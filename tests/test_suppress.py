@@ -167,7 +167,7 @@ def hunts_and_columns() -> tuple[list[Any], dict[str, set[str]]]:
     ({"where": {}}, "'where' is required"),
     ({"where": {"ProcessCommandLine": {"equals": "a", "contains": "b"}}},
      "exactly one condition"),
-    ({"colour": "red"}, "unknown key(s) colour"),
+    ({"colour": "red"}, "unknown key 'colour'"),
 ])
 def test_each_validation_error(tmp_path: Path, hunts_and_columns: Any, bad: dict[str, Any],
                                message: str) -> None:

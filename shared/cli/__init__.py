@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="huntwire",
         description="Scheduled threat hunts on Microsoft Defender XDR and Sentinel, "
                     "deduplicated in Table Storage and posted to Teams.")
+    parser.add_argument("--version", action="version", version=f"huntwire {version()}")
     commands = parser.add_subparsers(metavar="COMMAND")
     for command in (validate, eval_command, run, status, preview, suppressions, schema,
                     import_, notify_command):
@@ -43,4 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-__all__ = ["build_parser", "main"]
+def version() -> str:
+    """The installed package's version (pyproject.toml), or ``unknown`` when not installed."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("huntwire")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+__all__ = ["build_parser", "main", "version"]

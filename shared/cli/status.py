@@ -24,7 +24,7 @@ State = Literal["ok", "failing", "auto-disabled", "never-run"]
 def register(commands: Any) -> None:
     """Add ``status`` to the CLI's subparsers (``commands = parser.add_subparsers()``)."""
     status = commands.add_parser("status", help="each hunt's health and the Teams channel's")
-    status.add_argument("--hunts", type=Path, default=None,
+    status.add_argument("--hunts", type=Path, default=None, metavar="DIR",
                         help="folder of hunt YAML files (default: $HUNTWIRE_HUNTS_DIR or ./hunts)")
     status.add_argument("--format", choices=("text", "json"), default="text")
     status.set_defaults(handler=cmd_status)

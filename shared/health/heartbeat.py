@@ -17,6 +17,8 @@ class HuntRun:
     status: str
     new: int = 0
     suppressed: int = 0
+    rows: int = 0
+    """Rows the query returned, before suppression."""
 
 
 def tally_run(tally: HeartbeatTally | None, runs: Iterable[HuntRun], now: datetime,
@@ -26,17 +28,22 @@ def tally_run(tally: HeartbeatTally | None, runs: Iterable[HuntRun], now: dateti
     several hunts)."""
     tally = tally or HeartbeatTally(since=now)
     hunt_runs = dict(tally.hunt_runs)
+    hunt_rows, hunt_suppressed = dict(tally.hunt_rows), dict(tally.hunt_suppressed)
     failures = findings = suppressed = 0
     for run in runs:
         if run.status in ("ok", "failed"):
             hunt_runs[run.hunt_id] = hunt_runs.get(run.hunt_id, 0) + 1
+        if run.rows:
+            hunt_rows[run.hunt_id] = hunt_rows.get(run.hunt_id, 0) + run.rows
+            hunt_suppressed[run.hunt_id] = hunt_suppressed.get(run.hunt_id, 0) + run.suppressed
         failures += run.status == "failed"
         findings += run.new
         suppressed += run.suppressed
     return replace(tally, since=tally.since or now, runs=tally.runs + 1, hunt_runs=hunt_runs,
                    failures=tally.failures + failures, findings=tally.findings + findings,
                    incidents=tally.incidents + incidents,
-                   suppressed=tally.suppressed + suppressed)
+                   suppressed=tally.suppressed + suppressed, hunt_rows=hunt_rows,
+                   hunt_suppressed=hunt_suppressed)
 
 
 def heartbeat_due(tally: HeartbeatTally | None, now: datetime, hour: int | None) -> bool:

@@ -83,7 +83,17 @@ class HeartbeatTally:
     findings: int = 0
     incidents: int = 0
     suppressed: int = 0
+    hunt_rows: dict[str, int] = field(default_factory=dict)
+    """Rows each hunt's query returned (before suppression) since :attr:`since`."""
+    hunt_suppressed: dict[str, int] = field(default_factory=dict)
+    """Rows of each hunt that suppression rules or snoozes silenced since :attr:`since`."""
     etag: str | None = field(default=None, compare=False)
+
+    def fully_suppressed(self) -> dict[str, int]:
+        """Hunts whose every returned row was suppressed since :attr:`since` (hunt -> rows): a
+        rule or snooze may be silencing the hunt entirely."""
+        return {hunt: rows for hunt, rows in self.hunt_rows.items()
+                if rows > 0 and self.hunt_suppressed.get(hunt, 0) >= rows}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..notify.base import Notice as ChannelNotice
 from ..notify.base import Severity
-from .model import HeartbeatTally, Notice
+from .model import HeartbeatTally, HuntHealth, Notice, NotifierHealth
 
 HEALTH_TAG = "health-"
 HEALTH_ID_PREFIX = "huntwire-" + HEALTH_TAG
@@ -65,16 +65,57 @@ def _lead(notice: Notice) -> str:
     return f"{source} refused access since {when(notice.since)} (first seen on hunt {name})."
 
 
-def heartbeat_notice(tally: HeartbeatTally, now: datetime) -> ChannelNotice:
-    """The daily "still alive" notice: runs, hunts, failures, findings, suppressions."""
-    hunts = len(tally.hunt_runs)
+def heartbeat_notice(tally: HeartbeatTally, now: datetime,
+                     hunts: Mapping[str, HuntHealth] | None = None,
+                     channel: NotifierHealth | None = None) -> ChannelNotice:
+    """The daily "still alive" notice, readable on its own (its readers need no CLI): runs,
+    findings, incidents and suppressions of the last day, which hunts are ok, failing or
+    disabled, the channel's state, and any hunt every row of which was suppressed."""
+    hunts = hunts or {}
+    ran = len(tally.hunt_runs)
     times = sum(tally.hunt_runs.values())
-    summary = (f"Since {when(tally.since)}: {tally.runs} run(s), {hunts} hunt(s) ran {times} "
+    summary = (f"Since {when(tally.since)}: {tally.runs} run(s), {ran} hunt(s) ran {times} "
                f"time(s), {tally.failures} failure(s). {tally.findings} new finding(s) in "
                f"{tally.incidents} incident(s); {tally.suppressed} row(s) suppressed.")
-    return ChannelNotice("health", "huntwire is running", summary, severity="Informational",
-                         facts=(("Sent", when(now)), ("Details", "huntwire status")),
-                         tag=HEALTH_TAG + "heartbeat")
+    facts: list[tuple[str, str]] = []
+    if hunts:
+        facts.append(("Hunts", _hunt_states(hunts)))
+    facts.append(("Channel", _channel_state(channel)))
+    silenced = tally.fully_suppressed()
+    if silenced:
+        names = [f"{(hunts[h].name if h in hunts and hunts[h].name else h)} ({rows} row(s))"
+                 for h, rows in sorted(silenced.items())]
+        facts.append(("Fully suppressed", "every row suppressed since "
+                      f"{when(tally.since)}: {'; '.join(names)}. Check the rules and snoozes "
+                      "that name it."))
+    facts.append(("Sent", when(now)))
+    return ChannelNotice("health", "huntwire is running", summary,
+                         severity="Medium" if silenced else "Informational",
+                         facts=tuple(facts), tag=HEALTH_TAG + "heartbeat")
+
+
+def _hunt_states(hunts: Mapping[str, HuntHealth]) -> str:
+    disabled = sorted(h.name or h.hunt_id for h in hunts.values() if h.disabled)
+    failing = sorted(h.name or h.hunt_id for h in hunts.values()
+                     if not h.disabled and h.consecutive_failures)
+    ok = len(hunts) - len(disabled) - len(failing)
+    text = f"{ok} ok, {len(failing)} failing, {len(disabled)} disabled"
+    if failing:
+        text += f". Failing: {', '.join(failing)}"
+    if disabled:
+        text += f". Disabled: {', '.join(disabled)}"
+    return text
+
+
+def _channel_state(channel: NotifierHealth | None) -> str:
+    if channel is None or channel.state == "unknown":
+        return "no delivery recorded yet"
+    if channel.state == "ok":
+        return f"delivering; {channel.pending} finding(s) waiting"
+    if channel.state == "unconfigured":
+        return f"no findings webhook configured: {channel.pending} finding(s) waiting"
+    return (f"failing since {when(channel.since)}: {channel.pending} finding(s) waiting "
+            f"({channel.last_error or 'no answer'})")
 
 
 def health_kind(payload: Mapping[str, Any]) -> str | None:

@@ -109,7 +109,7 @@ class RunnerHealth:
 
     def after_hunt(self, hunt: Hunt, outcome: HuntOutcome, now: datetime) -> None:
         self._runs.append(HuntRun(hunt.id, outcome.status, outcome.new,
-                                  sum(outcome.suppressed.values())))
+                                  sum(outcome.suppressed.values()), rows=outcome.rows))
         if outcome.status not in ("ok", "failed"):
             return
         facts = facts_of(hunt, outcome, now)
@@ -165,7 +165,8 @@ class RunnerHealth:
         tally = self.store.modify(self.store.heartbeat, change, self.store.save_heartbeat)
         if not heartbeat_due(tally, now, self.config.heartbeat_hour):
             return
-        if self._deliver(heartbeat_notice(tally, now)):
+        if self._deliver(heartbeat_notice(tally, now, self.store.hunts(),
+                                          self.store.notifier())):
             self.store.save_heartbeat(after_heartbeat(tally, now))
 
     def _update_notifier(self, summary: RunSummary, now: datetime) -> None:

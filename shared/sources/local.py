@@ -7,6 +7,7 @@ an optional dependency (``pip install huntwire[local]``) and is imported only he
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -17,10 +18,12 @@ from ..hunt import Hunt
 from ..hunt_time import render_query
 from ..kql_local import functions as local_engine
 from ..schemas import FLAVOURS, Flavour, Schema, table_schemas
+from ..suggest import did_you_mean
 from ..window import Window
 from .base import Column, QueryError, QueryResult
 from .catalog import SourceKind, source_kind
 
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 EXPORT_TIME_COLUMN = "Timestamp"
 """Exported events carry this time column; a source with another copies it over when unset."""
 
@@ -64,11 +67,11 @@ class LocalSource:
         self._connections: dict[Flavour, Any] = {}
         self._lock = threading.Lock()
         """One query at a time: the windowed views are per connection (a pool may call run)."""
-        known = sorted({table for flavour in FLAVOURS for table in table_schemas(flavour)})
-        unknown = set(self._events) - set(known)
+        known = {table for flavour in FLAVOURS for table in table_schemas(flavour)}
+        unknown = sorted(set(self._events) - known)
         if unknown:
-            raise ValueError(f"no schema for table(s) {', '.join(sorted(unknown))}; known: "
-                             f"{', '.join(known)}")
+            raise ValueError("; ".join(f"no schema for table '{table}'"
+                                       f"{did_you_mean(table, known)}" for table in unknown))
 
     def run(self, hunt: Hunt, window: Window) -> QueryResult:
         with self._lock:
@@ -110,43 +113,70 @@ class LocalSource:
         return self._connections[flavour]
 
     def _load_table(self, con: Any, table: str, columns: dict[str, str], time_column: str) -> None:
-        stored = f"__all_{table}"
+        stored = quote_identifier(f"__all_{table}")
         typed = {name: DUCKDB_TYPES.get(kql, "VARCHAR") for name, kql in columns.items()}
         copy_time = time_column != EXPORT_TIME_COLUMN
         if copy_time:
             typed.setdefault(EXPORT_TIME_COLUMN, DUCKDB_TYPES["datetime"])  # exports carry it
         path = self._events.get(table)
         if path is None or path.stat().st_size == 0:
-            definition = ", ".join(f'"{n}" {t}' for n, t in typed.items())
-            con.execute(f'CREATE TABLE "{stored}" ({definition})')
+            definition = ", ".join(f"{quote_identifier(n)} {t}" for n, t in typed.items())
+            con.execute(f"CREATE TABLE {stored} ({definition})")
         else:
-            spec = "{" + ", ".join(f"'{n}': '{t}'" for n, t in typed.items()) + "}"
-            con.execute(f"CREATE TABLE \"{stored}\" AS SELECT * FROM read_json(?, "  # noqa: S608
+            spec = "{" + ", ".join(f"{quote_literal(n)}: '{t}'" for n, t in typed.items()) + "}"
+            con.execute(f"CREATE TABLE {stored} AS SELECT * FROM read_json(?, "  # noqa: S608
                         f"format='newline_delimited', columns={spec})", [str(path)])
         if copy_time:
             # Exported Defender events carry Timestamp only; Sentinel stamps TimeGenerated.
-            con.execute(f'UPDATE "{stored}" SET "{time_column}" = "{EXPORT_TIME_COLUMN}" '  # noqa: S608
-                        f'WHERE "{time_column}" IS NULL')
+            column, export = quote_identifier(time_column), quote_identifier(EXPORT_TIME_COLUMN)
+            con.execute(f"UPDATE {stored} SET {column} = {export} "  # noqa: S608
+                        f"WHERE {column} IS NULL")
 
     def _apply_window(self, con: Any, kind: SourceKind, window: Window) -> None:
-        time_column = kind.time_column
+        time_column = quote_identifier(kind.time_column)
         for table, columns in local_schemas(kind).items():
             # The view keeps the schema's types; TIMESTAMPTZ read in UTC becomes KQL datetime.
             projection = ", ".join(
-                f'CAST("{n}" AS TIMESTAMP) AS "{n}"' if t == "datetime" else f'"{n}"'
-                for n, t in columns.items())
+                f"CAST({quote_identifier(n)} AS TIMESTAMP) AS {quote_identifier(n)}"
+                if t == "datetime" else quote_identifier(n) for n, t in columns.items())
             start, end = (f"'{moment.isoformat()}'::TIMESTAMPTZ" for moment in
                           (window.start, window.end))
             con.execute(
-                f'CREATE OR REPLACE VIEW "{table}" AS SELECT {projection} '  # noqa: S608
-                f'FROM "__all_{table}" WHERE "{time_column}" >= {start} '
-                f'AND "{time_column}" < {end}')
+                f"CREATE OR REPLACE VIEW {quote_identifier(table)} AS "  # noqa: S608
+                f"SELECT {projection} FROM {quote_identifier(f'__all_{table}')} "
+                f"WHERE {time_column} >= {start} AND {time_column} < {end}")
+
+    def window_counts(self, hunt: Hunt, window: Window) -> dict[str, int]:
+        """Events of each supplied table inside *window* (the notes ``eval`` prints)."""
+        kind = source_kind(hunt.source)
+        con = self._connection(kind)
+        self._apply_window(con, kind, window)
+        return {table: int(con.execute(
+                    f"SELECT count(*) FROM {quote_identifier(table)}").fetchone()[0])  # noqa: S608
+                for table in self._events if table in local_schemas(kind)}
+
+
+def plain_name(name: str) -> bool:
+    """A table or column name as Defender and Sentinel spell them (letters, digits, ``_``)."""
+    return bool(_PLAIN_NAME.fullmatch(name))
+
+
+def quote_identifier(name: str) -> str:
+    """*name* as one SQL identifier, whatever it holds (a name from a pulled schema is the
+    tenant's answer, not ours: it never becomes SQL)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def local_schemas(kind: SourceKind) -> Schema:
-    """The tables the engine loads: those with the source's time column, which windows them."""
-    return {table: columns for table, columns in table_schemas(kind.schema_flavour).items()
-            if kind.time_column in columns}
+    """The tables the engine loads: those with the source's time column, which windows them.
+    Names that are not plain identifiers (only a tampered schema cache has them) are left out."""
+    return {table: {c: t for c, t in columns.items() if plain_name(c)}
+            for table, columns in table_schemas(kind.schema_flavour).items()
+            if kind.time_column in columns and plain_name(table)}
 
 
 def _python_value(value: Any, kql_type: str) -> Any:

@@ -8,8 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ..hunt_yaml import YamlProblem, decode, parse
 from .rules import Rule, RuleError, parse_rule
 
 
@@ -63,16 +62,16 @@ def load_rule_file(path: Path, today: date) -> list[Rule]:
 
 
 def read_rule_document(path: Path) -> list[Any]:
-    """The YAML list a rule file holds; an empty file is an empty list."""
+    """The YAML list a rule file holds; an empty file is an empty list. Read like a hunt file:
+    no aliases, no duplicate keys (a second ``where:`` would silently replace the first), no
+    deep nesting, a size cap."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RuleError(str(path), f"cannot read file: {exc}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise RuleError(str(path), f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") \
-            from exc
+        document, _ = parse(decode(path.read_bytes()))
+    except OSError as exc:
+        raise RuleError(str(path), f"cannot read file: {exc.strerror or exc}") from exc
+    except YamlProblem as exc:
+        where = f" (line {exc.line})" if exc.line else ""
+        raise RuleError(str(path), f"not valid{where}: {exc.reason}") from exc
     if document is None:
         return []
     if not isinstance(document, list):

@@ -12,11 +12,13 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from functools import partial
+from typing import Any, Literal, TypeVar
 
 import re2
 
 from ..errors import ConfigurationError
+from ..suggest import did_you_mean
 
 Operator = Literal["equals", "in", "startswith", "endswith", "contains", "matches"]
 OPERATORS: tuple[Operator, ...] = ("equals", "in", "startswith", "endswith", "contains",
@@ -114,7 +116,8 @@ def compile_condition(column: str, operator: str, operand: Any) -> Condition:
     if not isinstance(column, str) or not _COLUMN.match(column):
         raise ValueError(f"'{column}' is not a column name")
     if operator not in OPERATORS:
-        raise ValueError(f"unknown operator '{operator}' on column {column} (use one of "
+        raise ValueError(f"unknown operator '{operator}' on column {column}"
+                         f"{did_you_mean(str(operator), OPERATORS)} (use one of "
                          f"{', '.join(OPERATORS)})")
     if operator == "in":
         if not isinstance(operand, list) or not operand or not all(
@@ -161,29 +164,47 @@ def compile_re2(pattern: str) -> Any:
 
 
 def parse_rule(raw: Any, source: str, today: date) -> Rule:
-    """One rule from its YAML mapping; RuleError names the file, the rule id and the reason."""
+    """One rule from its YAML mapping; RuleError names the file, the rule id and the (first)
+    reason."""
+    rule, problems = check_rule_fields(raw, source, today)
+    if rule is None:
+        raise problems[0]
+    return rule
+
+
+def check_rule_fields(raw: Any, source: str, today: date) -> tuple[Rule | None, list[RuleError]]:
+    """The rule, or None and every problem of it (``validate`` reports them all at once)."""
     if not isinstance(raw, dict):
-        raise RuleError(source, f"a rule must be a mapping, found {type(raw).__name__}")
+        return None, [RuleError(source, f"a rule must be a mapping, found {type(raw).__name__}")]
     rule_id = raw.get("id")
-    if not isinstance(rule_id, str) or not _RULE_ID.match(rule_id):
-        raise RuleError(source, "'id' is missing or not lower-case letters, digits, '.', '_' "
-                        "or '-'", str(rule_id) if rule_id is not None else None)
-    try:
-        return _parse_fields(raw, rule_id, source, today)
-    except ValueError as exc:
-        raise RuleError(source, str(exc), rule_id) from exc
-
-
-def _parse_fields(raw: dict[str, Any], rule_id: str, source: str, today: date) -> Rule:
-    unknown = sorted(str(k) for k in raw if k not in RULE_KEYS)
-    if unknown:
-        raise ValueError(f"unknown key(s) {', '.join(unknown)}")
+    label = rule_id if isinstance(rule_id, str) and _RULE_ID.match(rule_id) else None
+    problems: list[str] = []
+    if label is None:
+        problems.append("'id' is missing or not lower-case letters, digits, '.', '_' or '-' "
+                        "(at most 100 characters)")
+    problems += [f"unknown key '{k}'{did_you_mean(str(k), RULE_KEYS)}"
+                 for k in sorted(map(str, raw)) if k not in RULE_KEYS]
     for key in ("reason", "owner"):
         if not isinstance(raw.get(key), str) or not raw[key].strip():
-            raise ValueError(f"'{key}' is required (a non-empty string)")
-    return Rule(id=rule_id, hunts=_hunts(raw.get("hunts")), where=_where(raw.get("where")),
-                reason=raw["reason"].strip(), owner=raw["owner"].strip(),
-                expires=parse_expiry(raw.get("expires"), today), source=source)
+            problems.append(f"'{key}' is required (a non-empty string)")
+    hunts = _collect(problems, _hunts, raw.get("hunts"))
+    where = _where(raw.get("where"), problems)
+    expires = _collect(problems, lambda v: parse_expiry(v, today), raw.get("expires"))
+    if problems or label is None or hunts is None or expires is None:
+        return None, [RuleError(source, p, label) for p in problems]
+    return Rule(id=label, hunts=hunts, where=where, reason=raw["reason"].strip(),
+                owner=raw["owner"].strip(), expires=expires, source=source), []
+
+
+T = TypeVar("T")
+
+
+def _collect(problems: list[str], parse: Callable[[Any], T], value: Any) -> T | None:
+    try:
+        return parse(value)
+    except ValueError as exc:
+        problems.append(str(exc))
+        return None
 
 
 def _hunts(value: Any) -> tuple[str, ...]:
@@ -195,16 +216,20 @@ def _hunts(value: Any) -> tuple[str, ...]:
     return tuple(v.strip().casefold() for v in value)
 
 
-def _where(value: Any) -> tuple[Condition, ...]:
+def _where(value: Any, problems: list[str]) -> tuple[Condition, ...]:
     if not isinstance(value, dict) or not value:
-        raise ValueError("'where' is required: column -> {operator: value}")
+        problems.append("'where' is required: column -> {operator: value}")
+        return ()
     conditions = []
     for column, condition in value.items():
         if not isinstance(condition, dict) or len(condition) != 1:
-            raise ValueError(f"column {column} wants exactly one condition, like "
-                             "{equals: \"...\"}")
+            problems.append(f"column {column} wants exactly one condition, like "
+                            "{equals: \"...\"}")
+            continue
         ((operator, operand),) = condition.items()
-        conditions.append(compile_condition(column, str(operator), operand))
+        made = _collect(problems, partial(compile_condition, column, str(operator)), operand)
+        if made is not None:
+            conditions.append(made)
     return tuple(conditions)
 
 
