@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from shared.cli import main
+from shared.sources.local import quote_identifier
 
 SHELL = "powershell -nop -c \"$client = New-Object System.Net.Sockets.TCPClient('10.0.0.1',443)\""
 HUNT = """\
@@ -197,11 +198,15 @@ def test_names_from_a_tampered_schema_cache_never_run_as_sql(
     schemas.use_cache_file(cache)
     schemas.clear_cache()
     try:
-        code, report = run_eval(hunts, events, capsys, "--hunt",
-                                "22222222-0000-0000-0000-000000000001")
+        code = main(["eval", "--hunts", str(hunts), "--events", f"DeviceProcessEvents={events}",
+                     "--now", "2026-11-27T12:00:00Z", "--format", "json"])
     finally:
         schemas.use_cache_file(previous)
         schemas.clear_cache()
-    assert code == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2  # the cache is refused whole, in one line naming it (schema pull repairs it)
+    assert len(err) == 1
+    assert "schemas.cache.json" in err[0]
     assert not target.exists()
-    assert len(report["hunts"][0]["matches"]) == 2
+    # and below that check, every name handed to DuckDB is quoted as an identifier
+    assert quote_identifier(table_payload) == '"' + table_payload.replace('"', '""') + '"'
