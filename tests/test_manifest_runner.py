@@ -106,11 +106,12 @@ def test_a_deleted_manifest_in_azure_fails_every_hunt(
 
 def test_azd_validates_and_ships_the_manifest() -> None:
     config = yaml.safe_load((REPO / "azure.yaml").read_text(encoding="utf-8"))
-    command = "python -m shared validate --manifest hunts/huntwire.manifest.json"
+    command = "-m shared validate --manifest hunts/huntwire.manifest.json"
     for hook in ("prepackage", "predeploy"):
-        for platform in ("posix", "windows"):
-            assert config["hooks"][hook][platform]["run"] == command
+        for platform, script in (("posix", "validate.sh"), ("windows", "validate.ps1")):
+            assert config["hooks"][hook][platform]["run"] == f"infra/hooks/{script}"
             assert config["hooks"][hook][platform]["continueOnError"] is False
+            assert command in (REPO / "infra" / "hooks" / script).read_text(encoding="utf-8")
     lines = (REPO / ".funcignore").read_text(encoding="utf-8").splitlines()
     assert "!hunts/huntwire.manifest.json" in lines
     assert not {"hunts/", "hunts", "*.json"} & set(lines)
