@@ -88,13 +88,13 @@ class Runner:
     _storage: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
     _checkpoints: dict[str, Checkpoint | None] = field(default_factory=dict, init=False,
                                                        repr=False)
+    _storage_counted: int = field(default=0, init=False, repr=False)
 
     def run_once(self, now: datetime) -> RunSummary:
         deadline = self.monotonic() + self.time_budget.total_seconds()
         self._run_deadline = deadline
         if self.storage is not None:  # every storage call counts against the run's budget
             self.storage.limit(Deadline(deadline, self.monotonic))
-        requests_before = self.storage.requests if self.storage is not None else 0
         summary = RunSummary(started=iso(now), outcomes=[])
         runs = self._run_hunts([h for h in self.hunts if h.enabled], summary, now)
         if self.ledger is not None and not self.dry_run:
@@ -105,8 +105,9 @@ class Runner:
         summary.outcomes = [run.outcome for run in runs]
         if self.health is not None:
             self.health.after_run(summary, now)
-        if self.storage is not None:
-            summary.storage_requests = self.storage.requests - requests_before
+        if self.storage is not None:  # since the last run (the first: since it was built)
+            summary.storage_requests = self.storage.requests - self._storage_counted
+            self._storage_counted = self.storage.requests
         for outcome in summary.outcomes:
             _log_outcome(outcome)
         log.info("huntwire.run %s", json.dumps({"started": summary.started, "ok": summary.ok,

@@ -1,11 +1,15 @@
 """Storage faults: Table Storage behind devtools.fault_proxy answering 503, resetting connections
 and dropping the replies of applied writes, on seeds, over hourly runs; tables deleted between
-and during runs. Real Runner, ledger, local engine and Teams notifier; nothing lost, duplicates
-only after a post whose marking failed, and every run that left a finding undelivered fails."""
+and during runs; storage slow or hanging (red team #10: every storage call counts against the
+run's deadline, so the run ends inside its budget). Real Runner, ledger, local engine and Teams
+notifier; nothing lost, duplicates only after a post whose marking failed, and every run that
+left a finding undelivered fails."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,9 +17,18 @@ import pytest
 from devtools.azurite import Azurite
 from devtools.fault_proxy import FaultProxy
 from devtools.webhook import Reply, WebhookReceiver
-from shared.runner import RunSummary
+from shared.runner import Runner, RunSummary
 from shared.sources.local import LocalSource
-from tests.faults_world import Events, World, duplicates, lost, make_hunt, table_names
+from tests.faults_world import (
+    BASE,
+    Events,
+    World,
+    duplicates,
+    fast_notifier,
+    lost,
+    make_hunt,
+    table_names,
+)
 
 pytestmark = pytest.mark.faults
 
@@ -24,6 +37,10 @@ HOURS = 8
 PER_HOUR = 4
 TOTAL_INJECTED: dict[str, int] = {}
 """Faults injected per test, for the suite's total (docs/reliability.md)."""
+BUDGET = 3.0
+"""The run's time budget in the slow and hanging storage tests (seconds)."""
+SLACK = 1.5
+"""What a run may take past its budget: the last, cut-short call and the bookkeeping after it."""
 
 
 @pytest.fixture
@@ -185,3 +202,66 @@ def test_storage_unreachable_fails_the_run_within_its_short_retries(
     assert webhook.posts == []
     assert world.run(2, connection_string=azurite.connection_string).ok  # storage is back
     assert lost(world.posts_per_token(tokens)) == []
+
+
+def budget_run(world: World, hour: float, connection_string: str,
+               budget: float = BUDGET) -> tuple[RunSummary, float]:
+    """One run held to *budget* seconds, as the function's timer runs it; (summary, seconds)."""
+    storage = world.storage(connection_string)
+    runner = Runner(hunts=[world.hunt], sources=world.sources, ledger=world.ledger(storage),
+                    notifier=fast_notifier(world.webhook.url),
+                    incidents=world.incidents(storage), storage=storage,
+                    time_budget=timedelta(seconds=budget),
+                    min_time_per_hunt=timedelta(seconds=0.1))
+    started = time.monotonic()
+    summary = runner.run_once(BASE + timedelta(hours=hour))
+    world.summaries.append(summary)
+    return summary, time.monotonic() - started
+
+
+def test_hanging_storage_ends_the_run_at_its_deadline_and_loses_nothing(
+        azurite: Azurite, events: Events, webhook: WebhookReceiver) -> None:
+    with FaultProxy(azurite.port) as proxy:
+        world = world_for(events, webhook, proxy.connection_string)
+        tokens = events.add(1, 5)
+        proxy.hang = True
+        summary, seconds = budget_run(world, 1, proxy.connection_string)
+        assert seconds < BUDGET + SLACK, f"a hanging account kept the run {seconds:.1f} s"
+        assert not summary.ok
+        (outcome,) = summary.outcomes
+        assert outcome.status == "failed"
+        assert outcome.error_kind == "storage-deadline"
+        assert "time budget is spent" in (outcome.error or "")
+        assert world.posts_per_token(tokens) == dict.fromkeys(tokens, 0)
+        proxy.hang = False
+        recovered, _ = budget_run(world, 2, proxy.connection_string, budget=60)
+        assert recovered.ok, recovered.outcomes
+    counts = world.posts_per_token(tokens)
+    assert lost(counts) == []
+    assert duplicates(counts) == 0
+
+
+def test_slow_storage_stops_at_the_deadline_and_the_next_runs_deliver_everything(
+        azurite: Azurite, events: Events, webhook: WebhookReceiver) -> None:
+    with FaultProxy(azurite.port) as proxy:
+        world = world_for(events, webhook, proxy.connection_string)
+        first = events.add(0, 6)
+        fast, _ = budget_run(world, 0, proxy.connection_string, budget=60)
+        assert fast.ok
+        requests = fast.storage_requests
+        assert requests > 0
+        tokens = first + events.add(1, 6)
+        proxy.delay = BUDGET / requests * 3  # the run would need three budgets
+        summary, seconds = budget_run(world, 1, proxy.connection_string)
+        assert seconds < BUDGET + SLACK + proxy.delay, f"slow storage: run took {seconds:.1f} s"
+        assert not summary.ok
+        assert any("time budget is spent" in (o.error or "") for o in summary.outcomes)
+        proxy.delay = 0.0
+        for hour in (2, 3):  # a lease the slow run took expires within the next hour
+            budget_run(world, hour, proxy.connection_string, budget=60)
+    assert world.summaries[-1].ok
+    counts = world.posts_per_token(tokens)
+    assert lost(counts) == []
+    assert duplicates(counts) <= sum(o.posted for s in world.summaries for o in s.outcomes
+                                     if o.status == "failed")
+    print(f"storage requests of a run with 1 hunt and {len(first)} new findings: {requests}")

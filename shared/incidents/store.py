@@ -296,7 +296,7 @@ class IncidentStore:
             item.etag, item.owner, item.lease_until = metadata.get("etag"), "", EPOCH
         except (ResourceModifiedError, ResourceNotFoundError):
             pass
-        except (AzureError, IncidentStoreError) as exc:
+        except (AzureError, StorageError) as exc:  # the run's deadline included
             log.warning("post intent %s: lease not given back (%s); it expires by itself",
                         item.row_key, type(exc).__name__)
 
