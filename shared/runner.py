@@ -89,6 +89,8 @@ class Runner:
     _checkpoints: dict[str, Checkpoint | None] = field(default_factory=dict, init=False,
                                                        repr=False)
     _storage_counted: int = field(default=0, init=False, repr=False)
+    _unreadable: dict[str, Exception] = field(default_factory=dict, init=False, repr=False)
+    """Hunts whose checkpoint could not be read for the order, with why."""
 
     def run_once(self, now: datetime) -> RunSummary:
         deadline = self.monotonic() + self.time_budget.total_seconds()
@@ -131,6 +133,12 @@ class Runner:
             if remaining >= self.min_time_per_hunt.total_seconds():
                 return None
             summary.stopped_early = True
+            unreadable = self._unreadable.get(hunt.id)
+            if unreadable is not None:  # storage spent the budget: a failure, not a skip
+                failed = HuntRun(hunt, HuntOutcome(hunt.id, hunt.name, "failed",
+                                                   error=str(unreadable)), tracked=True)
+                _note_error(failed.outcome, unreadable)
+                return failed
             return HuntRun(hunt, HuntOutcome(
                 hunt.id, hunt.name, "skipped",
                 error=f"time budget: {remaining:.0f} s left, a hunt may need "
@@ -145,10 +153,12 @@ class Runner:
         """Each hunt's checkpoint, for the order; one that cannot be read is read again (and
         fails in isolation) when its hunt runs."""
         read: dict[str, Checkpoint | None] = {}
+        self._unreadable = {}
         for hunt in hunts:
             try:
                 read[hunt.id] = self._checkpoint(hunt)
             except Exception as exc:  # the hunt reports it when it runs
+                self._unreadable[hunt.id] = exc
                 log.warning("checkpoint of hunt %s unreadable for ordering: %s", hunt.id, exc)
         return read
 
