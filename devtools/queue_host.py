@@ -111,8 +111,8 @@ class QueueHost:
 
     def depth(self, name: str) -> int:
         """Messages in *name*, visible or not (approximate, as the service counts)."""
-        count: int = self.client(name).get_queue_properties().approximate_message_count
-        return count
+        count = self.client(name).get_queue_properties().approximate_message_count
+        return int(count or 0)
 
     def clear(self) -> None:
         for name in [*self.functions, *(n + POISON_SUFFIX for n in self.functions)]:
