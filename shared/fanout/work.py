@@ -36,6 +36,7 @@ from ..sources.base import close_sources
 from ..storage.queues import Queues, open_queues
 from ..window import iso
 from .cycle import Cycle, CycleStore
+from .hunt_cache import cached_hunts
 from .messages import (
     DEFAULT_TENANT,
     DELIVERY_QUEUE,
@@ -96,7 +97,8 @@ class Fanout:
     def runner(self, cycle: str) -> Runner:
         """The runner of *cycle*: the same wiring as the in-process run, with the cycle's
         ledger lease owner."""
-        runner = build_runner(self.settings, time_budget=self.time_budget)
+        runner = build_runner(self.settings, time_budget=self.time_budget,
+                              hunts=cached_hunts(self.settings.hunts_dir))
         assert runner.storage is not None
         runner.ledger = Ledger(runner.storage, lease_owner=lease_owner(self.tenant, cycle),
                                claim_lease=CYCLE_LEASE)
