@@ -21,7 +21,7 @@ from devtools.identity import IdentityServer
 from devtools.queue_host import QueueHost
 from devtools.webhook import WebhookReceiver
 from shared.cards import summarize_digest
-from shared.fanout import DELIVERY_QUEUE, HUNTS_QUEUE, POISON_SUFFIX, CycleStore
+from shared.fanout import DELIVERY_QUEUE, HUNTS_QUEUE, POISON_SUFFIX, CycleStore, decode
 from shared.health.notices import health_kind
 from shared.storage import Storage
 
@@ -74,7 +74,7 @@ def fanout_world(tmp_path: Path, queue_connection_string: str,
     hunts.mkdir()
     for name in HUNT_FILES:  # a few hunts keep the tests fast; the mechanism is per message
         shutil.copy(REPO / "hunts" / name, hunts / name)
-    _clear_tables(queue_connection_string)
+    clear_tables(queue_connection_string)
     host = QueueHost(queue_connection_string, {
         HUNTS_QUEUE: user_function("hunt_worker"),
         DELIVERY_QUEUE: user_function("cycle_delivery"),
@@ -96,7 +96,7 @@ def fanout_world(tmp_path: Path, queue_connection_string: str,
         function_app.settings.cache_clear()
 
 
-def _clear_tables(connection_string: str) -> None:
+def clear_tables(connection_string: str) -> None:
     service = TableServiceClient.from_connection_string(connection_string)
     for table in service.list_tables():
         service.delete_table(table.name)
@@ -106,18 +106,20 @@ def run_timer() -> None:
     user_function("hourly_hunts")(TimerRequest(past_due=False))
 
 
-def digests(webhook: WebhookReceiver) -> list[Any]:
-    return [p for p in webhook.payloads if health_kind(p) is None]
+def digests(webhook: WebhookReceiver, since: int = 0) -> list[Any]:
+    """Findings posts (health notices left out), from the *since*-th post on."""
+    return [p for p in webhook.payloads[since:] if health_kind(p) is None]
 
 
 def notices(webhook: WebhookReceiver, kind: str) -> list[Any]:
     return [p for p in webhook.payloads if health_kind(p) == kind]
 
 
-def reported(webhook: WebhookReceiver) -> dict[str, int]:
-    """Findings per hunt name over every findings post; raises if a hunt is named twice."""
+def reported(webhook: WebhookReceiver, since: int = 0) -> dict[str, int]:
+    """Findings per hunt name over every findings post (from the *since*-th post on); fails if
+    a hunt is named twice."""
     counts: dict[str, int] = {}
-    for payload in digests(webhook):
+    for payload in digests(webhook, since):
         for name, findings in summarize_digest(payload).hunts:
             assert name not in counts, f"{name} reported in two posts"
             counts[name] = findings
@@ -134,3 +136,20 @@ def cycle_of(host: QueueHost) -> Any:
     cycle = CycleStore(storage).get(entity["PartitionKey"], entity["RowKey"])
     assert cycle is not None
     return cycle
+
+
+def seed_message(host: QueueHost, lease_seconds: int) -> Any:
+    """Receive the seed hunt's message (others are put back)."""
+    others = []
+    try:
+        for _ in range(20):
+            message = host.receive(HUNTS_QUEUE, lease_seconds)
+            assert message is not None
+            body = decode(message.content)
+            if getattr(body, "hunt", None) == SEED_ID:
+                return message
+            others.append(message)
+        raise AssertionError("the seed hunt's message was not sent")
+    finally:
+        for other in others:
+            host.client(HUNTS_QUEUE).update_message(other, visibility_timeout=0)

@@ -22,7 +22,7 @@ from devtools.azurite import Azurite, AzuriteQueues
 from devtools.fault_proxy import FaultProxy
 from devtools.identity import Reply, Request
 from devtools.queue_host import QueueHost
-from shared.fanout import DELIVERY_QUEUE, HUNTS_QUEUE, POISON_SUFFIX, decode
+from shared.fanout import DELIVERY_QUEUE, HUNTS_QUEUE, POISON_SUFFIX
 from shared.storage import Storage
 from tests.fanout_world import (
     QUEUES,
@@ -36,6 +36,7 @@ from tests.fanout_world import (
     notices,
     reported,
     run_timer,
+    seed_message,
 )
 
 
@@ -117,23 +118,6 @@ def _duplicate(host: QueueHost, name: str) -> None:
         client.send_message(body)
 
 
-def _seed_message(host: QueueHost, lease_seconds: int) -> Any:
-    """Receive the seed hunt's message (others are put back)."""
-    others = []
-    try:
-        for _ in range(20):
-            message = host.receive(HUNTS_QUEUE, lease_seconds)
-            assert message is not None
-            body = decode(message.content)
-            if getattr(body, "hunt", None) == SEED_ID:
-                return message
-            others.append(message)
-        raise AssertionError("the seed hunt's message was not sent")
-    finally:
-        for other in others:
-            host.client(HUNTS_QUEUE).update_message(other, visibility_timeout=0)
-
-
 WORKER = ("import sys, azure.functions as func, function_app\n"
           "function_app.hunt_worker._function.get_user_function()("
           "func.QueueMessage(body=sys.stdin.buffer.read()))\n")
@@ -212,7 +196,7 @@ def test_a_worker_killed_mid_hunt_is_run_again_and_reports_once(
         monkeypatch: pytest.MonkeyPatch) -> None:
     host: QueueHost = world["host"]
     run_timer()
-    message = _seed_message(host, lease_seconds=2)
+    message = seed_message(host, lease_seconds=2)
     import os
 
     kill(world, {**os.environ}, message.content)
@@ -237,7 +221,7 @@ def test_a_poison_message_is_announced_and_its_findings_come_once_next_cycle(
 
     host: QueueHost = world["host"]
     run_timer()
-    message = _seed_message(host, lease_seconds=2)
+    message = seed_message(host, lease_seconds=2)
     _kill_in_query(world, {**os.environ}, message.content)
     _come_back_and_poison(host, message.id)
     host.drain()
