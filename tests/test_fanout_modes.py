@@ -87,3 +87,20 @@ def test_both_modes_report_the_same_findings_the_same_way(
     assert in_process[SEED] == 2
     assert reported(world["webhook"], since=posts) == in_process
     assert len(digests(world["webhook"], since=posts)) == in_process_digests
+
+
+@pytest.mark.parametrize("body", [
+    "not a message at all",
+    json.dumps({"v": 1, "kind": "hunt", "tenant": "contoso", "cycle": "20261206T1000",
+                "hunt": SEED_ID, "now": "2026-12-06T10:00:00+00:00"}),
+], ids=["malformed", "unknown-tenant"])
+def test_a_message_that_can_never_run_ends_in_one_notice(world: dict[str, Any],
+                                                          body: str) -> None:
+    host: QueueHost = world["host"]
+    host.client(HUNTS_QUEUE).send_message(body)
+    host.drain()
+    assert [name for name, _ in host.failures] == [HUNTS_QUEUE] * 5  # maxDequeueCount
+    (notice,) = notices(world["webhook"], "poison")
+    assert "huntwire-hunts-poison" in json.dumps(notice)
+    assert not digests(world["webhook"])
+    assert not world["graph"].requests

@@ -43,6 +43,7 @@ from .messages import (
     HUNTS_QUEUE,
     DeliveryMessage,
     HuntMessage,
+    Message,
     MessageError,
     cycle_id,
     decode,
@@ -135,7 +136,7 @@ class Fanout:
     def work(self, body: str | bytes) -> HuntOutcome:
         """Run the hunt of one message; raises only when the message must be retried (then
         it reaches the poison queue after ``maxDequeueCount`` attempts)."""
-        message = decode(body)
+        message = self._ours(decode(body))
         if not isinstance(message, HuntMessage):
             raise MessageError(f"{HUNTS_QUEUE} received a {message.kind} message")
         runner = self.runner(message.cycle)
@@ -154,6 +155,13 @@ class Fanout:
         self._count_done(CycleStore(runner.storage), message, outcome.status == "failed")
         return outcome
 
+    def _ours(self, message: Message) -> Message:
+        """*message*, if it names this deployment's tenant (tenants have their own ledgers)."""
+        if message.tenant != self.tenant:
+            raise MessageError(f"message for tenant {message.tenant[:40]!r}, which this "
+                               f"deployment does not serve (it serves {self.tenant!r})")
+        return message
+
     def _count_done(self, store: CycleStore, message: HuntMessage, failed: bool) -> None:
         cycle = store.mark_done(self.tenant, message.cycle, message.hunt, failed=failed)
         if cycle is None:
@@ -166,7 +174,7 @@ class Fanout:
 
     def deliver(self, body: str | bytes) -> RunSummary | None:
         """Deliver one (tenant, cycle) once; None when there was nothing to do now."""
-        message = decode(body)
+        message = self._ours(decode(body))
         if not isinstance(message, DeliveryMessage):
             raise MessageError(f"{DELIVERY_QUEUE} received a {message.kind} message")
         runner = self.runner(message.cycle)
@@ -241,14 +249,16 @@ class Fanout:
             lead = (f"The hunt's queue message failed {MAX_DEQUEUE_COUNT} times and was set "
                     "aside: the hunt did not run this cycle; it runs again next cycle from its "
                     "last checkpoint, so no data is skipped.")
-            self._record_poisoned_hunt(message)
         elif isinstance(message, DeliveryMessage):
             lead = (f"The cycle's delivery failed {MAX_DEQUEUE_COUNT} times: its findings stay "
                     "pending and the next cycle delivers them.")
         else:
             lead = f"An unreadable message was set aside ({problem[:200]})."
+        # Announced first: a retry after a failed record may repeat the notice, never skip it.
         self._notify(Notice("health", "Queue message set aside (poison queue)", lead,
                             severity="High", facts=tuple(facts), tag=HEALTH_TAG + "poison"))
+        if isinstance(message, HuntMessage) and message.tenant == self.tenant:
+            self._record_poisoned_hunt(message)
 
     def _record_poisoned_hunt(self, message: HuntMessage) -> None:
         runner = self.runner(message.cycle)
