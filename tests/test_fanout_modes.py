@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devtools.queue_host import QueueHost
-from shared.fanout import CYCLE_DEADLINE, DELIVERY_QUEUE, HUNTS_QUEUE, DeliveryMessage, encode
+from shared.fanout import (
+    CYCLE_DEADLINE,
+    DELIVERY_LEASE,
+    DELIVERY_QUEUE,
+    HUNTS_QUEUE,
+    CycleStore,
+    DeliveryMessage,
+    encode,
+)
+from shared.storage import Storage
 from tests.fanout_world import (
     SEED,
     SEED_ID,
@@ -104,3 +113,28 @@ def test_a_message_that_can_never_run_ends_in_one_notice(world: dict[str, Any],
     assert "huntwire-hunts-poison" in json.dumps(notice)
     assert not digests(world["webhook"])
     assert not world["graph"].requests
+
+
+def test_a_delivery_copy_waits_for_the_running_one_and_takes_over_a_crashed_one(
+        world: dict[str, Any]) -> None:
+    import function_app
+
+    host: QueueHost = world["host"]
+    run_timer()
+    while (message := host.receive(HUNTS_QUEUE)) is not None:
+        assert host.invoke(HUNTS_QUEUE, message)
+    cycle = cycle_of(host)
+    assert cycle.complete
+    store = CycleStore(Storage.from_connection_string(host.connection_string))
+    claim, _ = store.claim_delivery(cycle.tenant, cycle.cycle, DELIVERY_LEASE, "crashed")
+    assert claim == "claimed"  # a delivery that started, then its instance died
+    host.drain()  # the worker's "complete" message finds the lease held...
+    assert not host.failures
+    assert not digests(world["webhook"])
+    assert host.depth(DELIVERY_QUEUE) == 2  # ...and waits (with the deadline message)
+    fanout = function_app.fanout()
+    fanout.wall = lambda: datetime.now(UTC) + DELIVERY_LEASE + timedelta(seconds=5)
+    fanout.deliver(encode(DeliveryMessage(cycle.tenant, cycle.cycle)))  # the copy, later
+    assert reported(world["webhook"])[SEED] == 2
+    fanout.deliver(encode(DeliveryMessage(cycle.tenant, cycle.cycle, "deadline")))
+    assert len(digests(world["webhook"])) == 1

@@ -227,7 +227,10 @@ class Fanout:
                         "next cycle once recorded.", severity="Medium",
                         facts=(("Tenant", cycle.tenant), ("Hunts", ", ".join(late[:20]))),
                         tag=HEALTH_TAG + "late")
-        self._notify(notice)
+        error = post_notice(health_notifier(self.settings), notice)
+        if error is not None:  # the delivery itself went out: do not fail (and repeat) it
+            log.error("huntwire.fanout late notice for cycle %s not delivered: %s",
+                      cycle.cycle, error)
 
     # -- poison ------------------------------------------------------------------------------
 
