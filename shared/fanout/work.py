@@ -123,11 +123,12 @@ class Fanout:
                                                      now + CYCLE_DEADLINE, due)
         finally:
             close_sources(runner.sources.values())
+        # The deadline first: if sending stops half way, the hunts already sent are delivered.
+        self.queues.send(DELIVERY_QUEUE, encode(DeliveryMessage(self.tenant, cycle, "deadline")),
+                         delay_seconds=int(CYCLE_DEADLINE.total_seconds()))
         for hunt_id in opened.hunts:  # a retried timer sends again: copies are harmless
             self.queues.send(HUNTS_QUEUE, encode(HuntMessage(self.tenant, cycle, hunt_id,
                                                              iso(opened.now))))
-        self.queues.send(DELIVERY_QUEUE, encode(DeliveryMessage(self.tenant, cycle, "deadline")),
-                         delay_seconds=int(CYCLE_DEADLINE.total_seconds()))
         log.info("huntwire.fanout cycle %s: %d hunt message(s) sent", cycle, len(opened.hunts))
         return opened
 
