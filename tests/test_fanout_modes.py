@@ -138,3 +138,22 @@ def test_a_delivery_copy_waits_for_the_running_one_and_takes_over_a_crashed_one(
     assert reported(world["webhook"])[SEED] == 2
     fanout.deliver(encode(DeliveryMessage(cycle.tenant, cycle.cycle, "deadline")))
     assert len(digests(world["webhook"])) == 1
+
+
+def test_a_deadline_message_that_comes_early_waits_for_the_deadline(
+        world: dict[str, Any]) -> None:
+    """The queue's clock and the instance's may differ: an early deadline message is not
+    dropped (the cycle would then never be delivered around a stuck hunt)."""
+    import function_app
+
+    host: QueueHost = world["host"]
+    run_timer()
+    seed_message(host, lease_seconds=600)  # stuck
+    host.drain()
+    cycle = cycle_of(host)
+    before = host.depth(DELIVERY_QUEUE)
+    fanout = function_app.fanout()
+    fanout.wall = lambda: cycle.deadline - timedelta(seconds=3)
+    assert fanout.deliver(encode(DeliveryMessage(cycle.tenant, cycle.cycle, "deadline"))) is None
+    assert host.depth(DELIVERY_QUEUE) == before + 1  # sent again, for the deadline
+    assert not digests(world["webhook"])

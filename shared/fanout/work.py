@@ -185,15 +185,29 @@ class Fanout:
         store = CycleStore(runner.storage, clock=self.wall)
         owner = uuid.uuid4().hex
         claim, cycle = store.claim_delivery(self.tenant, message.cycle, DELIVERY_LEASE, owner)
-        if claim == "held" and cycle is not None and cycle.delivery_until is not None:
-            wait = (cycle.delivery_until - self.wall()).total_seconds()
-            self.queues.send(DELIVERY_QUEUE, encode(message), delay_seconds=int(wait) + 1)
+        retry_at = self._retry_at(claim, cycle, message)
+        if retry_at is not None:  # come back when the lease ends or the deadline is reached
+            wait = (retry_at - self.wall()).total_seconds()
+            self.queues.send(DELIVERY_QUEUE, encode(message), delay_seconds=max(1, int(wait) + 1))
         if claim != "claimed" or cycle is None:
             log.info("huntwire.fanout delivery of cycle %s: %s", message.cycle, claim)
             return None
         summary = self._deliver_cycle(runner, cycle)
         store.delivered(self.tenant, cycle.cycle, owner)
         return summary
+
+    @staticmethod
+    def _retry_at(claim: str, cycle: Cycle | None,
+                  message: DeliveryMessage) -> datetime | None:
+        """When a delivery that cannot run now must be tried again: a held lease's end, or
+        the deadline when the deadline message came early (clocks differ); else None."""
+        if cycle is None:
+            return None
+        if claim == "held":
+            return cycle.delivery_until
+        if claim == "not-due" and message.reason == "deadline":
+            return cycle.deadline
+        return None
 
     def _deliver_cycle(self, runner: Runner, cycle: Cycle) -> RunSummary:
         assert runner.ledger is not None
