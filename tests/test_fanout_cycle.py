@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from azure.core.credentials import TokenCredential
@@ -155,3 +157,17 @@ def test_queue_settings(credential: TokenCredential) -> None:
     queues = open_queues(Settings(), {QUEUE_URI: "https://account.queue.core.windows.net"},
                          credential=credential)
     assert queues.service.url.startswith("https://account.queue.core.windows.net")
+
+
+def test_workers_parse_hunt_files_again_only_when_one_changed(tmp_path: Path,
+                                                               repo: Path) -> None:
+    from shared.fanout.hunt_cache import cached_hunts
+
+    hunts = tmp_path / "hunts"
+    hunts.mkdir()
+    shutil.copy(repo / "hunts" / "microsoft-powershell-tcpclient.yaml", hunts)
+    first = cached_hunts(hunts)
+    assert [h.name for h in first] == ["PowerShell TCPClient reverse shell (Microsoft original)"]
+    assert cached_hunts(hunts)[0] is first[0]  # not parsed again
+    shutil.copy(repo / "hunts" / "powershell-socket-reverse-shell.yaml", hunts)
+    assert len(cached_hunts(hunts)) == 2
