@@ -1,4 +1,6 @@
-"""Azure Functions entry point (Python v2 programming model): the hourly hunt timer."""
+"""Azure Functions entry point (Python v2 programming model): the hourly hunt timer, the snooze
+page, and the queue fan-out (``HUNTWIRE_FANOUT=queue``, docs/fanout.md): a worker per hunt
+message, one delivery per (tenant, cycle), and the poison queues announced."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from functools import cache
 import azure.functions as func
 
 from shared.app import build_runner
+from shared.fanout import DELIVERY_QUEUE, HUNTS_QUEUE, POISON_SUFFIX, Fanout, queue_mode
 from shared.outcome import HuntOutcome
 from shared.settings import Settings, SettingsError, load_settings
 from shared.suppress.function import snooze_context, snooze_http
@@ -38,11 +41,46 @@ def settings() -> Settings:
 def hourly_hunts(timer: func.TimerRequest) -> None:
     if timer.past_due:
         log.warning("huntwire.timer past due: windows will catch up from the last checkpoint")
+    if queue_mode(os.environ):  # the hunts run in the queue functions below
+        fanout().start(datetime.now(UTC))
+        return
     runner = build_runner(settings(), time_budget=FUNCTION_TIMEOUT - SAFETY_MARGIN)
     summary = runner.run_once(datetime.now(UTC))
     if not summary.ok:
         # Failing the invocation makes it visible in Application Insights and its alerts.
         raise RuntimeError(f"huntwire run incomplete: {incomplete(summary.outcomes)}")
+
+
+def fanout() -> Fanout:
+    return Fanout.from_settings(settings(), os.environ, FUNCTION_TIMEOUT - SAFETY_MARGIN)
+
+
+# The queue functions. connection="HUNTWIRE_STORAGE": the host reads the connection string, or
+# HUNTWIRE_STORAGE__queueServiceUri with __credential/__clientId (managed identity) in Azure.
+@app.queue_trigger(arg_name="msg", queue_name=HUNTS_QUEUE, connection="HUNTWIRE_STORAGE")
+def hunt_worker(msg: func.QueueMessage) -> None:
+    """One (tenant, hunt) of a cycle: query, suppression, ledger, then the fan-in count."""
+    fanout().work(msg.get_body())
+
+
+@app.queue_trigger(arg_name="msg", queue_name=DELIVERY_QUEUE, connection="HUNTWIRE_STORAGE")
+def cycle_delivery(msg: func.QueueMessage) -> None:
+    """Incidents, Teams and mark notified, once per (tenant, cycle)."""
+    fanout().deliver(msg.get_body())
+
+
+@app.queue_trigger(arg_name="msg", queue_name=HUNTS_QUEUE + POISON_SUFFIX,
+                   connection="HUNTWIRE_STORAGE")
+def hunt_poison(msg: func.QueueMessage) -> None:
+    """A hunt message that failed maxDequeueCount times: a notice and a health failure."""
+    fanout().poison(msg.get_body(), HUNTS_QUEUE + POISON_SUFFIX)
+
+
+@app.queue_trigger(arg_name="msg", queue_name=DELIVERY_QUEUE + POISON_SUFFIX,
+                   connection="HUNTWIRE_STORAGE")
+def delivery_poison(msg: func.QueueMessage) -> None:
+    """A delivery that failed maxDequeueCount times: a notice (the findings stay pending)."""
+    fanout().poison(msg.get_body(), DELIVERY_QUEUE + POISON_SUFFIX)
 
 
 def incomplete(outcomes: list[HuntOutcome]) -> str:

@@ -1,5 +1,6 @@
 """Start and stop Azurite's Table service (npm ``azurite``) on a free loopback port: plain
-http with the account key (the default), or https with bearer-token checks (``https=True``)."""
+http with the account key (the default), or https with bearer-token checks (``https=True``);
+and its Queue service (:class:`AzuriteQueues`, for the fan-out)."""
 
 from __future__ import annotations
 
@@ -131,6 +132,62 @@ class Azurite:
             self._tls_dir = None
 
     def __enter__(self) -> Azurite:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+@dataclass
+class AzuriteQueues:
+    """``with AzuriteQueues() as queues: queues.connection_string(table_endpoint)``: Azurite's
+    Queue service (``azurite-queue``, in memory, ``--skipApiVersionCheck`` so the current SDK
+    is accepted) on a free loopback port."""
+
+    port: int = 0
+    startup_timeout: float = 30.0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def queue_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{ACCOUNT}"
+
+    def connection_string(self, table_endpoint: str | None = None) -> str:
+        """The account's connection string with the queue endpoint (and *table_endpoint*)."""
+        tables = f"TableEndpoint={table_endpoint};" if table_endpoint else ""
+        return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+                f"QueueEndpoint={self.queue_endpoint};{tables}")
+
+    def start(self) -> AzuriteQueues:
+        binary = REPO / "node_modules" / ".bin" / "azurite-queue"
+        command = str(binary) if binary.exists() else shutil.which("azurite-queue")
+        if command is None:
+            raise RuntimeError("azurite-queue not found: run `make setup` (npm ci)")
+        self.port = self.port or free_port()
+        self.process = subprocess.Popen(
+            [command, "--queueHost", "127.0.0.1", "--queuePort", str(self.port),
+             "--inMemoryPersistence", "--disableTelemetry", "--silent", "--skipApiVersionCheck"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        waiter = Azurite(port=self.port, startup_timeout=self.startup_timeout,
+                         process=self.process)
+        try:
+            waiter._wait_until_listening()
+        finally:
+            waiter.process = None  # the waiter only borrowed the process
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> AzuriteQueues:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

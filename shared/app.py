@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -101,10 +101,12 @@ def build_notifier(settings: Settings) -> Notifier | None:
 def build_runner(settings: Settings, *, dry_run: bool = False,
                  local_events: Mapping[str, Path] | None = None,
                  since: datetime | None = None,
-                 time_budget: timedelta = timedelta(minutes=28)) -> Runner:
+                 time_budget: timedelta = timedelta(minutes=28),
+                 hunts: Sequence[Hunt] | None = None) -> Runner:
     """The run: one credential (only when something needs it) and one storage layer, held to
     the run's deadline from here on (the snoozes are read while building), then by the runner
-    to what is left of *time_budget*."""
+    to what is left of *time_budget*. *hunts*: already loaded from ``settings.hunts_dir`` (the
+    queue functions keep them between messages)."""
     started = time.monotonic()
     remote = not local_events or needs_credential(settings)
     credential = make_credential(settings.client_id) if remote else None
@@ -113,7 +115,7 @@ def build_runner(settings: Settings, *, dry_run: bool = False,
         storage.limit(Deadline(started + time_budget.total_seconds()))
     suppressor = build_suppressor(settings, with_snoozes=not dry_run, storage=storage)
     return Runner(
-        hunts=load_valid_hunts(settings.hunts_dir),
+        hunts=list(hunts) if hunts is not None else load_valid_hunts(settings.hunts_dir),
         sources=build_sources(settings, local_events, credential),
         ledger=None if storage is None else Ledger(storage),
         notifier=None if dry_run else build_notifier(settings),

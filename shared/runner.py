@@ -162,6 +162,28 @@ class Runner:
                 log.warning("checkpoint of hunt %s unreadable for ordering: %s", hunt.id, exc)
         return read
 
+    # -- public steps, for the queue fan-out (shared/fanout): the same code run_once runs --
+
+    def run_hunt(self, hunt: Hunt, now: datetime) -> HuntRun:
+        """One hunt on its own (a queue message): health's go-ahead, query, suppression and
+        ledger, then checkpoint and health. Its findings stay pending in the ledger, leased to
+        this runner's ledger, for :meth:`deliver_runs` of the same cycle."""
+        self._run_deadline = self.monotonic() + self.time_budget.total_seconds()
+        if self.storage is not None:
+            self.storage.limit(Deadline(self._run_deadline, self.monotonic))
+        run = self._start_hunt(hunt, now)
+        self._finish_hunt(run, now)
+        _log_outcome(run.outcome)
+        return run
+
+    def deliver_runs(self, runs: Sequence[HuntRun], now: datetime) -> dict[str, int]:
+        """The run's delivery step (incidents, notify, mark notified) over *runs*' held
+        findings; the run's incident counts."""
+        if self.ledger is None or self.dry_run:
+            return {}
+        return deliver(runs, self.hunts, self.ledger, self.incidents, self.notifier, now,
+                       self.incident_settings, self.snooze)
+
     def _start_hunt(self, hunt: Hunt, now: datetime) -> HuntRun:
         """Health's go-ahead, then query and ledger in isolation."""
         if hunt.refused is not None:  # not the validated file: a failure health counts

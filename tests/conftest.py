@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from azure.core.credentials import TokenCredential
 
-from devtools.azurite import Azurite
+from devtools.azurite import Azurite, AzuriteQueues
 from devtools.identity import IdentityServer
 from shared.credentials import make_credential
 
@@ -26,6 +26,19 @@ def azurite() -> Iterator[Azurite]:
 @pytest.fixture(scope="session")
 def storage_connection_string(azurite: Azurite) -> str:
     return azurite.connection_string
+
+
+@pytest.fixture(scope="session")
+def azurite_queues() -> Iterator[AzuriteQueues]:
+    """Azurite's Queue service on a free loopback port (in memory), for the fan-out tests."""
+    with AzuriteQueues() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def queue_connection_string(azurite: Azurite, azurite_queues: AzuriteQueues) -> str:
+    """One account string with both services: Azurite's tables and its queues."""
+    return azurite_queues.connection_string(azurite.table_endpoint)
 
 
 @pytest.fixture

@@ -30,13 +30,15 @@ class Ledger:
                  checkpoints_table: str = "huntwireCheckpoints",
                  claim_lease: timedelta = DEFAULT_CLAIM_LEASE, point_lookup_limit: int = 98,
                  lookup_workers: int = 4, clock: Callable[[], datetime] = utcnow,
-                 record_chunk: int = RECORD_CHUNK) -> None:
+                 record_chunk: int = RECORD_CHUNK, lease_owner: str | None = None) -> None:
         self.storage = storage
         self._tables = Tables(storage, findings=findings_table, pending=pending_table,
                               checkpoints=checkpoints_table,
                               point_lookup_limit=point_lookup_limit, lookup_workers=lookup_workers)
         self.markers = Markers(self._tables)
         self._leases = Leases(self._tables, claim_lease)
+        if lease_owner:  # a queue cycle's invocations share its leases (shared/fanout)
+            self._leases.owner = lease_owner
         self._pending = Pending(self._tables, self.markers, self._leases, clock)
         self._checkpoints = Checkpoints(self._tables)
         self._seen_pending: dict[str, tuple[str, ...]] = {}
