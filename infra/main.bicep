@@ -89,6 +89,18 @@ param incidentWindow string = '2h'
 @description('Most incident posts a run makes before it posts one summary card instead.')
 param incidentStormLimit int = 10
 
+@allowed([
+  'in-process'
+  'queue'
+])
+@description('in-process: the timer runs every due hunt itself (the default, up to a few hundred hunts for one tenant). queue: one Storage queue message per (tenant, due hunt), run by the hunt_worker function and delivered once per tenant (docs/fanout.md).')
+param fanoutMode string = 'in-process'
+
+@minValue(1)
+@maxValue(64)
+@description('Hunts one invocation queries at once; per-tenant Graph and Log Analytics pacing bound it further (docs/scale.md).')
+param workers int = 4
+
 @description('Base URL for snooze links when the app is reached through a custom domain or a front door. Empty: https:// and the function app\'s default host name.')
 param publicUrl string = ''
 
@@ -164,6 +176,7 @@ var huntwireTableNames = [
   'huntwireIncidents'
   'huntwireHealth'
   'huntwireSuppressions'
+  'huntwireFanout'
 ]
 var teamsWebhookSecretName = 'huntwire-teams-webhook-url'
 var healthWebhookSecretName = 'huntwire-health-webhook-url'
@@ -290,6 +303,16 @@ module graphPermission 'modules/graph-app-role.bicep' = if (grantGraphPermission
   }
 }
 
+// The fan-out's queues (HUNTWIRE_FANOUT=queue, docs/fanout.md); the identity's queue role is
+// rbac.bicep's.
+module queues 'modules/queues.bicep' = {
+  name: 'queues'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+  }
+}
+
 module plan 'modules/plan.bicep' = {
   name: 'appserviceplan'
   scope: rg
@@ -332,6 +355,8 @@ module api 'modules/api.bicep' = {
     logsEndpoint: logsEndpoint
     sentinelWorkspaceId: sentinelEnabled ? sentinelAccess.outputs.customerId : ''
     sentinelWorkspaceResourceId: sentinelWorkspaceResourceId
+    fanoutMode: fanoutMode
+    workers: workers
   }
   // Start the app only once its identity can reach the deployment container, the vault and
   // App Insights (the template leaves this ordering implicit).

@@ -130,4 +130,5 @@ def build_runner(settings: Settings, *, dry_run: bool = False,
         incident_settings=IncidentSettings.from_settings(settings),
         snooze=partial(snooze_url, settings),
         storage=storage,
+        workers=settings.workers,
     )

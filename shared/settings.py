@@ -26,6 +26,8 @@ DEFAULT_LOGS_ENDPOINT = "https://api.loganalytics.io"
 DEFAULT_HEARTBEAT_HOUR: int | None = 8
 DEFAULT_INCIDENT_WINDOW = timedelta(hours=2)
 DEFAULT_INCIDENT_STORM_LIMIT = 10
+DEFAULT_WORKERS = 4
+"""Hunts queried at once in one invocation; per-tenant lanes and pacing bound it further."""
 
 HUNTS_DIR = "HUNTWIRE_HUNTS_DIR"
 SCHEDULE = "HUNTWIRE_SCHEDULE"
@@ -45,12 +47,19 @@ INCIDENT_STORM_LIMIT = "HUNTWIRE_INCIDENT_STORM_LIMIT"
 SNOOZE_KEY = "HUNTWIRE_SNOOZE_KEY"
 PUBLIC_URL = "HUNTWIRE_PUBLIC_URL"
 CLIENT_ID = "AZURE_CLIENT_ID"
+WORKERS = "HUNTWIRE_WORKERS"
+FANOUT = "HUNTWIRE_FANOUT"
+STORAGE_QUEUE_URI = "HUNTWIRE_STORAGE__queueServiceUri"
+STORAGE_CREDENTIAL = "HUNTWIRE_STORAGE__credential"
+STORAGE_CLIENT_ID = "HUNTWIRE_STORAGE__clientId"
+"""The queue triggers' identity-based connection (read by the Functions host, docs/fanout.md)."""
 
 APP_SETTING_NAMES = frozenset({
     HUNTS_DIR, SCHEDULE, GRAPH_ENDPOINT, LOGS_ENDPOINT, SENTINEL_WORKSPACE_ID,
     SENTINEL_WORKSPACE_RESOURCE_ID, TENANT_ID, STORAGE, STORAGE_TABLE_URI, TEAMS_WEBHOOK_URL,
     HEALTH_WEBHOOK_URL, SUPPRESSIONS_DIR, HEARTBEAT_HOUR, INCIDENT_WINDOW, INCIDENT_STORM_LIMIT,
-    SNOOZE_KEY, PUBLIC_URL, CLIENT_ID,
+    SNOOZE_KEY, PUBLIC_URL, CLIENT_ID, WORKERS, FANOUT, STORAGE_QUEUE_URI, STORAGE_CREDENTIAL,
+    STORAGE_CLIENT_ID,
 })
 """Every setting the code reads; infra/ must set exactly these (test_infra checks)."""
 
@@ -101,6 +110,7 @@ class Settings:
     incident_storm_limit: int = DEFAULT_INCIDENT_STORM_LIMIT
     snooze_key: str | None = field(default=None, repr=False)
     public_url: str | None = None
+    workers: int = DEFAULT_WORKERS
 
     @property
     def has_storage(self) -> bool:
@@ -151,6 +161,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_storage: bool
                                     DEFAULT_INCIDENT_STORM_LIMIT),
         snooze_key=value[SNOOZE_KEY],
         public_url=public_url.rstrip("/") if public_url else None,
+        workers=_parse(_workers, WORKERS, value, problems, DEFAULT_WORKERS),
     )
     problems += _problems(settings, value, require_storage=require_storage,
                           suppressions_given=bool(suppressions_dir or value[SUPPRESSIONS_DIR]))
@@ -222,6 +233,12 @@ def _duration(text: str) -> timedelta:
 def _storm_limit(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 1000:
         raise ValueError("is not a whole number from 1 to 1000")
+    return int(text)
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise ValueError("is not a whole number from 1 to 64")
     return int(text)
 
 

@@ -84,7 +84,17 @@ def test_setting_names_match_the_documented_contract() -> None:
         "HUNTWIRE_TENANT_ID", "HUNTWIRE_SENTINEL_WORKSPACE_RESOURCE_ID",
         "HUNTWIRE_SUPPRESSIONS_DIR", "HUNTWIRE_HEALTH_WEBHOOK_URL", "HUNTWIRE_HEARTBEAT_HOUR",
         "HUNTWIRE_INCIDENT_WINDOW", "HUNTWIRE_INCIDENT_STORM_LIMIT", "HUNTWIRE_SNOOZE_KEY",
-        "HUNTWIRE_PUBLIC_URL"}
+        "HUNTWIRE_PUBLIC_URL", "HUNTWIRE_WORKERS", "HUNTWIRE_FANOUT",
+        "HUNTWIRE_STORAGE__queueServiceUri", "HUNTWIRE_STORAGE__credential",
+        "HUNTWIRE_STORAGE__clientId"}
+
+
+def test_workers_is_a_bounded_whole_number() -> None:
+    assert load_settings({"HUNTWIRE_STORAGE": DEV}).workers == 4
+    assert load_settings({"HUNTWIRE_STORAGE": DEV, "HUNTWIRE_WORKERS": "16"}).workers == 16
+    for bad in ("0", "65", "four", "-1"):
+        with pytest.raises(SettingsError, match="HUNTWIRE_WORKERS"):
+            load_settings({"HUNTWIRE_STORAGE": DEV, "HUNTWIRE_WORKERS": bad})
 
 
 WORKSPACE = ("/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg-sec/providers/"

@@ -50,6 +50,10 @@ param incidentStormLimit int = 10
 
 @description('Base URL for snooze links (a custom domain or a front door); empty: https:// and the site\'s default host name.')
 param publicUrl string = ''
+@description('in-process or queue (docs/fanout.md).')
+param fanoutMode string = 'in-process'
+@description('Hunts one invocation queries at once (docs/scale.md).')
+param workers int = 4
 
 resource stg 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -83,14 +87,21 @@ var publicBaseUrl = empty(publicUrl) ? 'https://${functionApp.properties.default
 // - HUNTWIRE_STORAGE (a connection string) is for local runs only;
 // - HUNTWIRE_HUNTS_DIR and HUNTWIRE_SUPPRESSIONS_DIR stay unset: the code defaults to the
 //   hunts/ and suppressions/ folders shipped in the package;
-// - no HUNTWIRE_STORAGE__credential/__clientId: the code is not a Functions binding; it builds
-//   its table client from HUNTWIRE_STORAGE__tableServiceUri and the identity in AZURE_CLIENT_ID.
+// - the code builds its table and queue clients from HUNTWIRE_STORAGE__tableServiceUri /
+//   __queueServiceUri and the identity in AZURE_CLIENT_ID; __credential and __clientId are for
+//   the Functions host, whose queue triggers (connection "HUNTWIRE_STORAGE") use the same
+//   identity-based connection.
 // tests/test_infra.py keeps this list and the code's in step.
 var huntwireSettings = union({
   HUNTWIRE_SCHEDULE: huntSchedule
   HUNTWIRE_GRAPH_ENDPOINT: graphEndpoint
   HUNTWIRE_LOGS_ENDPOINT: logsEndpoint
   HUNTWIRE_STORAGE__tableServiceUri: stg.properties.primaryEndpoints.table
+  HUNTWIRE_STORAGE__queueServiceUri: stg.properties.primaryEndpoints.queue
+  HUNTWIRE_STORAGE__credential: 'managedidentity'
+  HUNTWIRE_STORAGE__clientId: identityClientId
+  HUNTWIRE_FANOUT: fanoutMode
+  HUNTWIRE_WORKERS: string(workers)
   HUNTWIRE_TEAMS_WEBHOOK_URL: '@Microsoft.KeyVault(SecretUri=${teamsWebhookSecretUri})'
   HUNTWIRE_HEALTH_WEBHOOK_URL: '@Microsoft.KeyVault(SecretUri=${healthWebhookSecretUri})'
   HUNTWIRE_SNOOZE_KEY: '@Microsoft.KeyVault(SecretUri=${snoozeKeySecretUri})'
