@@ -142,7 +142,8 @@ def test_incident_card_footer_counts_suppressed_rows_and_offers_a_snooze_link(
     first, second = (card_of(p) for p in hook.payloads)
     assert "2 rows by vendor-agent" in str(first["body"])
     assert "not-involved" not in str(first)  # only the hunts of the incident
-    (snooze,) = [a for a in first["actions"] if a["title"] == "Snooze 7 days: Cradle"]
+    (snooze,) = [a for a in first["actions"] if a["title"].startswith("Snooze 7 days: Cradle")]
+    assert "ws-fin-014" in snooze["title"]  # the label names what it silences
     assert snooze["type"] == "Action.OpenUrl"
     assert snooze["url"].startswith("https://huntwire.example/api/snooze?t=")
     assert not any("Snooze" in a["title"] for a in second.get("actions", []))
