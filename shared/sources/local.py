@@ -15,7 +15,7 @@ from typing import Any
 from ..hunt import Hunt
 from ..hunt_time import render_query
 from ..kql_local import functions as local_engine
-from ..kql_local import let_functions
+from ..kql_local import asim, let_functions
 from ..schemas import FLAVOURS, Flavour, Schema, table_schemas
 from ..window import Window
 from .base import Column, QueryError, QueryResult
@@ -70,7 +70,7 @@ class LocalSource:
 
     def run(self, hunt: Hunt, window: Window) -> QueryResult:
         kind = source_kind(hunt.source)
-        query = let_functions.expand(render_query(hunt.query, window))
+        query = asim.expand(let_functions.expand(render_query(hunt.query, window)))
         refused = local_engine.unsupported_reason(query)
         if refused:
             raise QueryError(hunt.id, f"local engine: {refused}")
