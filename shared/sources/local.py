@@ -14,8 +14,8 @@ from typing import Any
 
 from ..hunt import Hunt
 from ..hunt_time import render_query
-from ..kql_local import functions as local_engine
 from ..kql_local import asim, let_functions
+from ..kql_local import functions as local_engine
 from ..schemas import FLAVOURS, Flavour, Schema, table_schemas
 from ..window import Window
 from .base import Column, QueryError, QueryResult
