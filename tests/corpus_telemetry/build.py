@@ -137,7 +137,14 @@ def build_defender() -> None:
     scenario(sid, "attack", "defender", "Covenant Grunt (PowerShell launcher) to an internal "
              "listener on port 80 (Covenant wiki, 'Launchers')")
     host = proc(sid, 6300, "powershell.exe", PS, r"powershell -sta -File C:\ProgramData\g.ps1")
-    connect(t("11:20"), host, "192.168.56.20", 80)
+    for minute in (20, 21, 22, 23):
+        connect(t(f"11:{minute}"), host, "192.168.56.20", 80)
+
+    sid = "d-meterpreter-internal-4444"
+    scenario(sid, "attack", "defender", "reverse shell to an internal handler on 4444, one long "
+             "connection (Metasploit reverse_tcp descriptions)")
+    host = proc(sid, 6350, "powershell.exe", PS, r"powershell -File C:\Users\user\r.ps1")
+    connect(t("11:25"), host, "10.1.0.99", 4444)
 
     sid = "d-powercat-bind"
     scenario(sid, "attack", "defender", "powercat -l -p 4444 -e cmd bind shell (powercat README)")
@@ -179,6 +186,13 @@ def build_defender() -> None:
         connect(t("11:00", day), proc(sid, 7300, "powershell.exe", PS, "powershell.exe"),
                 "10.0.7.7", 9000)
     connect(t("11:00"), proc(sid, 7301, "powershell.exe", PS, "powershell.exe"), "10.0.7.7", 9000)
+
+    sid = "d-admin-first-web-request"
+    scenario(sid, "benign", "defender", "an admin's first Invoke-WebRequest to an internal web app "
+             "and a one-off SQL port test (Test-NetConnection docs)")
+    host = proc(sid, 7350, "powershell.exe", PS, "powershell.exe")
+    connect(t("11:30"), host, "10.0.9.9", 443)
+    connect(t("11:31"), host, "10.0.9.10", 1433)
 
     sid = "d-legit-engine-hosts"
     scenario(sid, "benign", "defender", "PowerShell remoting host (wsmprovhost.exe), a signed "
@@ -364,6 +378,10 @@ def build_sentinel() -> None:
     for i, port in enumerate((5985, 5986, 445, 3389)):
         sysmon_net(c, t(f"11:{10 + i}"), 8600, PS, True, "10.1.0.30", 50600 + i,
                    f"10.0.2.{10 + i}", port)
+
+    c = "s-sysmon-admin-web"
+    scenario(c, "benign", "sentinel", "an admin's first request to an internal web app (Sysmon 3)")
+    sysmon_net(c, t("11:30"), 8650, PS, True, "10.1.0.32", 50650, "10.0.9.9", 443)
 
     c = "s-sysmon-m365"
     scenario(c, "benign", "sentinel", "PowerShell to Exchange Online (Microsoft 365 range)")
