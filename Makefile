@@ -58,6 +58,7 @@ bench: setup
 	$(BIN)/python bench/bench_ledger.py
 	$(BIN)/python bench/bench_suppress.py
 	$(BIN)/python bench/bench_incidents.py
+	$(BIN)/python bench/bench_hunts.py
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) node_modules out .mypy_cache .ruff_cache .pytest_cache
