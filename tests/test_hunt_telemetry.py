@@ -28,7 +28,8 @@ EXPECTED = {
     "powershell-command-download-execute": {
         "d-meterpreter-psexec", "d-powershdll", "d-emotet-downloader"},
     "powershell-listener-bind-shell": {"d-powercat-bind", "d-bind-listener-opened-earlier"},
-    "powershell-internal-c2-first-seen": {"d-empire-internal-beacon", "d-covenant-internal"},
+    "powershell-internal-c2-first-seen": {"d-empire-internal-beacon", "d-covenant-internal",
+                                          "d-meterpreter-internal-4444"},
     "asim-powershell-socket-reverse-shell": {"s-sysmon-tcp-shell"},
     "asim-powershell-encoded-reverse-shell": {"s-4688-encoded-shell"},
     "asim-powershell-download-cradle-stager": {"s-4688-stdin-cradle"},
