@@ -4,9 +4,10 @@ Each hunt of hunts/ runs through the local engine (``huntwire eval``'s source) o
 sample day (samples/: DeviceProcessEvents, DeviceNetworkEvents) plus, for the tables the sample
 day has no rows for, the labelled telemetry corpus (tests/corpus_telemetry/: DeviceImageLoadEvents,
 DeviceEvents, Event, SecurityEvent), with its own lookback ending at the end of the day. The
-fastest of --repeat runs (after one warm-up, so table loading is not counted; the
-fastest, because other work on a shared machine only ever adds time) is printed per hunt,
-beside the existing network hunt's ("PowerShell outbound connection to a public address").
+fastest of --repeat runs, taken round-robin over the hunts after one warm-up (table
+loading is not counted; the fastest, because other work on the machine only ever adds
+time) is printed per hunt, beside the existing network hunt's ("PowerShell outbound
+connection to a public address").
 Target (issue 19): no hunt slower than that network hunt. Exits 1 when one is.
 
     .venv/bin/python bench/bench_hunts.py [--repeat 5]
@@ -41,15 +42,18 @@ def event_files() -> dict[str, Path]:
     return files
 
 
-def timed(source: LocalSource, hunt: Hunt, repeat: int) -> tuple[float, int]:
-    window = hunt_window(NOW, hunt.lookback)
-    rows = len(source.run(hunt, window).rows)  # warm-up: loads the tables once per flavour
-    runs = []
+def timed(source: LocalSource, hunts: list[Hunt], repeat: int) -> dict[str, tuple[float, int]]:
+    """Fastest run and result rows per hunt. Runs go round-robin over the hunts, so load from
+    other work on the machine falls on every hunt alike instead of on whichever ran then."""
+    windows = {hunt.id: hunt_window(NOW, hunt.lookback) for hunt in hunts}
+    rows = {hunt.id: len(source.run(hunt, windows[hunt.id]).rows) for hunt in hunts}  # warm-up
+    best = dict.fromkeys(rows, float("inf"))
     for _ in range(repeat):
-        start = time.perf_counter()
-        source.run(hunt, window)
-        runs.append(time.perf_counter() - start)
-    return min(runs), rows
+        for hunt in hunts:
+            start = time.perf_counter()
+            source.run(hunt, windows[hunt.id])
+            best[hunt.id] = min(best[hunt.id], time.perf_counter() - start)
+    return {hunt.name: (best[hunt.id], rows[hunt.id]) for hunt in hunts}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     hunts = sorted(load_hunts(REPO / "hunts").hunts, key=lambda h: h.name)
     print("tables: " + ", ".join(f"{t} ({sum(1 for _ in p.open())} rows)"
                                  for t, p in sorted(files.items())))
-    results = {hunt.name: timed(source, hunt, args.repeat) for hunt in hunts}
+    results = timed(source, hunts, args.repeat)
     source.close()
     reference = results[REFERENCE][0]
     print(f"{'hunt':<100} {'lookback':>9} {'best s':>9} {'rows':>5}")
