@@ -65,6 +65,7 @@ bench: setup
 	$(BIN)/python bench/bench_incidents.py
 	$(BIN)/python bench/bench_scale.py
 	$(BIN)/python bench/bench_large_answer.py
+	$(BIN)/python bench/bench_hunts.py
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) node_modules out .mypy_cache .ruff_cache .pytest_cache

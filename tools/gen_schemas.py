@@ -22,7 +22,7 @@ SENTINEL_FIRST = (("TenantId", "string"), ("TimeGenerated", "datetime"),
                   ("SourceSystem", "string"), ("Type", "string"))
 SENTINEL_DROPPED = ("Timestamp",)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_FUNCTION = re.compile(r"^function\s+([A-Za-z_]\w*)\s*(\([^)]*\))$")
+_FUNCTION = re.compile(r"^function\s+([A-Za-z_]\w*)\s*(\(.*\))$")  # defaults may hold (...)
 
 Columns = dict[str, str]
 

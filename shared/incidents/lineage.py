@@ -249,6 +249,20 @@ PLAIN_SIGNALS = {
     "encrypted-payload": "encrypted payload",
     "char-encoded": "payload built from character codes",
     "undecodable-hidden": "hidden encoded command that does not decode",
+    "hidden-downloader": "obfuscated code that fetches a URL",
+    "user-content-host": "downloads from a paste, gist or tunnel host",
+    "launcher": "script piped in or built through cmd",
+    "engine-host": "PowerShell engine inside another program",
+    "lolbin-host": "engine loaded by a system binary attackers abuse",
+    "user-writable-host": "engine loaded by a program in a user-writable folder",
+    "unmanaged-host": "engine loaded by an unknown program",
+    "fetch-then-exec": "downloads, then runs what it fetched",
+    "connects-out": "then connects out",
+    "hidden-command-line": "the command line hides what ran",
+    "amsi-detection": "antivirus scanning (AMSI) flagged the script",
+    "first-seen": "first connection to this internal host in 14 days",
+    "uncommon-port": "on a port this host does not serve admins on",
+    "beaconing": "repeated connections (beaconing)",
 }
 """Analyst words for the pack's ``Signals`` (the machine names stay in the finding row)."""
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..hunt import Hunt
 from ..hunt_time import render_query
+from ..kql_local import asim
 from ..kql_local import functions as local_engine
 from ..schemas import FLAVOURS, Flavour, Schema, table_schemas
 from ..suggest import did_you_mean
@@ -79,7 +80,7 @@ class LocalSource:
 
     def _run(self, hunt: Hunt, window: Window) -> QueryResult:
         kind = source_kind(hunt.source)
-        query = local_engine.prepare(render_query(hunt.query, window))
+        query = local_engine.prepare(asim.expand(render_query(hunt.query, window)))
         refused = local_engine.unsupported_reason(query)
         if refused:
             raise QueryError(hunt.id, refused)
