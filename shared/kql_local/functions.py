@@ -25,7 +25,7 @@ def install() -> None:
     """Register huntwire's functions and translations in duckdb-kql (once per process)."""
     if _INSTALLED:
         return
-    from duckdb_kql import errors, lower, schema
+    from duckdb_kql import errors, ir, lower, schema
     from duckdb_kql import translate as translate_pkg
     from duckdb_kql.translate import functions
 
@@ -34,10 +34,11 @@ def install() -> None:
     _install_typeof(lower)
     _install_project_reorder(lower, schema, translate_pkg)
     functions.SCALAR_FUNCTIONS["column_ifexists"] = columns.install(translate_pkg, errors)
-    from . import operators, patches
+    from . import operators, parity, patches
 
     patches.install(lower, functions, translate_pkg)
     operators.install(lower, functions, translate_pkg, schema)
+    parity.install(ir, functions, translate_pkg)
     _INSTALLED.append(True)
 
 

@@ -19,9 +19,14 @@ _TEXT_UNSUPPORTED = (
     (re.compile(r"\|\s*evaluate\s+([A-Za-z_]\w*)", re.I), "evaluate {0} (plugins)"),
     (re.compile(r"\|\s*make-series\b"), "make-series"),
     (re.compile(r"\|\s*mv-apply\b"), "mv-apply"),
+    # Kusto's reference starts a parse pattern with `*` or a string; what a leading column
+    # captures is not documented, so it is refused rather than guessed.
+    (re.compile(r"\|\s*parse(?:-where)?\s+(?:kind\s*=\s*\w+\s+)?[^|]*?\bwith\s+[A-Za-z_]", re.I),
+     "parse with a column before the pattern's first string"),
 )
 _CONSTRUCT = re.compile(r"unsupported KQL construct '([^']+)'")
 _FUNCTION = re.compile(r"No function matches the given name and argument types '(\w+)\(([^)]*)\)")
+_CASE_TWINS = re.compile(r"columns ('[^']+') and ('[^']+') differ only in case")
 _REGEX = re.compile(r"regular expression|regex|RE2", re.I)
 _SYNTAX_AT = re.compile(r"at (\d+):(\d+)")
 _OPERATOR_NAMES = {"PartitionOperator": "partition", "TopNestedOperator": "top-nested",
@@ -51,6 +56,10 @@ def describe_engine_error(exc: Exception) -> str:
     construct = _CONSTRUCT.search(message)
     if kind == "KqlUnsupportedError" and construct:
         return cannot_run(_construct_words(construct.group(1), message))
+    twins = _CASE_TWINS.search(message)
+    if kind == "KqlSchemaError" and twins:
+        return cannot_run(f"two columns whose names differ only in letter case ({twins.group(1)} "
+                          f"and {twins.group(2)}; DuckDB folds them into one)")
     if kind == "KqlSchemaError":
         return f"local engine: {first} (check the table and column names against the schema)"
     if kind == "KqlSyntaxError":

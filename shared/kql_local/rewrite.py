@@ -7,6 +7,8 @@ does not. Each keeps the query's meaning exactly (Microsoft's KQL reference):
   timespan literal as the high bound of a datetime range means ``low + timespan``;
 - ``mv-expand todynamic(Col)`` is named ``Col`` (the one column it reads);
 - ``count(Flag)`` is ``count_Flag = countif(Flag)``;
+- a statement that is one parenthesised tabular expression, ``(union A, B)`` or ``(T | ...) | ...``,
+  is that expression (duckdb-kql refused a parenthesised source);
 - a bare ``| serialize`` is dropped (every input keeps its order here), and ``next(...)`` is
   spelled ``hw_next(...)``, the name its grammar accepts (``operators``).
 
@@ -40,7 +42,7 @@ _NEXT = re.compile(r"(?<![\w.$])next(?=\s*\()")
 def rewrite(query: str) -> str:
     """*query* with the rewrites above applied (unchanged when none applies)."""
     for step in (_table_calls, _between_bounds, _next_calls, _bare_serialize, _count_column,
-                 _mv_expand_names):
+                 _mv_expand_names, _statement_parentheses):
         query = step(query)
     return query
 
@@ -120,3 +122,33 @@ def _close_and_dots(code: str, open_at: int) -> tuple[int | None, int | None]:
         if depth == 1 and dots is None and code.startswith("..", index):
             dots = index
     return None, dots
+
+
+def _statement_parentheses(query: str) -> str:
+    """Drop the parentheses around a statement's leading tabular expression."""
+    code = masked(query)
+    edits: list[tuple[int, int]] = []
+    start = 0
+    for end in [*_top_level(code, ";"), len(code)]:
+        statement = code[start:end]
+        lead = len(statement) - len(statement.lstrip())
+        open_at = start + lead
+        if statement.lstrip().startswith("("):
+            close_at, _ = _close_and_dots(code, open_at)
+            rest = code[close_at + 1:end].lstrip() if close_at is not None else "x"
+            if close_at is not None and (not rest or rest.startswith("|")):
+                edits.append((open_at, close_at))
+        start = end + 1
+    for open_at, close_at in reversed(edits):
+        query = query[:open_at] + " " + query[open_at + 1:close_at] + " " + query[close_at + 1:]
+    return query
+
+
+def _top_level(code: str, char: str) -> list[int]:
+    depth, found = 0, []
+    for index, c in enumerate(code):
+        depth += c in "([{"
+        depth -= c in ")]}"
+        if c == char and depth == 0:
+            found.append(index)
+    return found

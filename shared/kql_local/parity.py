@@ -1,0 +1,106 @@
+"""Parity fixes found on real Azure-Sentinel hunting files (issue 23, docs/hunts.md):
+
+- an outer join's unmatched side is ``""`` in its string columns, as Kusto has no null string
+  (``join kind=leftouter ... | where Col1 == ""``); duckdb-kql left SQL's null, so such a hunt
+  silently lost its rows. Numbers, datetimes and dynamic values stay null, as in Kusto;
+- an aggregate inside an element access in ``summarize`` (``tostring(make_list(X)[0])``);
+- ``new_guid()`` (a random GUID string).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+_OUTER = {"leftouter": "LEFT", "rightouter": "RIGHT", "fullouter": "FULL OUTER"}
+_LEFT_SEEN, _RIGHT_SEEN = '"__hw_left_seen"', '"__hw_right_seen"'
+
+
+def install(ir: Any, functions: Any, translate: Any) -> None:
+    _install_outer_join_strings(translate)
+    _install_lift_through_access(ir, translate)
+    functions.SCALAR_FUNCTIONS["new_guid"] = functions.FunctionSpec(
+        "new_guid", "template", "CAST(uuid() AS VARCHAR)", (0,), (), "huntwire")
+
+
+def _install_outer_join_strings(translate: Any) -> None:
+    original_join = translate.render_join
+    original_lookup = translate.render_lookup
+
+    def render_join(op: Any, prev: str, left_cols: list[str], right_sql: str,
+                    right_cols: list[str]) -> str:
+        if op.kind not in _OUTER:
+            return str(original_join(op, prev, left_cols, right_sql, right_cols))
+        outs = translate._renamed(left_cols, right_cols)
+        return _outer_sql(translate, op.kind, prev, left_cols, right_sql,
+                          list(zip(right_cols, outs, strict=True)),
+                          translate.render_key_equality(op.keys))
+
+    def render_lookup(op: Any, prev: str, left_cols: list[str], right_sql: str,
+                      right_cols: list[str]) -> str:
+        if op.kind != "leftouter":
+            return str(original_lookup(op, prev, left_cols, right_sql, right_cols))
+        from duckdb_kql.schema import lookup_output_columns
+
+        dropped = {k.right for k in op.keys}
+        kept = [c for c in right_cols if c not in dropped]
+        outs = lookup_output_columns(left_cols, right_cols, [k.right for k in op.keys])
+        return _outer_sql(translate, "leftouter", prev, left_cols, right_sql,
+                          list(zip(kept, outs[len(left_cols):], strict=True)),
+                          translate.render_key_equality(op.keys))
+
+    translate.render_join = render_join
+    translate.render_lookup = render_lookup
+
+
+def _outer_sql(translate: Any, kind: str, prev: str, left_cols: list[str], right_sql: str,
+               right: list[tuple[str, str]], on: str) -> str:
+    quote = translate.quote_ident
+
+    def column(side: str, seen: str, source: str, out: str, may_miss: bool) -> str:
+        value = f"{side}.{quote(source)}"
+        if not may_miss:
+            return f"{value} AS {quote(out)}"
+        # typeof() is the column's static type; '' takes that type in the branch never taken.
+        return (f"CASE WHEN {side}.{seen} IS NULL AND typeof({value}) = 'VARCHAR' THEN '' "
+                f"ELSE {value} END AS {quote(out)}")
+
+    left_may_miss = kind in ("rightouter", "fullouter")
+    projection = ", ".join(
+        [column("_l", _LEFT_SEEN, c, c, left_may_miss) for c in left_cols]
+        + [column("_r", _RIGHT_SEEN, src, out, kind != "rightouter") for src, out in right])
+    return (f"SELECT {projection} FROM (SELECT *, true AS {_LEFT_SEEN} FROM {prev}) AS _l "  # noqa: S608
+            f"{_OUTER[kind]} JOIN (SELECT *, true AS {_RIGHT_SEEN} FROM ({right_sql})) AS _r "
+            f"ON {on}")
+
+
+def _install_lift_through_access(ir: Any, translate: Any) -> None:
+    """``summarize X = tostring(make_list(Y)[0])``: duckdb-kql looked for aggregates in calls
+    and operators only, not in the base or index of an element access."""
+    original = translate._lift_aggregates
+
+    def lift(expr: Any, *, depth: int = 0) -> tuple[Any, int]:
+        if not isinstance(expr, ir.PathAccess):
+            return tuple(original(expr, depth=depth))
+        base, found = lift(expr.base, depth=depth)
+        steps = []
+        for step in expr.steps:
+            if step.index is not None:
+                index, more = lift(step.index, depth=depth)
+                found += more
+                step = dataclasses.replace(step, index=index)
+            steps.append(step)
+        return dataclasses.replace(expr, base=base, steps=tuple(steps)), found
+
+    original_render = translate.render_aggregate
+
+    def render_aggregate(named: Any) -> str:
+        if not isinstance(named.expr, ir.PathAccess):
+            return str(original_render(named))
+        lifted, found = lift(named.expr)
+        if not found:
+            return str(original_render(named))
+        return str(translate.render_expr(lifted))
+
+    translate._lift_aggregates = lift
+    translate.render_aggregate = render_aggregate
