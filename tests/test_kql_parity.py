@@ -68,6 +68,25 @@ CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "parenthesised_source_then_pipe": (
         f"({LOGONS} | where Port > 1000) | project User",
         [{"User": "bob"}]),
+    # a string column one union branch lacks is "" there; a long one is null
+    "union_missing_string_column_is_empty": (
+        f"union ({LOGONS} | where User == \"ann\" | project User, Port), "
+        f"({SEEN} | where User == \"dan\" | project Seen) "
+        '| where User == "" or Seen == "" | project User, Port, Seen | order by User asc',
+        [{"User": "", "Port": None, "Seen": "yes"}, {"User": "ann", "Port": 445, "Seen": ""}]),
+    # the reference's examples: without a prefix, the IP-prefix written in the addresses (else 32)
+    "ipv4_is_match_without_a_prefix": (
+        'print a = ipv4_is_match("127.0.0.1", "127.0.0.1"), '
+        'b = ipv4_is_match("192.168.1.1/24", "192.168.1.255/24"), '
+        'c = ipv4_is_match("192.168.1.1", "192.168.1.255"), '
+        'd = ipv4_is_match("192.168.1.1", "192.168.1.255", 24)',
+        [{"a": True, "b": True, "c": False, "d": True}]),
+    # `view` marks a function for `union *` only; the body may be one parenthesised pipeline
+    "view_function_with_a_parenthesised_body": (
+        f"let Logons = {LOGONS};\n"
+        "let above = view (minimum:long) { (Logons | where Port > minimum | project User); };\n"
+        "above(1000) | order by User asc",
+        [{"User": "bob"}]),
     "new_guid_is_a_guid_string": (
         "print g = new_guid() | extend ok = tostring(g) matches regex "
         '"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$" | project ok',
@@ -119,3 +138,22 @@ def test_refusals_name_the_construct(engine: LocalSource, query: str, named: str
     message = raised.value.message
     assert re.fullmatch(r"local engine cannot run .+ \(not your query\)", message)
     assert named in message
+
+
+def test_an_absent_string_field_of_an_event_is_empty(tmp_path: Path) -> None:
+    """Kusto stores an absent string as "": `== ""` holds; an absent long stays null."""
+    events = tmp_path / "DeviceProcessEvents.jsonl"
+    events.write_text('{"Timestamp": "2026-11-02T10:00:00Z", "DeviceName": "d1"}\n',
+                      encoding="utf-8")
+    rows = run_local(LocalSource({"DeviceProcessEvents": events}),
+                     'DeviceProcessEvents | where ProcessCommandLine == "" '
+                     "| project DeviceName, ProcessCommandLine, ProcessId")
+    assert rows == [{"DeviceName": "d1", "ProcessCommandLine": "", "ProcessId": None}]
+
+
+def test_text_used_as_a_timespan_is_refused_in_words(engine: LocalSource) -> None:
+    """Kusto's d.hh:mm:ss text compared with a timespan: refused by name, never a DuckDB trace."""
+    with pytest.raises(QueryError) as raised:
+        run_local(engine, 'print e = dayofweek(datetime(2026-11-02)) == "1.00:00:00"')
+    assert raised.value.message == ("local engine cannot run the string '1.00:00:00' used as a "
+                                    "timespan (DuckDB cannot convert that text) (not your query)")

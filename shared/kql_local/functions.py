@@ -69,9 +69,7 @@ def _register_scalars(functions: Any) -> None:
         spec("ipv4_is_in_range", "template",
              "hw_ipv4_is_in_range(CAST({0} AS VARCHAR), CAST({1} AS VARCHAR))", (2,)),
         _AnyRange("ipv4_is_in_any_range", "template", "", ()),
-        spec("ipv4_is_match", "template",
-             "hw_ipv4_same(CAST({0} AS VARCHAR), CAST({1} AS VARCHAR), "
-             "CAST({2} AS BIGINT))", (3,)),
+        _Ipv4IsMatch("ipv4_is_match", "template", "", (2, 3)),
         spec("parse_path", "template", "CAST(hw_parse_path(CAST({0} AS VARCHAR)) AS JSON)", (1,)),
         spec("url_decode", "template", "url_decode(CAST({0} AS VARCHAR))", (1,)),
         spec("bag_keys", "template", "CAST(json_keys(CAST({0} AS JSON)) AS JSON)", (1,)),
@@ -100,6 +98,20 @@ class _ExtractJson(_RenderedFunction):
         if kql_type in ("string", "guid"):
             return value
         return f"TRY_CAST({value} AS {_JSON_TYPES[kql_type]})"
+
+
+@dataclass(frozen=True)
+class _Ipv4IsMatch(_RenderedFunction):
+    """``ipv4_is_match(a, b[, prefix])``; without *prefix* the bits are the smaller IP-prefix
+    written in *a* or *b* (``10.0.0.1/24``), 32 for plain addresses."""
+
+    def render(self, args: list[str]) -> str:
+        if len(args) not in self.arities:
+            raise ValueError(f"{self.name}() takes 2 or 3 arguments, got {len(args)}")
+        a, b = (f"CAST({x} AS VARCHAR)" for x in args[:2])
+        bits = (f"CAST({args[2]} AS BIGINT)" if len(args) == 3
+                else f"least(hw_ipv4_bits({a}), hw_ipv4_bits({b}))")
+        return f"hw_ipv4_same({a}, {b}, {bits})"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@
   (``join kind=leftouter ... | where Col1 == ""``); duckdb-kql left SQL's null, so such a hunt
   silently lost its rows. Numbers, datetimes and dynamic values stay null, as in Kusto;
 - an aggregate inside an element access in ``summarize`` (``tostring(make_list(X)[0])``);
-- ``new_guid()`` (a random GUID string).
+- ``new_guid()`` (a random GUID string);
+- ``union``: a string column one branch lacks is ``""`` in that branch's rows (null in SQL).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ _LEFT_SEEN, _RIGHT_SEEN = '"__hw_left_seen"', '"__hw_right_seen"'
 
 def install(ir: Any, functions: Any, translate: Any) -> None:
     _install_outer_join_strings(translate)
+    _install_union_strings(translate)
     _install_lift_through_access(ir, translate)
     functions.SCALAR_FUNCTIONS["new_guid"] = functions.FunctionSpec(
         "new_guid", "template", "CAST(uuid() AS VARCHAR)", (0,), (), "huntwire")
@@ -72,6 +74,28 @@ def _outer_sql(translate: Any, kind: str, prev: str, left_cols: list[str], right
     return (f"SELECT {projection} FROM (SELECT *, true AS {_LEFT_SEEN} FROM {prev}) AS _l "  # noqa: S608
             f"{_OUTER[kind]} JOIN (SELECT *, true AS {_RIGHT_SEEN} FROM ({right_sql})) AS _r "
             f"ON {on}")
+
+
+def _empty_string_when_null(translate: Any, column: str) -> str:
+    name = translate.quote_ident(column)
+    # typeof() is the column's static type; '' takes that type in the branch never taken.
+    return f"CASE WHEN {name} IS NULL AND typeof({name}) = 'VARCHAR' THEN '' ELSE {name} END"
+
+
+def _install_union_strings(translate: Any) -> None:
+    original = translate.render_union
+
+    def render_union(op: Any, prev: str, left_cols: list[str], query: Any, schema: Any,
+                     leading: bool) -> str:
+        sql = str(original(op, prev, left_cols, query, schema, leading))
+        from duckdb_kql.schema import union_output_columns
+
+        columns = union_output_columns(op, left_cols, schema)
+        keep = ", ".join(f"{_empty_string_when_null(translate, c)} AS {translate.quote_ident(c)}"
+                         for c in columns)
+        return f"SELECT {keep} FROM ({sql})"  # noqa: S608 (quoted names)
+
+    translate.render_union = render_union
 
 
 def _install_lift_through_access(ir: Any, translate: Any) -> None:

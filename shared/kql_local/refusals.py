@@ -27,6 +27,9 @@ _TEXT_UNSUPPORTED = (
 _CONSTRUCT = re.compile(r"unsupported KQL construct '([^']+)'")
 _FUNCTION = re.compile(r"No function matches the given name and argument types '(\w+)\(([^)]*)\)")
 _CASE_TWINS = re.compile(r"columns ('[^']+') and ('[^']+') differ only in case")
+_CONVERT = re.compile(r"Could not convert string '([^']{0,60})[^']*' to (\w+)")
+_KQL_TYPE = {"INTERVAL": "timespan", "TIMESTAMP": "datetime", "BIGINT": "long", "INT64": "long",
+             "INTEGER": "int", "INT32": "int", "DOUBLE": "real", "BOOLEAN": "bool"}
 _REGEX = re.compile(r"regular expression|regex|RE2", re.I)
 _SYNTAX_AT = re.compile(r"at (\d+):(\d+)")
 _OPERATOR_NAMES = {"PartitionOperator": "partition", "TopNestedOperator": "top-nested",
@@ -69,6 +72,11 @@ def describe_engine_error(exc: Exception) -> str:
                 "accepts it: duckdb-kql's grammar is narrower than Kusto's)")
     if _REGEX.search(first) and "Invalid Input" in first:
         return f"invalid regular expression (RE2, as in Kusto): {first}"
+    converted = _CONVERT.search(message)
+    if converted:
+        kql = _KQL_TYPE.get(converted.group(2).upper(), converted.group(2).lower())
+        return cannot_run(f"the string '{converted.group(1)}' used as a {kql} "
+                          "(DuckDB cannot convert that text)")
     function = _FUNCTION.search(message)
     if function:
         return cannot_run(f"{function.group(1)}() on a {function.group(2).lower()} value "

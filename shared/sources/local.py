@@ -133,7 +133,8 @@ class LocalSource:
         for table, columns in local_schemas(kind).items():
             # The view keeps the schema's types; TIMESTAMPTZ read in UTC becomes KQL datetime.
             projection = ", ".join(
-                f'CAST("{n}" AS TIMESTAMP) AS "{n}"' if t == "datetime" else f'"{n}"'
+                f'CAST("{n}" AS TIMESTAMP) AS "{n}"' if t == "datetime" else
+                f'coalesce("{n}", \'\') AS "{n}"' if t == "string" else f'"{n}"'  # no null string
                 for n, t in columns.items())
             start, end = (f"'{moment.isoformat()}'::TIMESTAMPTZ" for moment in
                           (window.start, window.end))
