@@ -157,3 +157,12 @@ def test_text_used_as_a_timespan_is_refused_in_words(engine: LocalSource) -> Non
         run_local(engine, 'print e = dayofweek(datetime(2026-11-02)) == "1.00:00:00"')
     assert raised.value.message == ("local engine cannot run the string '1.00:00:00' used as a "
                                     "timespan (DuckDB cannot convert that text) (not your query)")
+
+
+@pytest.mark.parametrize("ids", ["project Sid = AccountSID", "distinct Sid = AccountSID"])
+def test_an_unknown_column_deep_in_a_join_is_named(engine: LocalSource, ids: str) -> None:
+    """DuckDB's binder finds it, not duckdb-kql's schema: still one line naming the column."""
+    with pytest.raises(QueryError) as raised:
+        run_local(engine, f"let ids = IdentityInfo | {ids};\n"
+                  "DeviceEvents | join kind=leftouter ids on $left.AccountSid == $right.Sid")
+    assert raised.value.message.startswith("local engine: unknown column 'AccountSID'")

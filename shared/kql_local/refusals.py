@@ -27,6 +27,8 @@ _TEXT_UNSUPPORTED = (
 _CONSTRUCT = re.compile(r"unsupported KQL construct '([^']+)'")
 _FUNCTION = re.compile(r"No function matches the given name and argument types '(\w+)\(([^)]*)\)")
 _CASE_TWINS = re.compile(r"columns ('[^']+') and ('[^']+') differ only in case")
+_UNKNOWN_COLUMN = re.compile(r'Referenced column "([^"]+)" not found|'
+                             r'Column "([^"]+)" referenced that exists in the SELECT clause')
 _CONVERT = re.compile(r"Could not convert string '([^']{0,60})[^']*' to (\w+)")
 _KQL_TYPE = {"INTERVAL": "timespan", "TIMESTAMP": "datetime", "BIGINT": "long", "INT64": "long",
              "INTEGER": "int", "INT32": "int", "DOUBLE": "real", "BOOLEAN": "bool"}
@@ -72,6 +74,11 @@ def describe_engine_error(exc: Exception) -> str:
                 "accepts it: duckdb-kql's grammar is narrower than Kusto's)")
     if _REGEX.search(first) and "Invalid Input" in first:
         return f"invalid regular expression (RE2, as in Kusto): {first}"
+    unknown = _UNKNOWN_COLUMN.search(message)
+    if unknown:
+        column = unknown.group(1) or unknown.group(2)
+        return (f"local engine: unknown column '{column}' (check the table and column names "
+                "against the schema)")
     converted = _CONVERT.search(message)
     if converted:
         kql = _KQL_TYPE.get(converted.group(2).upper(), converted.group(2).lower())
