@@ -96,7 +96,7 @@ class _ExtractJson(_RenderedFunction):
             return f"json_extract(TRY_CAST({text} AS JSON), {path})"
         value = f"json_extract_string(TRY_CAST({text} AS JSON), {path})"
         if kql_type in ("string", "guid"):
-            return value
+            return f"coalesce({value}, '')"  # Kusto has no null string: absent is ""
         return f"TRY_CAST({value} AS {_JSON_TYPES[kql_type]})"
 
 
