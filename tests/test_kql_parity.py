@@ -87,6 +87,19 @@ CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
         "let above = view (minimum:long) { (Logons | where Port > minimum | project User); };\n"
         "above(1000) | order by User asc",
         [{"User": "bob"}]),
+    # weights repeat values: a is [1, 5, 5, 5, 9], b is ten 2s and one 8 (nearest rank, as
+    # `percentile`); unnamed, Microsoft's parser names it percentile_v_90
+    "percentilesw_repeats_each_value_by_its_weight": (
+        'datatable(v:long, w:long, k:string)[1, 1, "a", 5, 3, "a", 9, 1, "a", '
+        '2, 10, "b", 8, 1, "b"] '
+        "| summarize p = percentilesw(v, w, 50), percentilesw(v, w, 90) by k | order by k asc",
+        [{"k": "a", "p": 5, "percentile_v_90": 9}, {"k": "b", "p": 2, "percentile_v_90": 2}]),
+    # toscalar() of a scalar expression is its value
+    "toscalar_of_a_scalar_expression": (
+        "let low = toscalar(datatable(v:long)[2, 4] | summarize min(v));\n"
+        "let high = toscalar(datatable(v:long)[2, 4] | summarize max(v));\n"
+        "let fence = toscalar(high + (1.5 * (high - low)));\nprint x = fence",
+        [{"x": 7.0}]),
     "new_guid_is_a_guid_string": (
         "print g = new_guid() | extend ok = tostring(g) matches regex "
         '"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$" | project ok',

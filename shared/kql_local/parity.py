@@ -5,6 +5,8 @@
   silently lost its rows. Numbers, datetimes and dynamic values stay null, as in Kusto;
 - an aggregate inside an element access in ``summarize`` (``tostring(make_list(X)[0])``);
 - ``new_guid()`` (a random GUID string);
+- ``percentilesw(x, weight, p)`` with one percentile: ``percentile`` (duckdb-kql's nearest rank,
+  ``quantile_disc``) over each value repeated *weight* times, the reference's definition;
 - ``union``: a string column one branch lacks is ``""`` in that branch's rows (null in SQL).
 """
 
@@ -23,6 +25,27 @@ def install(ir: Any, functions: Any, translate: Any) -> None:
     _install_lift_through_access(ir, translate)
     functions.SCALAR_FUNCTIONS["new_guid"] = functions.FunctionSpec(
         "new_guid", "template", "CAST(uuid() AS VARCHAR)", (0,), (), "huntwire")
+    functions.AGGREGATE_FUNCTIONS["percentilesw"] = functions.AggregateSpec(
+        "percentilesw", "list_aggregate(flatten(list(list_resize([{0}], CAST({1} AS BIGINT), {0})) "
+        "FILTER (WHERE {0} IS NOT NULL AND {1} > 0)), 'quantile_disc', {2} / 100.0)", (3,),
+        name_prefix="percentile", note="huntwire")
+    _install_weighted_percentile_name(ir)
+
+
+def _install_weighted_percentile_name(ir: Any) -> None:
+    """Unnamed, ``percentilesw(v, w, 90)`` is ``percentile_v_90`` (Microsoft's parser)."""
+    from duckdb_kql.translate import naming
+
+    original = naming._aggregate_name
+
+    def aggregate_name(spec: Any, expr: Any) -> str:
+        p = expr.args[2] if spec.name == "percentilesw" and len(expr.args) == 3 else None
+        if not (isinstance(p, ir.Literal) and isinstance(p.value, (int, float))):
+            return str(original(spec, expr))
+        suffix = int(p.value) if float(p.value).is_integer() else p.value
+        return f"percentile_{naming.expression_name(expr.args[0]) or ''}_{suffix}"
+
+    naming._aggregate_name = aggregate_name
 
 
 def _install_outer_join_strings(translate: Any) -> None:
