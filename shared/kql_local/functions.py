@@ -39,6 +39,7 @@ def install() -> None:
     patches.install(lower, functions, translate_pkg)
     operators.install(lower, functions, translate_pkg, schema)
     parity.install(ir, functions, translate_pkg)
+    parity.install_parse_leading_column(lower, translate_pkg)
     _INSTALLED.append(True)
 
 

@@ -151,3 +151,40 @@ def _install_lift_through_access(ir: Any, translate: Any) -> None:
 
     translate._lift_aggregates = lift
     translate.render_aggregate = render_aggregate
+
+
+def install_parse_leading_column(lower: Any, translate: Any) -> None:
+    """``parse X with Col "lit" ...``: the reference lets a pattern start with a column, which
+    takes the text from the start up to the first literal (as any string column does up to the
+    next one). duckdb-kql's lowering refused it; here it is a first segment with no literal."""
+    ir = lower.ir
+    original_lower = lower._lower_parse
+    original_refuse = translate._refuse_empty_literal
+
+    def lower_parse(node: Any, kids: list[Any], *, drop_unmatched: bool) -> Any:
+        pattern = next((k for k in kids if lower._cls(k) == "ParseOperatorPattern"), None)
+        parts = lower._rule_children(pattern) if pattern is not None else []
+        if pattern is None or not parts or lower._cls(parts[0]) == "ParseOperatorPatternSegment":
+            return original_lower(node, kids, drop_unmatched=drop_unmatched)
+        lead, rest = parts[0], parts[1:]
+        names = lower._find_names(lead)
+        if not names or any(lower._cls(p) != "ParseOperatorPatternSegment" for p in rest):
+            return original_lower(node, kids, drop_unmatched=drop_unmatched)
+        col_type = next((t.getText().strip().lower() for t in lower._rule_children(lead)
+                         if lower._cls(t) == "ScalarType"), None)
+        pattern.children = [c for c in pattern.children if c is not lead]
+        try:
+            op = original_lower(node, kids, drop_unmatched=drop_unmatched)
+        finally:
+            pattern.children.insert(0, lead)
+        first = ir.ParseSegment("", False, names[0], col_type)
+        return dataclasses.replace(op, segments=(first, *op.segments))
+
+    def refuse_empty_literal(op: Any) -> None:
+        lead = op.segments[0] if op.segments else None
+        if lead is not None and lead.literal == "" and lead.name and not lead.skip:
+            op = dataclasses.replace(op, segments=op.segments[1:])
+        original_refuse(op)
+
+    lower._lower_parse = lower_parse
+    translate._refuse_empty_literal = refuse_empty_literal

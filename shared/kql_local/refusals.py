@@ -19,10 +19,6 @@ _TEXT_UNSUPPORTED = (
     (re.compile(r"\|\s*evaluate\s+([A-Za-z_]\w*)", re.I), "evaluate {0} (plugins)"),
     (re.compile(r"\|\s*make-series\b"), "make-series"),
     (re.compile(r"\|\s*mv-apply\b"), "mv-apply"),
-    # Kusto's reference starts a parse pattern with `*` or a string; what a leading column
-    # captures is not documented, so it is refused rather than guessed.
-    (re.compile(r"\|\s*parse(?:-where)?\s+(?:kind\s*=\s*\w+\s+)?[^|]*?\bwith\s+[A-Za-z_]", re.I),
-     "parse with a column before the pattern's first string"),
 )
 _CONSTRUCT = re.compile(r"unsupported KQL construct '([^']+)'")
 _FUNCTION = re.compile(r"No function matches the given name and argument types '(\w+)\(([^)]*)\)")
@@ -82,7 +78,8 @@ def describe_engine_error(exc: Exception) -> str:
     converted = _CONVERT.search(message)
     if converted:
         kql = _KQL_TYPE.get(converted.group(2).upper(), converted.group(2).lower())
-        return cannot_run(f"the string '{converted.group(1)}' used as a {kql} "
+        article = "an" if kql[:1] in "aeiou" else "a"
+        return cannot_run(f"the string '{converted.group(1)}' used as {article} {kql} "
                           "(DuckDB cannot convert that text)")
     function = _FUNCTION.search(message)
     if function:
