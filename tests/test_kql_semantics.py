@@ -159,8 +159,10 @@ CASES: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "extractjson_is_a_string_typeof_casts": (
         "print a = extractjson(\"$.port\", '{\"port\": 443}'), "
         "b = extract_json(\"$.port\", '{\"port\": 443}', typeof(long)) + 1, "
-        "c = extract_json(\"$.missing\", '{\"port\": 443}')",
-        [{"a": "443", "b": 444, "c": None}]),
+        "c = extract_json(\"$.missing\", '{\"port\": 443}'), "
+        "d = isempty(extractjson(\"$.missing\", '{}')), "
+        "e = extract_json(\"$.missing\", '{}', typeof(long))",
+        [{"a": "443", "b": 444, "c": "", "d": True, "e": None}]),
     "join_on_two_left_right_keys": (
         f"{PROCESSES} | join kind=inner ({PARENTS}) "
         "on $left.DeviceId == $right.DeviceId, $left.InitiatingProcessId == $right.ProcessId "

@@ -25,7 +25,7 @@ def install() -> None:
     """Register huntwire's functions and translations in duckdb-kql (once per process)."""
     if _INSTALLED:
         return
-    from duckdb_kql import errors, lower, schema
+    from duckdb_kql import errors, ir, lower, schema
     from duckdb_kql import translate as translate_pkg
     from duckdb_kql.translate import functions
 
@@ -34,10 +34,12 @@ def install() -> None:
     _install_typeof(lower)
     _install_project_reorder(lower, schema, translate_pkg)
     functions.SCALAR_FUNCTIONS["column_ifexists"] = columns.install(translate_pkg, errors)
-    from . import operators, patches
+    from . import operators, parity, patches
 
     patches.install(lower, functions, translate_pkg)
     operators.install(lower, functions, translate_pkg, schema)
+    parity.install(ir, functions, translate_pkg)
+    parity.install_parse_leading_column(lower, translate_pkg)
     _INSTALLED.append(True)
 
 
@@ -68,9 +70,7 @@ def _register_scalars(functions: Any) -> None:
         spec("ipv4_is_in_range", "template",
              "hw_ipv4_is_in_range(CAST({0} AS VARCHAR), CAST({1} AS VARCHAR))", (2,)),
         _AnyRange("ipv4_is_in_any_range", "template", "", ()),
-        spec("ipv4_is_match", "template",
-             "hw_ipv4_same(CAST({0} AS VARCHAR), CAST({1} AS VARCHAR), "
-             "CAST({2} AS BIGINT))", (3,)),
+        _Ipv4IsMatch("ipv4_is_match", "template", "", (2, 3)),
         spec("parse_path", "template", "CAST(hw_parse_path(CAST({0} AS VARCHAR)) AS JSON)", (1,)),
         spec("url_decode", "template", "url_decode(CAST({0} AS VARCHAR))", (1,)),
         spec("bag_keys", "template", "CAST(json_keys(CAST({0} AS JSON)) AS JSON)", (1,)),
@@ -97,8 +97,22 @@ class _ExtractJson(_RenderedFunction):
             return f"json_extract(TRY_CAST({text} AS JSON), {path})"
         value = f"json_extract_string(TRY_CAST({text} AS JSON), {path})"
         if kql_type in ("string", "guid"):
-            return value
+            return f"coalesce({value}, '')"  # Kusto has no null string: absent is ""
         return f"TRY_CAST({value} AS {_JSON_TYPES[kql_type]})"
+
+
+@dataclass(frozen=True)
+class _Ipv4IsMatch(_RenderedFunction):
+    """``ipv4_is_match(a, b[, prefix])``; without *prefix* the bits are the smaller IP-prefix
+    written in *a* or *b* (``10.0.0.1/24``), 32 for plain addresses."""
+
+    def render(self, args: list[str]) -> str:
+        if len(args) not in self.arities:
+            raise ValueError(f"{self.name}() takes 2 or 3 arguments, got {len(args)}")
+        a, b = (f"CAST({x} AS VARCHAR)" for x in args[:2])
+        bits = (f"CAST({args[2]} AS BIGINT)" if len(args) == 3
+                else f"least(hw_ipv4_bits({a}), hw_ipv4_bits({b}))")
+        return f"hw_ipv4_same({a}, {b}, {bits})"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ import re
 
 from ..kql_text import split_top_level
 
-_DEFINITION = re.compile(r"\s*let\s+([A-Za-z_]\w*)\s*=\s*\(([^(){}]*)\)\s*\{(.*)\}\s*$", re.S)
+# `view` only marks the function for `union *`; a call is the same expansion.
+_DEFINITION = re.compile(r"\s*let\s+([A-Za-z_]\w*)\s*=\s*(?:view\s*)?\(([^(){}]*)\)\s*\{(.*)\}\s*$",
+                         re.S)
 _PARAM = re.compile(r"\s*([A-Za-z_]\w*)\s*:\s*(string|long|int|real|double|bool|boolean|"
                     r"datetime|timespan|dynamic|guid|decimal)\s*$")
 
@@ -82,7 +84,23 @@ def _is_tabular(code: str) -> bool:
     top-level ``|``) or a bare table name."""
     parts = [p for p in split_top_level(code, ";") if p.strip()]
     last = parts[-1] if parts else code
+    while _wrapped(last):
+        last = last.strip()[1:-1]  # `{ (T | where ...); }`: a parenthesised pipeline
     return len(split_top_level(last, "|")) > 1 or bool(re.fullmatch(r"\s*[A-Za-z_]\w*\s*", last))
+
+
+def _wrapped(code: str) -> bool:
+    """Whether *code* is one parenthesised expression: its first ``(`` closes at its end."""
+    text = code.strip()
+    if not text.startswith("("):
+        return False
+    depth = 0
+    for index, char in enumerate(text):
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if depth == 0:
+            return index == len(text) - 1
+    return False
 
 
 def _replace_calls(name: str, params: list[str], body: str,

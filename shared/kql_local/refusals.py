@@ -22,6 +22,12 @@ _TEXT_UNSUPPORTED = (
 )
 _CONSTRUCT = re.compile(r"unsupported KQL construct '([^']+)'")
 _FUNCTION = re.compile(r"No function matches the given name and argument types '(\w+)\(([^)]*)\)")
+_CASE_TWINS = re.compile(r"columns ('[^']+') and ('[^']+') differ only in case")
+_UNKNOWN_COLUMN = re.compile(r'Referenced column "([^"]+)" not found|'
+                             r'Column "([^"]+)" referenced that exists in the SELECT clause')
+_CONVERT = re.compile(r"Could not convert string '([^']{0,60})[^']*' to (\w+)")
+_KQL_TYPE = {"INTERVAL": "timespan", "TIMESTAMP": "datetime", "BIGINT": "long", "INT64": "long",
+             "INTEGER": "int", "INT32": "int", "DOUBLE": "real", "BOOLEAN": "bool"}
 _REGEX = re.compile(r"regular expression|regex|RE2", re.I)
 _SYNTAX_AT = re.compile(r"at (\d+):(\d+)")
 _OPERATOR_NAMES = {"PartitionOperator": "partition", "TopNestedOperator": "top-nested",
@@ -51,6 +57,10 @@ def describe_engine_error(exc: Exception) -> str:
     construct = _CONSTRUCT.search(message)
     if kind == "KqlUnsupportedError" and construct:
         return cannot_run(_construct_words(construct.group(1), message))
+    twins = _CASE_TWINS.search(message)
+    if kind == "KqlSchemaError" and twins:
+        return cannot_run(f"two columns whose names differ only in letter case ({twins.group(1)} "
+                          f"and {twins.group(2)}; DuckDB folds them into one)")
     if kind == "KqlSchemaError":
         return f"local engine: {first} (check the table and column names against the schema)"
     if kind == "KqlSyntaxError":
@@ -60,6 +70,17 @@ def describe_engine_error(exc: Exception) -> str:
                 "accepts it: duckdb-kql's grammar is narrower than Kusto's)")
     if _REGEX.search(first) and "Invalid Input" in first:
         return f"invalid regular expression (RE2, as in Kusto): {first}"
+    unknown = _UNKNOWN_COLUMN.search(message)
+    if unknown:
+        column = unknown.group(1) or unknown.group(2)
+        return (f"local engine: unknown column '{column}' (check the table and column names "
+                "against the schema)")
+    converted = _CONVERT.search(message)
+    if converted:
+        kql = _KQL_TYPE.get(converted.group(2).upper(), converted.group(2).lower())
+        article = "an" if kql[:1] in "aeiou" else "a"
+        return cannot_run(f"the string '{converted.group(1)}' used as {article} {kql} "
+                          "(DuckDB cannot convert that text)")
     function = _FUNCTION.search(message)
     if function:
         return cannot_run(f"{function.group(1)}() on a {function.group(2).lower()} value "

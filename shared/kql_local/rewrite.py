@@ -7,6 +7,9 @@ does not. Each keeps the query's meaning exactly (Microsoft's KQL reference):
   timespan literal as the high bound of a datetime range means ``low + timespan``;
 - ``mv-expand todynamic(Col)`` is named ``Col`` (the one column it reads);
 - ``count(Flag)`` is ``count_Flag = countif(Flag)``;
+- a statement that is one parenthesised tabular expression, ``(union A, B)`` or ``(T | ...) | ...``,
+  is that expression (duckdb-kql refused a parenthesised source);
+- ``toscalar(a + b * c)`` over scalars (an arithmetic at its top level, no pipe) is the value;
 - a bare ``| serialize`` is dropped (every input keeps its order here), and ``next(...)`` is
   spelled ``hw_next(...)``, the name its grammar accepts (``operators``).
 
@@ -34,13 +37,14 @@ _MV_EXPAND_CAST = re.compile(
 # duckdb-kql's grammar has no function named next(); huntwire registers it as hw_next().
 # ... nor a bare `serialize` between pipes: here every input keeps its order, so it is dropped.
 _SERIALIZE = re.compile(r"\|\s*serialize\s*(?=\||;|$)")
+_TOSCALAR = re.compile(r"(?<![\w.$])toscalar\s*\(", re.I)
 _NEXT = re.compile(r"(?<![\w.$])next(?=\s*\()")
 
 
 def rewrite(query: str) -> str:
     """*query* with the rewrites above applied (unchanged when none applies)."""
     for step in (_table_calls, _between_bounds, _next_calls, _bare_serialize, _count_column,
-                 _mv_expand_names):
+                 _mv_expand_names, _statement_parentheses, _scalar_toscalar):
         query = step(query)
     return query
 
@@ -120,3 +124,58 @@ def _close_and_dots(code: str, open_at: int) -> tuple[int | None, int | None]:
         if depth == 1 and dots is None and code.startswith("..", index):
             dots = index
     return None, dots
+
+
+def _statement_parentheses(query: str) -> str:
+    """Drop the parentheses around a statement's leading tabular expression."""
+    code = masked(query)
+    edits: list[tuple[int, int]] = []
+    start = 0
+    for end in [*_top_level(code, ";"), len(code)]:
+        statement = code[start:end]
+        lead = len(statement) - len(statement.lstrip())
+        open_at = start + lead
+        if statement.lstrip().startswith("("):
+            close_at, _ = _close_and_dots(code, open_at)
+            rest = code[close_at + 1:end].lstrip() if close_at is not None else "x"
+            if close_at is not None and (not rest or rest.startswith("|")):
+                edits.append((open_at, close_at))
+        start = end + 1
+    for open_at, close_at in reversed(edits):
+        query = query[:open_at] + " " + query[open_at + 1:close_at] + " " + query[close_at + 1:]
+    return query
+
+
+def _top_level(code: str, char: str) -> list[int]:
+    depth, found = 0, []
+    for index, c in enumerate(code):
+        depth += c in "([{"
+        depth -= c in ")]}"
+        if c == char and depth == 0:
+            found.append(index)
+    return found
+
+
+def _scalar_toscalar(query: str) -> str:
+    code = masked(query)
+    for found in reversed(list(_TOSCALAR.finditer(code))):
+        open_at = found.end() - 1
+        close_at, _ = _close_and_dots(code, open_at)
+        if close_at is None:
+            continue
+        inner = code[open_at + 1:close_at]
+        flat = _outside_brackets(inner)
+        if "|" in flat or not re.search(r"[-+*/]", flat):
+            continue  # a tabular argument (or a bare name, which may be a table): left as is
+        query = query[:found.start()] + " " * (open_at - found.start()) + query[open_at:]
+    return query
+
+
+def _outside_brackets(code: str) -> str:
+    """*code* with everything inside brackets blanked."""
+    depth, out = 0, []
+    for char in code:
+        depth -= char in ")]}"
+        out.append(char if depth == 0 else " ")
+        depth += char in "([{"
+    return "".join(out)

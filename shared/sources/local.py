@@ -139,7 +139,9 @@ class LocalSource:
             # The view keeps the schema's types; TIMESTAMPTZ read in UTC becomes KQL datetime.
             projection = ", ".join(
                 f"CAST({quote_identifier(n)} AS TIMESTAMP) AS {quote_identifier(n)}"
-                if t == "datetime" else quote_identifier(n) for n, t in columns.items())
+                if t == "datetime" else
+                f"coalesce({quote_identifier(n)}, '') AS {quote_identifier(n)}"  # no null string
+                if t == "string" else quote_identifier(n) for n, t in columns.items())
             start, end = (f"'{moment.isoformat()}'::TIMESTAMPTZ" for moment in
                           (window.start, window.end))
             con.execute(
