@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 INFRA_VENV := .venv-infra
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test lint validate infra-check pytest bench browser clean
+.PHONY: setup demo demo-mssp test lint validate infra-check pytest bench browser clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ test: lint validate pytest
 
 demo: setup browser
 	$(BIN)/python -m devtools.demo
+
+# Three customer tenants end to end (one not consented, announced once).
+demo-mssp: setup
+	$(BIN)/python -m devtools.demo_mssp
 
 bench: setup
 	$(BIN)/python bench/bench_ledger.py

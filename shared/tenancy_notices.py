@@ -91,15 +91,15 @@ def tenant_notice(tenant: Tenant, kind: str, error: str) -> Notice:
     facts = [("Tenant", tenant.name), ("Tenant id", tenant.tenant_id or "this tenant"),
              ("Error", error), ("What to do", advice(kind, tenant))]
     return Notice("health", f"{tenant.name}: {_TITLES.get(kind, kind)}",
-                  f"Tenant {tenant.name}: {_TITLES.get(kind, kind).lower()}. The other "
+                  f"{_TITLES.get(kind, kind)} for tenant {tenant.name}. The other "
                   "tenants' hunts run and post as usual.", severity="High", facts=tuple(facts),
                   tag=f"tenant-{kind}")
 
 
 def recovered_notice(tenant: Tenant, kinds: list[str]) -> Notice:
-    what = ", ".join(_TITLES.get(kind, kind).lower() for kind in kinds)
+    what = "; ".join(_TITLES.get(kind, kind) for kind in kinds)
     return Notice("health", f"{tenant.name}: works again",
-                  f"Tenant {tenant.name}: no more {what}.", severity="Informational",
+                  f"Over for tenant {tenant.name}: {what}.", severity="Informational",
                   facts=(("Tenant", tenant.name),), tag="tenant-recovered")
 
 

@@ -65,13 +65,14 @@ def with_held_back_note(payload: Mapping[str, Any], since: datetime) -> dict[str
 
 
 def with_tenant(payload: Mapping[str, Any], tenant: str) -> dict[str, Any]:
-    """*payload* with "Tenant: <name>" first in its header (multi-tenant deployments only)."""
+    """*payload* with "Tenant: <name>" under its header's title and facts line (multi-tenant
+    deployments only), or first in the body."""
     named = copy.deepcopy(dict(payload))
     line = {"type": "TextBlock", "text": f"Tenant: {escape_text(tenant, limit=64)}",
             "wrap": True, "weight": "Bolder", "spacing": "None"}
     body = named["attachments"][0]["content"]["body"]
     if body and body[0].get("type") == "Container":
-        body[0].setdefault("items", []).insert(0, line)
+        body[0].setdefault("items", []).insert(2, line)
     else:
         body.insert(0, line)
     return named

@@ -11,7 +11,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..settings import SettingsError, load_settings
+from ..settings import Settings, SettingsError, load_settings
 from . import suppressions as suppress_cli
 from .common import add_common, event_files, parse_now, to_json_value
 
@@ -50,6 +50,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
+    if settings.tenants_file is not None:
+        return run_tenants_once(args, settings)
     local_events = event_files(args.events) if args.events else None
     runner = build_runner(settings, dry_run=args.dry_run, local_events=local_events,
                           since=args.since)
@@ -59,6 +61,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         print_summary(summary, dry_run=args.dry_run)
     return 0 if summary.ok else 1
+
+
+def run_tenants_once(args: argparse.Namespace, settings: Settings) -> int:
+    """``run --once`` with a tenants file: every tenant, each reported under its name."""
+    from ..tenancy import run_tenants
+
+    if args.events:
+        print("error: --events replays one tenant's telemetry: unset HUNTWIRE_TENANTS_FILE",
+              file=sys.stderr)
+        return 2
+    run = run_tenants(settings, args.now or datetime.now(UTC), dry_run=args.dry_run,
+                      since=args.since)
+    if args.format == "json":
+        print(json.dumps({"ok": run.ok, "storage_requests": run.storage_requests, "tenants": [
+            {"tenant": result.tenant.name, "tenant_id": result.tenant.tenant_id,
+             "problems": result.problems,
+             **(summary_as_json(result.summary) if result.summary else {})}
+            for result in run.results]}, indent=2, ensure_ascii=False, default=str))
+        return 0 if run.ok else 1
+    for result in run.results:
+        print(f"== tenant {result.tenant.name}")
+        for kind, problem in result.problems.items():
+            print(f"  problem ({kind}): {problem}")
+        if result.summary is not None:
+            print_summary(result.summary, dry_run=args.dry_run)
+    return 0 if run.ok else 1
 
 
 def summary_as_json(summary: RunSummary) -> dict[str, Any]:
