@@ -24,8 +24,9 @@ from .tenants import Tenant
 
 log = logging.getLogger("huntwire")
 
-TABLE = "huntwireTenant"
-"""One row per tenant-wide problem announced and not yet over (in the tenant's tables)."""
+TABLE = "tenantProblems"
+"""One row per tenant-wide problem announced and not yet over; only in a tenant's own tables
+(``t<tenant id>tenantProblems``, created on first use like every tenant table)."""
 PARTITION = "problem"
 
 _TITLES = {"defender": "Defender XDR access refused", "sentinel": "Sentinel workspace unreachable",
