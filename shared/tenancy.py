@@ -49,7 +49,7 @@ from .suppress.apply import Suppressor
 from .suppress.loader import load_rule_files
 from .suppress.store import SnoozeStore
 from .suppress.wiring import load_rules
-from .tenancy_notices import TenantLabel, announce
+from .tenancy_notices import TenantLabel, announce, announced
 from .tenants import Tenant, load_tenants, single_tenant
 
 log = logging.getLogger("huntwire")
@@ -90,6 +90,17 @@ class TenancyRun:
     @property
     def ok(self) -> bool:
         return all(result.ok for result in self.results)
+
+    def incomplete(self) -> str:
+        """What did not finish, per tenant (the timer fails its invocation with it)."""
+        parts = []
+        for result in self.results:
+            failed = [o.hunt_id for o in (result.summary.outcomes if result.summary else [])
+                      if o.status in ("failed", "skipped") or o.delivery_failed]
+            what = [*sorted(result.problems), *(f"hunt {h}" for h in failed[:10])]
+            if what or not result.ok:
+                parts.append(f"{result.tenant.name}: {', '.join(what) or 'stopped early'}")
+        return "; ".join(parts)
 
 
 @dataclass
@@ -180,8 +191,11 @@ def build_tenant_runner(context: TenancyContext, tenant: Tenant, *,
                              context.limits,
                              graph_credential=context.graph_credential(tenant, context.identity))
     notifier = None if context.dry_run else tenant_notifier(context, tenant)
+    hunts = [hunt for hunt in context.hunts if tenant.runs(hunt.id)]
+    known = announced(view) if view is not None else set()
+    quiet = frozenset(hunt.id for hunt in hunts if hunt.source in known)
     return Runner(
-        hunts=[hunt for hunt in context.hunts if tenant.runs(hunt.id)],
+        hunts=hunts,
         sources=sources,
         ledger=None if view is None else Ledger(view),
         notifier=notifier,
@@ -193,7 +207,8 @@ def build_tenant_runner(context: TenancyContext, tenant: Tenant, *,
         suppressor=tenant_suppressor(settings, tenant, view, datetime.now(UTC).date()),
         health=None if view is None else RunnerHealth(
             HealthStore(view), TenantLabel.wrap(health_notifier(settings), tenant,
-                                                drop_tags=frozenset({"health-access"})),
+                                                drop_tags=frozenset({"health-access"}),
+                                                quiet_hunts=quiet),
             HealthConfig.from_settings(settings), findings_notifier=notifier is not None),
         incidents=None if view is None else IncidentStore(view),
         incident_settings=IncidentSettings.from_settings(settings),

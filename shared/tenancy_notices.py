@@ -50,12 +50,14 @@ def advice(kind: str, tenant: Tenant) -> str:
 
 @dataclass
 class TenantLabel:
-    """A tenant's notifier whose posts name the tenant; notices tagged with one of
-    *drop_tags* are dropped (they are announced per tenant by :func:`announce` instead)."""
+    """A tenant's notifier whose posts name the tenant. Dropped (announced per tenant by
+    :func:`announce` instead): notices tagged with one of *drop_tags*, and health notices
+    about one of *quiet_hunts* (hunts of a source with a tenant problem already announced)."""
 
     inner: Notifier
     tenant: Tenant
     drop_tags: frozenset[str] = frozenset()
+    quiet_hunts: frozenset[str] = frozenset()
     name: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -63,11 +65,13 @@ class TenantLabel:
 
     @classmethod
     def wrap(cls, inner: Notifier | None, tenant: Tenant,
-             drop_tags: frozenset[str] = frozenset()) -> Notifier | None:
-        return None if inner is None else cls(inner, tenant, drop_tags)
+             drop_tags: frozenset[str] = frozenset(),
+             quiet_hunts: frozenset[str] = frozenset()) -> Notifier | None:
+        return None if inner is None else cls(inner, tenant, drop_tags, quiet_hunts)
 
     def post_notice(self, notice: Notice) -> Delivery:
-        if notice.tag in self.drop_tags:
+        hunt = dict(notice.facts).get("Hunt id")
+        if notice.tag in self.drop_tags or (hunt is not None and hunt in self.quiet_hunts):
             return Delivery(self.inner.name, 0, 0, 0, 0.0)
         return self.inner.post_notice(named(notice, self.tenant))
 
@@ -102,6 +106,18 @@ def recovered_notice(tenant: Tenant, kinds: list[str]) -> Notice:
     return Notice("health", f"{tenant.name}: works again",
                   f"Over for tenant {tenant.name}: {what}.", severity="Informational",
                   facts=(("Tenant", tenant.name),), tag="tenant-recovered")
+
+
+def announced(storage: Storage) -> set[str]:
+    """The kinds of problem announced for the tenant of *storage* and not over yet (empty when
+    they cannot be read: health's own notices then go out as usual)."""
+    try:
+        with storage_errors("reading tenant problems"):
+            rows = storage.table(TABLE).query_entities(f"PartitionKey eq '{PARTITION}'")
+            return {row["RowKey"] for row in rows}
+    except HuntwireError as exc:
+        log.warning("huntwire.tenant problems not read: %s", exc.message)
+    return set()
 
 
 def announce(tenant: Tenant, problems: Mapping[str, str], cleared: set[str],

@@ -104,7 +104,7 @@ def world(tmp_path: Path, storage_connection_string: str,
             entry += f"    teams_webhook_setting: WEBHOOK_{name.upper()}\n"
         entries.append(entry)
     (tmp_path / "tenants.yaml").write_text("tenants:\n" + "".join(entries))
-    receivers = {name: WebhookReceiver(default=Reply(404, b'{"error":{"code":"NotFound"}}')
+    receivers = {name: WebhookReceiver(default=Reply(404, body=b'{"error":{"code":"NotFound"}}')
                                        if broken.get(name) == "webhook" else Reply(202))
                  for name in ("Contoso", "Fabrikam", "shared", "health")}
     unconsented = [ids[n] for n in NAMES if broken.get(n) == "consent"]
@@ -185,6 +185,11 @@ def test_each_failing_tenant_is_announced_once_and_the_rest_flows(world: World) 
     world.run(NOW + timedelta(hours=1))
     for name in NAMES:
         assert len(notices_naming(world, name)) == 1, "announced again"
+    world.graph.unconsented.clear()  # Contoso's administrator consents
+    assert not world.run(NOW + timedelta(hours=2)).results[0].problems
+    assert "works again" in notices_naming(world, "Contoso")[-1]
+    assert "contoso-dev" in " ".join(world.cards("Contoso"))
+    assert len(notices_naming(world, "Northwind")) == 1
 
 
 def test_status_names_each_tenant(world: World, monkeypatch: pytest.MonkeyPatch,
