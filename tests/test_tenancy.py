@@ -207,3 +207,19 @@ def test_status_names_each_tenant(world: World, monkeypatch: pytest.MonkeyPatch,
     assert all(f"tenant {name}:" in out for name in NAMES)
     assert main(["status", "--tenant", "Nobody"]) == 2
     assert "no tenant of that name" in capsys.readouterr().err
+
+
+def test_run_with_a_tenants_file_refuses_events_and_a_bad_file_in_one_line(
+        world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    for key, value in world.env.items():
+        monkeypatch.setenv(key, value)
+    assert main(["run", "--once", "--events", f"DeviceProcessEvents={tmp_path}/x.jsonl"]) == 2
+    assert "unset HUNTWIRE_TENANTS_FILE" in capsys.readouterr().err
+    bad = tmp_path / "bad-tenants.yaml"
+    bad.write_text("tenants:\n  - name: Contoso\n    tenant_id: not-a-guid\n")
+    monkeypatch.setenv("HUNTWIRE_TENANTS_FILE", str(bad))
+    assert main(["status"]) == 2
+    err = capsys.readouterr().err
+    assert "tenant_id: 'not-a-guid' is not a GUID" in err
+    assert "Traceback" not in err
