@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 INFRA_VENV := .venv-infra
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo local test lint validate infra-check pytest bench browser clean
+.PHONY: setup demo demo-mssp local test lint validate infra-check pytest bench browser clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ demo: setup browser
 # `status` and `suppressions` can be tried by hand (README "Trying it locally").
 local: setup
 	$(BIN)/python -m devtools.local_env
+
+# Three customer tenants end to end (one not consented, announced once).
+demo-mssp: setup
+	$(BIN)/python -m devtools.demo_mssp
 
 bench: setup
 	$(BIN)/python bench/bench_ledger.py

@@ -53,13 +53,14 @@ STORAGE_QUEUE_URI = "HUNTWIRE_STORAGE__queueServiceUri"
 STORAGE_CREDENTIAL = "HUNTWIRE_STORAGE__credential"
 STORAGE_CLIENT_ID = "HUNTWIRE_STORAGE__clientId"
 """The queue triggers' identity-based connection (read by the Functions host, docs/fanout.md)."""
+TENANTS_FILE = "HUNTWIRE_TENANTS_FILE"
 
 APP_SETTING_NAMES = frozenset({
     HUNTS_DIR, SCHEDULE, GRAPH_ENDPOINT, LOGS_ENDPOINT, SENTINEL_WORKSPACE_ID,
     SENTINEL_WORKSPACE_RESOURCE_ID, TENANT_ID, STORAGE, STORAGE_TABLE_URI, TEAMS_WEBHOOK_URL,
     HEALTH_WEBHOOK_URL, SUPPRESSIONS_DIR, HEARTBEAT_HOUR, INCIDENT_WINDOW, INCIDENT_STORM_LIMIT,
     SNOOZE_KEY, PUBLIC_URL, CLIENT_ID, WORKERS, FANOUT, STORAGE_QUEUE_URI, STORAGE_CREDENTIAL,
-    STORAGE_CLIENT_ID,
+    STORAGE_CLIENT_ID, TENANTS_FILE,
 })
 """Every setting the code reads; infra/ must set exactly these (test_infra checks)."""
 
@@ -111,6 +112,8 @@ class Settings:
     snooze_key: str | None = field(default=None, repr=False)
     public_url: str | None = None
     workers: int = DEFAULT_WORKERS
+    tenants_file: Path | None = None
+    """An MSSP's tenants (``shared.tenants``); None: the one tenant of these settings."""
 
     @property
     def has_storage(self) -> bool:
@@ -162,6 +165,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_storage: bool
         snooze_key=value[SNOOZE_KEY],
         public_url=public_url.rstrip("/") if public_url else None,
         workers=_parse(_workers, WORKERS, value, problems, DEFAULT_WORKERS),
+        tenants_file=Path(tenants_file) if (tenants_file := value[TENANTS_FILE]) else None,
     )
     problems += _problems(settings, value, require_storage=require_storage,
                           suppressions_given=bool(suppressions_dir or value[SUPPRESSIONS_DIR]))
@@ -176,6 +180,9 @@ def _problems(settings: Settings, value: Mapping[str, str | None], *, require_st
     problems += _folder_problems(SUPPRESSIONS_DIR, settings.suppressions_dir,
                                  required=suppressions_given)
     problems += _schedule_problems(settings.schedule)
+    if settings.tenants_file is not None and not settings.tenants_file.is_file():
+        problems.append(f"{TENANTS_FILE}: '{settings.tenants_file}' is not a file (unset it "
+                        "for a single tenant)")
     urls = {**{name: value[name] for name in (STORAGE_TABLE_URI, TEAMS_WEBHOOK_URL,
                                                HEALTH_WEBHOOK_URL, PUBLIC_URL)},
             GRAPH_ENDPOINT: settings.graph_endpoint, LOGS_ENDPOINT: settings.logs_endpoint}

@@ -42,6 +42,7 @@ NOT_SET_IN_AZURE = {
     "HUNTWIRE_HUNTS_DIR": "unset: the code defaults to the hunts/ folder shipped in the package",
     "HUNTWIRE_SUPPRESSIONS_DIR": "unset: the code defaults to the suppressions/ folder shipped "
                                  "in the package",
+    "HUNTWIRE_TENANTS_FILE": "unset: one tenant; an MSSP sets it to its tenants file",
 }
 
 # Host/platform settings, as the Flex Consumption azd template sets them.

@@ -86,7 +86,7 @@ def test_setting_names_match_the_documented_contract() -> None:
         "HUNTWIRE_INCIDENT_WINDOW", "HUNTWIRE_INCIDENT_STORM_LIMIT", "HUNTWIRE_SNOOZE_KEY",
         "HUNTWIRE_PUBLIC_URL", "HUNTWIRE_WORKERS", "HUNTWIRE_FANOUT",
         "HUNTWIRE_STORAGE__queueServiceUri", "HUNTWIRE_STORAGE__credential",
-        "HUNTWIRE_STORAGE__clientId"}
+        "HUNTWIRE_STORAGE__clientId", "HUNTWIRE_TENANTS_FILE"}
 
 
 def test_workers_is_a_bounded_whole_number() -> None:

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from .escape import escape_text
+
 MAX_PAYLOAD_BYTES = 28_000
 """Teams Workflows webhooks accept about 28 KB per message; measured as compact UTF-8 JSON."""
 CARD_VERSION = "1.4"
@@ -60,3 +62,17 @@ def with_held_back_note(payload: Mapping[str, Any], since: datetime) -> dict[str
     else:
         body.insert(0, note)
     return dict(payload) if payload_size(noted) > MAX_PAYLOAD_BYTES else noted
+
+
+def with_tenant(payload: Mapping[str, Any], tenant: str) -> dict[str, Any]:
+    """*payload* with "Tenant: <name>" under its header's title and facts line (multi-tenant
+    deployments only), or first in the body."""
+    named = copy.deepcopy(dict(payload))
+    line = {"type": "TextBlock", "text": f"Tenant: {escape_text(tenant, limit=64)}",
+            "wrap": True, "weight": "Bolder", "spacing": "None"}
+    body = named["attachments"][0]["content"]["body"]
+    if body and body[0].get("type") == "Container":
+        body[0].setdefault("items", []).insert(2, line)
+    else:
+        body.insert(0, line)
+    return named

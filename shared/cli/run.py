@@ -60,6 +60,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
+    if settings.tenants_file is not None:
+        return run_tenants_once(args, settings)
     local_events = event_files(args.events, "run") if args.events else None
     if local_events is None:
         missing = credential_problem(settings)
@@ -115,6 +117,32 @@ def credential_problem(settings: Settings) -> str | None:
         return (f"no Azure credentials ({first}); sign in with `az login`, run inside Azure "
                 "with a managed identity, or replay local events with --events TABLE=FILE")
     return None
+
+
+def run_tenants_once(args: argparse.Namespace, settings: Settings) -> int:
+    """``run --once`` with a tenants file: every tenant, each reported under its name."""
+    from ..tenancy import run_tenants
+
+    if args.events:
+        print("error: --events replays one tenant's telemetry: unset HUNTWIRE_TENANTS_FILE",
+              file=sys.stderr)
+        return 2
+    run = run_tenants(settings, args.now or datetime.now(UTC), dry_run=args.dry_run,
+                      since=args.since)
+    if args.format == "json":
+        print(json.dumps({"ok": run.ok, "storage_requests": run.storage_requests, "tenants": [
+            {"tenant": result.tenant.name, "tenant_id": result.tenant.tenant_id,
+             "problems": result.problems,
+             **(summary_as_json(result.summary) if result.summary else {})}
+            for result in run.results]}, indent=2, ensure_ascii=False, default=str))
+        return 0 if run.ok else 1
+    for result in run.results:
+        print(f"== tenant {result.tenant.name}")
+        for kind, problem in result.problems.items():
+            print(f"  problem ({kind}): {problem}")
+        if result.summary is not None:
+            print_summary(result.summary, dry_run=args.dry_run)
+    return 0 if run.ok else 1
 
 
 def summary_as_json(summary: RunSummary) -> dict[str, Any]:

@@ -11,12 +11,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import HuntwireError
+from ..errors import ConfigurationError, HuntwireError
 from ..health.model import HuntHealth, NotifierHealth
 from ..health.records import HealthStore
 from ..health.runner_hooks import store_from_settings
 from ..hunt import Hunt, load_hunts
-from ..settings import SettingsError, load_settings
+from ..settings import TENANTS_FILE, Settings, SettingsError, load_settings
+from ..storage import open_storage
+from ..tenants import Tenant, single_tenant
 
 State = Literal["ok", "failing", "auto-disabled", "never-run"]
 
@@ -27,6 +29,9 @@ def register(commands: Any) -> None:
     status.add_argument("--hunts", type=Path, default=None, metavar="DIR",
                         help="folder of hunt YAML files (default: $HUNTWIRE_HUNTS_DIR or ./hunts)")
     status.add_argument("--format", choices=("text", "json"), default="text")
+    status.add_argument("--tenant", metavar="NAME",
+                        help="one tenant of $HUNTWIRE_TENANTS_FILE, by name or tenant id "
+                             "(default: every tenant)")
     status.set_defaults(handler=cmd_status)
 
 
@@ -41,15 +46,44 @@ def cmd_status(args: argparse.Namespace) -> int:
     for broken in loaded.errors:
         print(f"warning: skipped {broken}", file=sys.stderr)
     try:
-        report = status_report(loaded.hunts, store_from_settings(settings))
+        reports = [{"tenant": tenant.name, **status_report(
+                       [h for h in loaded.hunts if tenant.runs(h.id)], store)}
+                   for tenant, store in tenant_stores(settings, args.tenant)]
+    except ConfigurationError as exc:  # a tenants file or --tenant to fix
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
     except HuntwireError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
     if args.format == "json":
-        print(json.dumps(report, indent=2, ensure_ascii=False))
+        document = reports[0] if settings.tenants_file is None else {"tenants": reports}
+        print(json.dumps(document, indent=2, ensure_ascii=False))
     else:
-        print_status(report)
+        for report in reports:
+            if settings.tenants_file is not None:
+                print(f"tenant {report['tenant']}:")
+            print_status(report)
     return 0
+
+
+def tenant_stores(settings: Settings, wanted: str | None) -> list[tuple[Tenant, HealthStore]]:
+    """Each tenant's health records (the one tenant's without a tenants file), or *wanted*'s."""
+    from ..tenancy import tenant_prefix, tenants_of
+
+    if settings.tenants_file is None:
+        if wanted is not None:
+            raise ConfigurationError(f"--tenant {wanted}: {TENANTS_FILE} is not set (this "
+                                     "deployment has one tenant)")
+        return [(single_tenant(settings), store_from_settings(settings))]
+    tenants = tenants_of(settings, None)
+    if wanted is not None:
+        tenants = [t for t in tenants if wanted.casefold() in (t.name.casefold(), t.tenant_id)]
+        if not tenants:
+            raise ConfigurationError(f"--tenant {wanted}: no tenant of that name or id in "
+                                     f"{settings.tenants_file}")
+    storage = open_storage(settings)
+    return [(tenant, HealthStore(storage.for_tenant(tenant_prefix(tenant, multi=True))))
+            for tenant in tenants]
 
 
 def status_report(hunts: list[Hunt], store: HealthStore) -> dict[str, Any]:

@@ -69,11 +69,15 @@ class SharedLimits:
 
 def tenant_sources(tenant: Tenant, settings: Settings, identity: TokenCredential,
                    policy: RetryPolicy, timeouts: Timeouts,
-                   shared: SharedLimits) -> dict[str, QuerySource]:
-    """*tenant*'s sources by source name (Sentinel only when it has workspaces)."""
+                   shared: SharedLimits, *,
+                   graph_credential: TokenCredential | None = None) -> dict[str, QuerySource]:
+    """*tenant*'s sources by source name (Sentinel only when it has workspaces).
+    *graph_credential*: the tenant's Graph token source (default :func:`defender_credential`;
+    local stand-ins pass their own)."""
     pacer = tenant_pacer(shared.clock)
+    graph = graph_credential or defender_credential(tenant, identity)
     sources: dict[str, QuerySource] = {
-        "defender": DefenderSource(defender_credential(tenant, identity), settings.graph_endpoint,
+        "defender": DefenderSource(graph, settings.graph_endpoint,
                                    policy=policy, timeouts=timeouts, clock=shared.clock,
                                    pacer=pacer, lanes=tenant_lanes(tenant.key, pacer))}
     if tenant.workspaces:
