@@ -16,6 +16,7 @@ from shared.fanout import DELIVERY_QUEUE, HUNTS_QUEUE, POISON_SUFFIX, Fanout, qu
 from shared.outcome import HuntOutcome
 from shared.settings import Settings, SettingsError, load_settings
 from shared.suppress.function import snooze_context, snooze_http
+from shared.tenancy import run_tenants
 
 app = func.FunctionApp()
 log = logging.getLogger("huntwire")
@@ -43,6 +44,12 @@ def hourly_hunts(timer: func.TimerRequest) -> None:
         log.warning("huntwire.timer past due: windows will catch up from the last checkpoint")
     if queue_mode(os.environ):  # the hunts run in the queue functions below
         fanout().start(datetime.now(UTC))
+        return
+    if settings().tenants_file is not None:  # an MSSP: every tenant, one failing never blocks
+        tenants = run_tenants(settings(), datetime.now(UTC),
+                              time_budget=FUNCTION_TIMEOUT - SAFETY_MARGIN)
+        if not tenants.ok:
+            raise RuntimeError(f"huntwire run incomplete: {tenants.incomplete()}")
         return
     runner = build_runner(settings(), time_budget=FUNCTION_TIMEOUT - SAFETY_MARGIN)
     summary = runner.run_once(datetime.now(UTC))
