@@ -70,6 +70,8 @@ bench: setup
 	$(BIN)/python bench/bench_scale.py
 	$(BIN)/python bench/bench_large_answer.py
 	$(BIN)/python bench/bench_hunts.py
+	$(BIN)/python bench/bench_tenancy.py
+	$(BIN)/python bench/bench_run_cost.py
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) node_modules out .mypy_cache .ruff_cache .pytest_cache
