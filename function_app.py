@@ -16,7 +16,7 @@ from shared.fanout import DELIVERY_QUEUE, HUNTS_QUEUE, POISON_SUFFIX, Fanout, qu
 from shared.outcome import HuntOutcome
 from shared.settings import Settings, SettingsError, load_settings
 from shared.suppress.function import snooze_context, snooze_http
-from shared.tenancy import run_tenants
+from shared.tenancy import run_tenants, snooze_tenants
 
 app = func.FunctionApp()
 log = logging.getLogger("huntwire")
@@ -103,5 +103,6 @@ def incomplete(outcomes: list[HuntOutcome]) -> str:
 
 @app.route(route="snooze", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def snooze(req: func.HttpRequest) -> func.HttpResponse:
-    """The card's "Snooze similar" page; the signed token in the link is the authorisation."""
-    return snooze_http(req, snooze_context(settings()))
+    """The card's "Snooze similar" page; the signed token in the link is the authorisation
+    (with a tenants file, it names the tenant whose tables the snooze goes to)."""
+    return snooze_http(req, snooze_context(settings(), snooze_tenants))

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 
 from azure.core.credentials import TokenCredential
 
@@ -39,7 +40,7 @@ from .hunt import Hunt
 from .incidents import IncidentSettings, IncidentStore
 from .ledger import Ledger
 from .notify import build_notifier
-from .notify.base import Notifier
+from .notify.base import Notice, Notifier
 from .outcome import RunSummary
 from .runner import Runner
 from .settings import Settings
@@ -47,8 +48,9 @@ from .sources.tenant import SharedLimits, defender_credential, tenant_sources
 from .storage import Deadline, Storage, open_storage
 from .suppress.apply import Suppressor
 from .suppress.loader import load_rule_files
+from .suppress.snooze_page import TenantSnoozes
 from .suppress.store import SnoozeStore
-from .suppress.wiring import load_rules
+from .suppress.wiring import load_rules, snooze_url
 from .tenancy_notices import TenantLabel, announce, announced
 from .tenants import Tenant, load_tenants, single_tenant
 
@@ -212,7 +214,7 @@ def build_tenant_runner(context: TenancyContext, tenant: Tenant, *,
             HealthConfig.from_settings(settings), findings_notifier=notifier is not None),
         incidents=None if view is None else IncidentStore(view),
         incident_settings=IncidentSettings.from_settings(settings),
-        snooze=None,  # a snooze link's token names no tenant: it would silence another's table
+        snooze=partial(snooze_url, settings, tenant=tenant.key),  # the page: this tenant's
         workers=context.workers,
         storage=view,
     )
@@ -279,3 +281,28 @@ def problems_of(runner: Runner, summary: RunSummary) -> tuple[dict[str, str], se
         elif any(error == "" for _, error in results):
             cleared.add(source)
     return problems, cleared - set(problems)
+
+
+def snooze_tenants(settings: Settings, storage: Storage,
+                   env: Mapping[str, str] | None = None) -> dict[str, TenantSnoozes]:
+    """The snooze page's tenants: by the tenant key a link carries, the tenant's name, snooze
+    table (on the tables its runs read) and channel. Raises TenantsError for a bad file."""
+    env = os.environ if env is None else env
+    return {tenant.key: TenantSnoozes(
+        tenant.name, SnoozeStore(storage.for_tenant(tenant_prefix(tenant, multi=True))),
+        partial(_announce_snooze, settings, tenant, env))
+        for tenant in tenants_of(settings, None, env)}
+
+
+def _announce_snooze(settings: Settings, tenant: Tenant, env: Mapping[str, str],
+                     line: str) -> None:
+    """Post a snooze's one line on the tenant's channel, naming the tenant (built on use: a
+    page request snoozes for one tenant of many)."""
+    url = tenant.webhook_url(env, settings.teams_webhook_url)
+    notifier = TenantLabel.wrap(None if url is None else build_notifier(
+        replace(settings, teams_webhook_url=url)), tenant)
+    if notifier is not None:
+        try:
+            notifier.post_notice(Notice("info", "Snoozed", line))
+        finally:
+            notifier.close()

@@ -1,5 +1,5 @@
 """Suppressions on the command line: the ``--suppressions DIR`` flag of validate, eval and run,
-the calls those commands make, and ``huntwire suppressions list|remove ID``."""
+the calls those commands make, and ``huntwire suppressions list|remove ID [--tenant NAME]``."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigurationError
 from ..hunt import Hunt
-from ..settings import resolve_suppressions_dir
+from ..settings import TENANTS_FILE, Settings, resolve_suppressions_dir
 from ..suppress.apply import Suppressor, notices
 from ..suppress.loader import load_rule_files
-from ..suppress.store import Snooze, SnoozeStore, SnoozeStoreError
+from ..suppress.store import Snooze, SnoozeRows, SnoozeStore, SnoozeStoreError
 from ..suppress.validate import RuleProblem, hunt_columns, validate_rules
 from ..suppress.wiring import snooze_store
 
@@ -64,14 +65,22 @@ def register(commands: Any) -> None:
     actions = parser.add_subparsers(metavar="ACTION")
     listing = actions.add_parser("list", help="every snooze, with who, why and until when")
     listing.add_argument("--format", choices=("text", "json"), default="text")
+    listing.add_argument("--tenant", metavar="NAME",
+                         help=f"one tenant of ${TENANTS_FILE}, by name or tenant id (default: "
+                              "every tenant)")
     listing.set_defaults(handler=cmd_list)
     remove = actions.add_parser("remove", help="delete one snooze by its id")
     remove.add_argument("id")
+    remove.add_argument("--tenant", metavar="NAME",
+                        help=f"the tenant of ${TENANTS_FILE} whose snooze it is, by name or "
+                             "tenant id (required with a tenants file)")
     remove.set_defaults(handler=cmd_remove)
     parser.set_defaults(handler=lambda _args: parser.print_help() or 2)
 
 
-def _store() -> SnoozeStore:
+def _stores(wanted: str | None, *, one: bool = False) -> list[tuple[str | None, SnoozeStore]]:
+    """The snooze tables to act on: (tenant name, store); the name is None without a tenants
+    file. *wanted*: one tenant by name or id; *one*: a tenants file needs --tenant."""
     from ..settings import SettingsError, load_settings
 
     try:
@@ -85,21 +94,61 @@ def _store() -> SnoozeStore:
         print("error: no storage configured (set HUNTWIRE_STORAGE or "
               "HUNTWIRE_STORAGE__tableServiceUri)", file=sys.stderr)
         raise SystemExit(2)
-    return store
+    try:
+        return _tenant_stores(settings, store, wanted, one)
+    except ConfigurationError as exc:  # a tenants file or --tenant to fix
+        for line in f"error: {exc.message}".splitlines():
+            print(_clean(line), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _tenant_stores(settings: Settings, store: SnoozeStore, wanted: str | None,
+                   one: bool) -> list[tuple[str | None, SnoozeStore]]:
+    if settings.tenants_file is None:
+        if wanted is not None:
+            raise ConfigurationError(f"--tenant {wanted}: {TENANTS_FILE} is not set (this "
+                                     "deployment has one tenant)")
+        return [(None, store)]
+    if wanted is None and one:
+        raise ConfigurationError(f"--tenant NAME is required: {TENANTS_FILE} lists the "
+                                 "tenants, and each has its own snoozes")
+    from ..tenancy import snooze_tenants
+
+    tenants = snooze_tenants(settings, store.storage)
+    chosen = [(t.name, t.store) for key, t in tenants.items()
+              if wanted is None or wanted.casefold() in (str(t.name).casefold(), key)]
+    if not chosen:
+        raise ConfigurationError(f"--tenant {wanted}: no tenant of that name or id in "
+                                 f"{settings.tenants_file}")
+    return chosen
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    try:
-        rows = _store().load()
-    except SnoozeStoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    today = datetime.now(UTC).date()
+    listed: list[dict[str, Any]] = []
+    for tenant, store in _stores(args.tenant):
+        try:
+            rows = store.load()
+        except SnoozeStoreError as exc:
+            print(_clean(f"error: {f'tenant {tenant}: ' if tenant else ''}{exc}"),
+                  file=sys.stderr)
+            return 1
+        if args.format == "json":
+            named = {"tenant": tenant} if tenant is not None else {}
+            listed += [{**named, **_as_dict(s, datetime.now(UTC).date())}
+                       for s in rows.snoozes]
+            listed += [{**named, "id": row_key, "active": False, "error": why}
+                       for row_key, why in rows.skipped]
+            continue
+        if tenant is not None:
+            print(_clean(f"tenant {tenant}:"))
+        _print_rows(rows)
     if args.format == "json":
-        print(json.dumps([_as_dict(s, today) for s in rows.snoozes] + [
-            {"id": row_key, "active": False, "error": why} for row_key, why in rows.skipped],
-            indent=2, ensure_ascii=False))
-        return 0
+        print(json.dumps(listed, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _print_rows(rows: SnoozeRows) -> None:
+    today = datetime.now(UTC).date()
     for s in rows.snoozes:
         state = "active" if s.expires >= today else "expired"
         where = ", ".join(f"{c} = {v[:60]!r}" for c, v in s.values.items())
@@ -110,19 +159,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     print(f"{len(rows.snoozes)} snooze(s)"
           + (f", {len(rows.skipped)} invalid row(s): remove them with 'huntwire suppressions "
              "remove ID'" if rows.skipped else ""))
-    return 0
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
+    ((tenant, store),) = _stores(args.tenant, one=True)
     try:
-        removed = _store().remove(args.id)
+        removed = store.remove(args.id)
     except SnoozeStoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if not removed:
-        print(_clean(f"error: no snooze with id {args.id}"), file=sys.stderr)
+        where = f" for tenant {tenant}" if tenant else ""
+        print(_clean(f"error: no snooze with id {args.id}{where}"), file=sys.stderr)
         return 1
-    print(_clean(f"removed {args.id}; the links sent for it no longer work"))
+    print(_clean(f"removed {args.id}{f' (tenant {tenant})' if tenant else ''}; the links sent "
+                 "for it no longer work"))
     return 0
 
 

@@ -1,6 +1,8 @@
 """The snooze page behind the card's link: GET shows what would be suppressed and asks for a
 reason and a name; only a POST from that form (carrying the token again) creates the snooze.
 Teams and mail scanners open links with GET, so GET never writes. Everything shown is escaped.
+On a multi-tenant deployment the token names its tenant: the snooze goes to that tenant's table
+(a tenant not in the tenants file is refused), and the page names the tenant.
 """
 
 from __future__ import annotations
@@ -51,23 +53,40 @@ class PageResponse:
     headers: Mapping[str, str] = field(default_factory=lambda: dict(HEADERS))
 
 
+@dataclass(frozen=True)
+class TenantSnoozes:
+    """Where a link's snooze goes: a tenant's snooze table, its name (None: the deployment's
+    one tenant) and its channel's announcement."""
+
+    name: str | None
+    store: SnoozeStore
+    announce: Callable[[str], object] | None = None
+
+
 @dataclass
 class SnoozeContext:
     key: bytes | None = field(repr=False)
     store: SnoozeStore | None
+    """The deployment's snooze table (single tenant); None: no storage, snoozing is off."""
     hunt_names: Mapping[str, str]
     """hunt id -> name: a token for a hunt that no longer exists is refused"""
     announce: Callable[[str], object] | None = None
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    tenants: Mapping[str, TenantSnoozes] | None = field(default=None, repr=False)
+    """With a tenants file: tenant key -> its snoozes; a link must name one of them. None: one
+    tenant, whose links name none (a link naming a tenant is refused)."""
+    problem: str | None = None
+    """Why snoozing is off although key and storage are set (shown on the page: no secrets)."""
 
 
 def handle(request: PageRequest, context: SnoozeContext) -> PageResponse:
     method = request.method.upper()
     if method not in ("GET", "POST"):
         return _page(405, "Method not allowed", "<p>Use the link from the card.</p>")
-    if context.key is None or context.store is None:
-        return _page(503, "Snoozing is not set up", "<p>HUNTWIRE_SNOOZE_KEY is missing or "
-                     "unusable, or storage is missing (see the app's log).</p>")
+    if context.key is None or context.store is None or context.problem:
+        return _page(503, "Snoozing is not set up", f"<p>{_e(context.problem)}</p>"
+                     if context.problem else "<p>HUNTWIRE_SNOOZE_KEY is missing or unusable, "
+                     "or storage is missing (see the app's log).</p>")
     token = (request.form if method == "POST" else request.params).get("t", "")
     try:
         claim = read_token(context.key, token, context.now(),
@@ -78,31 +97,54 @@ def handle(request: PageRequest, context: SnoozeContext) -> PageResponse:
     if broad:
         return _page(403, "Link refused", f"<p>This link would silence too much: {_e(broad)}"
                      ".</p>")
+    target = _target(claim, context)
+    if isinstance(target, PageResponse):
+        return target
     hunt_name = context.hunt_names.get(claim.hunt_id)
     if hunt_name is None:
         return _page(404, "Unknown hunt", "<p>The hunt of this link no longer exists.</p>")
     if method == "GET":
-        return _show(token, claim, hunt_name, context.store)
-    return _create(request.form, claim, hunt_name, context)
+        return _show(token, claim, hunt_name, target)
+    return _create(request.form, claim, hunt_name, target, context)
 
 
-def _show(token: str, claim: SnoozeClaim, hunt_name: str, store: SnoozeStore) -> PageResponse:
+def _target(claim: SnoozeClaim, context: SnoozeContext) -> TenantSnoozes | PageResponse:
+    """The snooze table the link's tenant uses, or the page refusing the link."""
+    assert context.store is not None
+    if context.tenants is None:
+        if claim.tenant is None:
+            return TenantSnoozes(None, context.store, context.announce)
+        return _page(404, "Unknown tenant", f"<p>This link is for tenant <code>"
+                     f"{_e(claim.tenant)}</code>; this deployment has no tenants file.</p>")
+    if claim.tenant is None:
+        return _page(404, "Unknown tenant", "<p>This link names no tenant and this deployment "
+                     "serves several: use the snooze link of a newer card.</p>")
+    target = context.tenants.get(claim.tenant)
+    if target is None:
+        log.warning("huntwire.snooze link refused: tenant %s is not in the tenants file",
+                    claim.tenant)
+        return _page(404, "Unknown tenant", f"<p>Tenant <code>{_e(claim.tenant)}</code> of "
+                     "this link is not in this deployment's tenants file.</p>")
+    return target
+
+
+def _show(token: str, claim: SnoozeClaim, hunt_name: str,
+          target: TenantSnoozes) -> PageResponse:
     """The form, unless the link is known to be spent or revoked (a read; GET never writes).
     If storage cannot tell, the form is shown: its POST checks again."""
     try:
-        refusal = store.link_refusal(claim.link_id, f"snooze-{claim.fingerprint}",
-                                     claim.expires)
+        refusal = target.store.link_refusal(claim.link_id, f"snooze-{claim.fingerprint}",
+                                            claim.expires)
     except SnoozeStoreError as exc:
         log.error("huntwire.snooze %s", exc)
         refusal = None
     if refusal:
         return _page(410, "Link no longer valid", f"<p>{_e(refusal)}.</p>")
-    return _form(token, claim, hunt_name)
+    return _form(token, claim, hunt_name, target.name)
 
 
-def _create(form: Mapping[str, str], claim: SnoozeClaim, hunt_name: str,
+def _create(form: Mapping[str, str], claim: SnoozeClaim, hunt_name: str, target: TenantSnoozes,
             context: SnoozeContext) -> PageResponse:
-    assert context.store is not None
     reason, owner = form.get("reason", "").strip(), form.get("name", "").strip()
     try:
         days = int(form.get("days", "7"))
@@ -116,7 +158,7 @@ def _create(form: Mapping[str, str], claim: SnoozeClaim, hunt_name: str,
         message = str(exc) if "required" in str(exc) or "days" in str(exc) else "bad form"
         return _page(400, "Not snoozed", f"<p>{_e(message)}</p>")
     try:
-        added = context.store.add(snooze, claim.expires)
+        added = target.store.add(snooze, claim.expires)
     except LinkRefused as refused:
         return _page(409, "Link no longer valid", f"<p>{_e(refused.message)}.</p>")
     except SnoozeStoreError as exc:
@@ -124,11 +166,11 @@ def _create(form: Mapping[str, str], claim: SnoozeClaim, hunt_name: str,
         return _page(503, "Not snoozed", "<p>Storage is unavailable; try again later.</p>")
     if not added:
         return _page(409, "Already snoozed", f"<p>This finding is already snoozed until "
-                     f"{_e(_until(context.store, snooze.id))}.</p>")
-    _audit(snooze, hunt_name, context)
-    return _page(201, "Snoozed", f"<p>Snoozed until {_e(snooze.expires.isoformat())} (rule "
-                 f"<code>{_e(snooze.id)}</code>): {_scope(hunt_name, claim.values)}</p>"
-                 f"{_conditions(claim.values)}")
+                     f"{_e(_until(target.store, snooze.id))}.</p>")
+    _audit(snooze, hunt_name, target)
+    return _page(201, "Snoozed", f"{_tenant(target.name)}<p>Snoozed until "
+                 f"{_e(snooze.expires.isoformat())} (rule <code>{_e(snooze.id)}</code>): "
+                 f"{_scope(hunt_name, claim.values)}</p>{_conditions(claim.values)}")
 
 
 def _until(store: SnoozeStore, snooze_id: str) -> str:
@@ -148,16 +190,17 @@ def announcement_line(snooze: Snooze, hunt_name: str) -> str:
             f"until {snooze.expires.isoformat()} where {what}: {_short(snooze.reason, 80)}")
 
 
-def _audit(snooze: Snooze, hunt_name: str, context: SnoozeContext) -> None:
+def _audit(snooze: Snooze, hunt_name: str, target: TenantSnoozes) -> None:
     log.warning("huntwire.snooze %s", json.dumps({
-        "rule": snooze.id, "hunt": snooze.hunt_id, "owner": snooze.owner,
+        **({"tenant": target.name} if target.name is not None else {}), "rule": snooze.id,
+        "hunt": snooze.hunt_id, "owner": snooze.owner,
         "reason": snooze.reason, "created": snooze.created.isoformat(),
         "expires": snooze.expires.isoformat(),
         "where": {c: _short(v, 200) for c, v in snooze.values.items()}}, ensure_ascii=False))
-    if context.announce is None:
+    if target.announce is None:
         return
     try:
-        context.announce(announcement_line(snooze, hunt_name))
+        target.announce(announcement_line(snooze, hunt_name))
     except Exception as exc:  # the snooze stands; the log above is its audit record
         log.error("huntwire.snooze announcement not posted: %s", type(exc).__name__)
 
@@ -168,6 +211,11 @@ def _scope(hunt_name: str, values: Mapping[str, str]) -> str:
             "these columns holds exactly this value (ignoring case):")
 
 
+def _tenant(name: str | None) -> str:
+    return "" if name is None else (f"<p>Tenant <b>{_e(name)}</b>: the snooze applies to this "
+                                     "tenant's runs only.</p>")
+
+
 def _conditions(values: Mapping[str, str]) -> str:
     rows = "".join(f"<tr><th>{_e(c)}</th><td><code>{_e(v)}</code></td></tr>"
                    for c, v in values.items())
@@ -175,10 +223,10 @@ def _conditions(values: Mapping[str, str]) -> str:
             "still reported.</p>")
 
 
-def _form(token: str, claim: SnoozeClaim, hunt_name: str) -> PageResponse:
+def _form(token: str, claim: SnoozeClaim, hunt_name: str, tenant: str | None) -> PageResponse:
     options = "".join(f'<option value="{d}"{" selected" if d == 7 else ""}>{d} day(s)'
                       "</option>" for d in DAY_CHOICES if d <= MAX_SNOOZE.days)
-    body = (f"<p>If you snooze this, {_scope(hunt_name, claim.values)}</p>"
+    body = (f"{_tenant(tenant)}<p>If you snooze this, {_scope(hunt_name, claim.values)}</p>"
             f"{_conditions(claim.values)}"
             f"<p>Hunt id <code>{_e(claim.hunt_id)}</code>.</p>"
             '<form method="post">'

@@ -1,8 +1,10 @@
 """Signed, expiring snooze tokens: ``v2.<payload>.<HMAC-SHA256>``, both base64url.
 
 The payload (zlib-compressed JSON) names one hunt, the device and identifying values of one
-finding (``scope.snooze_values``), when the token expires, and a random link id: a link creates
-at most one snooze, and once used (or its snooze removed) it is refused (``store``). Anything
+finding (``scope.snooze_values``), when the token expires, a random link id (a link creates
+at most one snooze, and once used or its snooze removed it is refused: ``store``) and, on a
+multi-tenant deployment, the key of the tenant whose card carried it (whose tables the snooze
+goes to; no tenant: the deployment's one tenant, as before tenants existed). Anything
 changed in it breaks the signature; the signature is compared in constant time. The key is the
 setting ``HUNTWIRE_SNOOZE_KEY`` (Key Vault in Azure). ``v1`` tokens (no device, no link id) are
 refused.
@@ -31,6 +33,7 @@ MAX_BODY_BYTES = 64 * 1024
 CLOCK_SKEW = timedelta(hours=1)
 """A token whose expiry is further ahead than LINK_LIFETIME plus this is refused."""
 LINK_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}\Z")
+TENANT_KEY = re.compile(r"^[A-Za-z0-9-]{1,64}\Z")
 
 
 class TokenError(HuntwireError):
@@ -47,6 +50,8 @@ class SnoozeClaim:
     expires: datetime
     link_id: str
     """Random, unique per link: what revocation records."""
+    tenant: str | None = None
+    """The tenant key (``Tenant.key``) of the card's tenant; None: a single-tenant link."""
 
     @property
     def fingerprint(self) -> str:
@@ -71,10 +76,16 @@ def new_link_id() -> str:
 
 
 def make_token(key: bytes, hunt_id: str, values: Mapping[str, str], expires: datetime,
-               link_id: str | None = None) -> str:
-    body = json.dumps({"h": hunt_id, "v": dict(values), "e": int(expires.timestamp()),
-                       "n": link_id or new_link_id()},
-                      ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+               link_id: str | None = None, *, tenant: str | None = None) -> str:
+    """A signed link token; *tenant*: the key of the tenant whose tables it snoozes in (None:
+    the deployment's one tenant; the token then carries no tenant, as before)."""
+    claims: dict[str, object] = {"h": hunt_id, "v": dict(values), "e": int(expires.timestamp()),
+                                 "n": link_id or new_link_id()}
+    if tenant is not None:
+        if not TENANT_KEY.match(tenant):
+            raise TokenError("a tenant key is 1-64 letters, digits or '-'")
+        claims["t"] = tenant
+    body = json.dumps(claims, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     payload = _b64(zlib.compress(body.encode(), 9))
     signed = f"{VERSION}.{payload}"
     return f"{signed}.{_b64(_sign(check_key(key), signed))}"
@@ -120,8 +131,11 @@ def _claim(payload: str) -> SnoozeClaim:
         link_id = body["n"]
         if not isinstance(link_id, str) or not LINK_ID.match(link_id):
             raise ValueError("bad link id")
+        tenant = body.get("t")
+        if tenant is not None and (not isinstance(tenant, str) or not TENANT_KEY.match(tenant)):
+            raise ValueError("bad tenant")
         expires = datetime.fromtimestamp(int(body["e"]), UTC)
-        return SnoozeClaim(str(body["h"]), values, expires, link_id)
+        return SnoozeClaim(str(body["h"]), values, expires, link_id, tenant)
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError, OSError,
             RecursionError, zlib.error):
         raise TokenError("malformed link") from None

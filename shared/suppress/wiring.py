@@ -98,16 +98,20 @@ def snooze_group(hunt: Hunt, row: Mapping[str, Any]) -> str | None:
 
 
 def snooze_url(settings: Settings | None, hunt: Hunt, row: Mapping[str, Any],
-               now: datetime | None = None) -> tuple[str, str] | None:
+               now: datetime | None = None, *, tenant: str | None = None,
+               ) -> tuple[str, str] | None:
     """The card's snooze link, labelled with what it silences: (label, url). None when
     snoozing is not set up (no usable key or public URL), or the row's identity is too broad
-    to snooze (no device, only a process name, only an address and port)."""
+    to snooze (no device, only a process name, only an address and port). *tenant*: the key
+    of the card's tenant on a multi-tenant deployment (signed into the link: the page snoozes
+    in that tenant's tables)."""
     key, base = snooze_key(settings), public_url(settings)
     values = snooze_values(row)
     if not key or not base or too_broad(values):
         return None
     try:
-        token = make_token(key, hunt.id, values, (now or datetime.now(UTC)) + LINK_LIFETIME)
+        token = make_token(key, hunt.id, values, (now or datetime.now(UTC)) + LINK_LIFETIME,
+                           tenant=tenant)
     except TokenError as exc:
         log.error("huntwire.snooze no link: %s", exc)
         return None
