@@ -30,7 +30,8 @@ from shared.suppress.store import PARTITION, TABLE, SnoozeStore
 from shared.suppress.token import TokenError, make_token, read_token
 from shared.tenancy import tenant_prefix
 from shared.tenants import Tenant
-from tests.test_tenancy import HUNTS, NOW, World, world  # noqa: F401  (world: a fixture)
+from tests.test_tenancy import HUNTS, NOW, World
+from tests.test_tenancy import world as world  # the fixture
 
 KEY = "s" * 40
 BASE = "https://hw.example"
@@ -41,8 +42,9 @@ Page = Callable[[func.HttpRequest], func.HttpResponse]
 
 
 @pytest.fixture
-def mssp(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:  # noqa: F811
+def mssp(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     """The tenants world with snoozing on, its settings in the function's environment."""
+    TableServiceClient.from_connection_string(world.storage).delete_table(TABLE)  # other tests'
     world.env.update({"HUNTWIRE_SNOOZE_KEY": KEY, "HUNTWIRE_PUBLIC_URL": BASE})
     for name, value in world.env.items():
         monkeypatch.setenv(name, value)
@@ -133,7 +135,8 @@ def test_a_link_from_one_tenants_card_snoozes_in_its_tables_only(
     assert snoozes(mssp, None) == []  # never the default tables
     announced = [json.dumps(p) for p in mssp.channels["Contoso"].payloads
                  if "snoozed" in json.dumps(p)]
-    assert len(announced) == 1 and "Contoso" in announced[0]
+    assert len(announced) == 1
+    assert "Contoso" in announced[0]
     assert not [p for p in mssp.channels["Fabrikam"].payloads if "snoozed" in json.dumps(p)]
     assert page(post(token)).status_code == 409  # one-time use, in the tenant's table
 
