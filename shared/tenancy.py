@@ -214,7 +214,7 @@ def build_tenant_runner(context: TenancyContext, tenant: Tenant, *,
             HealthConfig.from_settings(settings), findings_notifier=notifier is not None),
         incidents=None if view is None else IncidentStore(view),
         incident_settings=IncidentSettings.from_settings(settings),
-        snooze=partial(snooze_url, settings, tenant=tenant.key),  # the page: this tenant's
+        snooze=partial(snooze_url, settings, tenant=tenant.key),  # links name the tenant
         workers=context.workers,
         storage=view,
     )

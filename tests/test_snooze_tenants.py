@@ -245,3 +245,24 @@ def test_suppressions_list_and_remove_take_a_tenant(
     with pytest.raises(SystemExit):
         main(["suppressions", "list", "--tenant", "Nobody"])
     assert "no tenant of that name" in capsys.readouterr().err
+
+
+def test_a_tenants_file_that_cannot_be_used_turns_the_page_off_in_one_line(
+        mssp: World, page: Page, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    import function_app
+
+    bad = tmp_path / "bad-tenants.yaml"
+    bad.write_text("tenants:\n  - name: Contoso\n    tenant_id: not-a-guid\n")
+    monkeypatch.setenv("HUNTWIRE_TENANTS_FILE", str(bad))
+    function_app.settings.cache_clear()
+    token = make_token(KEY.encode(), DEFENDER_HUNT, {"DeviceId": "contoso-dev",
+                                                     "ProcessCommandLine": "x"},
+                       datetime.now(UTC) + timedelta(days=7), tenant=mssp.tenants["Contoso"])
+    response = page(get(token))
+    assert response.status_code == 503
+    assert "tenants file cannot be used" in response.get_body().decode()
+    (line,) = [r.getMessage() for r in caplog.records if "tenants file not usable" in
+               r.getMessage()]
+    assert "not-a-guid" in line
+    assert "\n" not in line
