@@ -84,15 +84,9 @@ class Azurite:
                 f"TableEndpoint={self.table_endpoint};")
 
     def start(self) -> Azurite:
-        binary = REPO / "node_modules" / ".bin" / "azurite-table"
-        command = str(binary) if binary.exists() else shutil.which("azurite-table")
-        if command is None:
-            raise RuntimeError("azurite-table not found: run `make setup` (npm ci)")
         self.port = self.port or free_port()
-        self.process = subprocess.Popen(
-            [command, "--tableHost", "127.0.0.1", "--tablePort", str(self.port),
-             "--inMemoryPersistence", "--disableTelemetry", "--silent", *self._tls_options()],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = launch("azurite-table", "--tableHost", "127.0.0.1", "--tablePort",
+                              str(self.port), *self._tls_options())
         self._wait_until_listening()
         return self
 
@@ -160,15 +154,9 @@ class AzuriteQueues:
                 f"QueueEndpoint={self.queue_endpoint};{tables}")
 
     def start(self) -> AzuriteQueues:
-        binary = REPO / "node_modules" / ".bin" / "azurite-queue"
-        command = str(binary) if binary.exists() else shutil.which("azurite-queue")
-        if command is None:
-            raise RuntimeError("azurite-queue not found: run `make setup` (npm ci)")
         self.port = self.port or free_port()
-        self.process = subprocess.Popen(
-            [command, "--queueHost", "127.0.0.1", "--queuePort", str(self.port),
-             "--inMemoryPersistence", "--disableTelemetry", "--silent", "--skipApiVersionCheck"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = launch("azurite-queue", "--queueHost", "127.0.0.1", "--queuePort",
+                              str(self.port), "--skipApiVersionCheck")
         waiter = Azurite(port=self.port, startup_timeout=self.startup_timeout,
                          process=self.process)
         try:
@@ -193,3 +181,15 @@ class AzuriteQueues:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def launch(service: str, *options: str) -> subprocess.Popen[bytes]:
+    """Start one Azurite service (``azurite-table``, ``azurite-queue``) from the repository's
+    node_modules (or PATH), in memory and quiet."""
+    binary = REPO / "node_modules" / ".bin" / service
+    command = str(binary) if binary.exists() else shutil.which(service)
+    if command is None:
+        raise RuntimeError(f"{service} not found: run `make setup` (npm ci)")
+    return subprocess.Popen(
+        [command, *options, "--inMemoryPersistence", "--disableTelemetry", "--silent"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import columns, refusals
+from .operators import operator_node
 from .rendered import RenderedFunction as _RenderedFunction
 
 _INSTALLED: list[bool] = []
@@ -182,13 +183,7 @@ def _install_project_reorder(lower: Any, schema: Any, translate: Any) -> None:
     original_columns = schema._operator_columns_unchecked
 
     def lower_operator(node: Any) -> Any:
-        inner = node
-        while lower._cls(inner) in ("PipedOperator", "AfterPipeOperator"):
-            rules = lower._rule_children(inner)
-            if not rules:
-                break
-            inner = rules[0]
-        inner = lower._collapse(inner)
+        inner = operator_node(lower, node)
         if lower._cls(inner) != "ProjectReorderOperator":
             return original_lower(node)
         text = inner.getText()

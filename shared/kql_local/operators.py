@@ -38,7 +38,7 @@ def install(lower: Any, functions: Any, translate: Any, schema: Any) -> None:
     original_columns = schema._operator_columns_unchecked
 
     def lower_operator(node: Any) -> Any:
-        inner = _operator_node(lower, node)
+        inner = operator_node(lower, node)
         kind = lower._cls(inner)
         if kind == "SerializeOperator":
             named = [lower._lower_named(k) for k in lower._rule_children(inner)]
@@ -108,7 +108,8 @@ class _RowNumber(_Window):
         return f"(row_number() OVER () + ({start}) - 1)"
 
 
-def _operator_node(lower: Any, node: Any) -> Any:
+def operator_node(lower: Any, node: Any) -> Any:
+    """The operator under a pipe's wrapper nodes, collapsed (what duckdb-kql lowers)."""
     inner = node
     while lower._cls(inner) in ("PipedOperator", "AfterPipeOperator"):
         rules = lower._rule_children(inner)
