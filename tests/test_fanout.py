@@ -239,6 +239,13 @@ def test_a_poison_message_is_announced_and_its_findings_come_once_next_cycle(
     health = _health(host, SEED_ID)
     assert health["ConsecutiveFailures"] >= 1
     assert "queue message failed" in health["LastError"]
+    # The poison message comes again (at-least-once, or a copy): no second notice, and the
+    # hunt's failure is not counted twice.
+    host.client(HUNTS_QUEUE + POISON_SUFFIX).send_message(message.content)
+    host.drain()
+    assert not host.failures
+    assert len(notices(world["webhook"], "poison")) == 1
+    assert _health(host, SEED_ID)["ConsecutiveFailures"] == health["ConsecutiveFailures"]
     # The next cycle (an hour later): the seed's findings, once; the others' not again.
     function_app.fanout().start(world["now"] + timedelta(hours=1))
     host.drain()
