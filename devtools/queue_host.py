@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import azure.functions as func
@@ -62,6 +62,23 @@ class QueueHost:
         """The next visible message of *name*, now invisible for *lease_seconds*."""
         return self.client(name).receive_message(
             visibility_timeout=lease_seconds or self.lease_seconds)
+
+    def receive_visible(self, name: str, lease_seconds: int | None = None,
+                        max_messages: int = 32) -> list[QueueMessage]:
+        """Every visible message of *name* (up to *max_messages*) in one receive, each now
+        invisible for *lease_seconds* (each one's dequeue count goes up by one)."""
+        return list(self.client(name).receive_messages(
+            max_messages=max_messages, messages_per_page=max_messages,
+            visibility_timeout=lease_seconds or self.lease_seconds))
+
+    def release(self, name: str, messages: Iterable[QueueMessage]) -> None:
+        """Make received messages visible again at once (a test put them back untouched)."""
+        for message in messages:
+            self.client(name).update_message(message, visibility_timeout=0)
+
+    def visible_ids(self, name: str) -> set[str]:
+        """The ids of the visible messages of *name* (a peek: no dequeue is counted)."""
+        return {m.id for m in self.client(name).peek_messages(max_messages=32)}
 
     def invoke(self, name: str, message: QueueMessage) -> bool:
         """Run the function of *name* on *message* as the host does; whether it succeeded."""

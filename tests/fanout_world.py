@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -138,18 +139,29 @@ def cycle_of(host: QueueHost) -> Any:
     return cycle
 
 
+def take_message(host: QueueHost, name: str, wanted: Callable[[Any], bool], lease_seconds: int,
+                 timeout: float = 60.0) -> Any:
+    """Receive the message of *name* that *wanted* accepts, once it is visible, and put the
+    others back. Waiting peeks (a receive counts a dequeue: polling with receives would push
+    the other messages towards the poison queue); the one receive takes every visible message
+    at once, so each other message is dequeued once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        peeked = host.client(name).peek_messages(max_messages=32)
+        if any(wanted(m) for m in peeked):
+            received = host.receive_visible(name, lease_seconds)
+            found = next((m for m in received if wanted(m)), None)
+            host.release(name, [m for m in received if m is not found])
+            if found is not None:
+                return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no wanted message became visible in {name} within "
+                                 f"{timeout:.0f} s")
+        time.sleep(0.1)
+
+
 def seed_message(host: QueueHost, lease_seconds: int) -> Any:
-    """Receive the seed hunt's message (others are put back)."""
-    others = []
-    try:
-        for _ in range(20):
-            message = host.receive(HUNTS_QUEUE, lease_seconds)
-            assert message is not None
-            body = decode(message.content)
-            if getattr(body, "hunt", None) == SEED_ID:
-                return message
-            others.append(message)
-        raise AssertionError("the seed hunt's message was not sent")
-    finally:
-        for other in others:
-            host.client(HUNTS_QUEUE).update_message(other, visibility_timeout=0)
+    """Receive the seed hunt's message (others are put back, dequeued once)."""
+    return take_message(host, HUNTS_QUEUE,
+                        lambda m: getattr(decode(m.content), "hunt", None) == SEED_ID,
+                        lease_seconds, timeout=10)

@@ -118,6 +118,32 @@ def test_one_delivery_per_cycle_and_a_crashed_one_is_taken_over(storage: Storage
     assert store.claim_delivery("default", "c4", lease, "c")[0] == "delivered"
 
 
+def test_a_poison_notice_is_recorded_once_per_hunt_and_per_delivery(storage: Storage) -> None:
+    store = CycleStore(storage)
+    hunts = hunt_ids(3)
+    store.open("default", "c5", NOW, NOW + timedelta(minutes=20), hunts)
+    assert not store.announced("default", "c5", hunts[1])
+    assert store.mark_announced("default", "c5", hunts[1]) is not None
+    assert store.announced("default", "c5", hunts[1])
+    assert not store.announced("default", "c5", hunts[0])
+    assert not store.announced("default", "c5", None)  # the delivery's: not yet
+    before = store.get("default", "c5")
+    assert store.mark_announced("default", "c5", hunts[1]) is not None
+    after = store.get("default", "c5")
+    assert before is not None
+    assert after is not None
+    assert after.etag == before.etag  # already recorded: nothing written
+    store.mark_announced("default", "c5", None)
+    stored = store.get("default", "c5")
+    assert stored is not None
+    assert stored.delivery_announced
+    assert stored.announced == 0b10
+    assert stored.done == 0  # announcing counts nothing done
+    assert not store.announced("default", "c5", "not-a-hunt-of-this-cycle")
+    assert not store.announced("default", "no-such-cycle", hunts[0])
+    assert store.mark_announced("default", "no-such-cycle", hunts[0]) is None
+
+
 def test_messages_round_trip() -> None:
     hunt = HuntMessage("default", "20261206T1000", "h1", NOW.isoformat())
     delivery = DeliveryMessage("default", "20261206T1000", "deadline")

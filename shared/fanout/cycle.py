@@ -45,6 +45,10 @@ class Cycle:
     done: int = 0
     """Bitmap over *hunts*: bit i set once hunt i finished (or was given up)."""
     failed: int = 0
+    announced: int = 0
+    """Bitmap over *hunts*: bit i set once hunt i's poison notice was posted."""
+    delivery_announced: bool = False
+    """Whether a poison notice for the cycle's delivery was posted."""
     delivery_owner: str = ""
     delivery_until: datetime | None = None
     delivered_at: datetime | None = None
@@ -116,6 +120,32 @@ class CycleStore:
 
         return self._modify(tenant, cycle, change, f"counting hunt {hunt_id} done")
 
+    def announced(self, tenant: str, cycle: str, hunt_id: str | None) -> bool:
+        """Whether the poison notice of *hunt_id* (None: of the cycle's delivery) was posted."""
+        current = self.get(tenant, cycle)
+        if current is None:
+            return False
+        if hunt_id is None:
+            return current.delivery_announced
+        return hunt_id in current.hunts and bool(
+            current.announced >> current.hunts.index(hunt_id) & 1)
+
+    def mark_announced(self, tenant: str, cycle: str, hunt_id: str | None) -> Cycle | None:
+        """Record that the poison notice of *hunt_id* (None: of the cycle's delivery) was
+        posted, so a poison message that comes again (or its copy) is not announced twice."""
+        def change(current: Cycle) -> Cycle | None:
+            if hunt_id is None:
+                return None if current.delivery_announced else replace(
+                    current, delivery_announced=True)
+            if hunt_id not in current.hunts:
+                return None
+            bit = 1 << current.hunts.index(hunt_id)
+            if current.announced & bit:
+                return None
+            return replace(current, announced=current.announced | bit)
+
+        return self._modify(tenant, cycle, change, "recording a poison notice")
+
     def claim_delivery(self, tenant: str, cycle: str, lease: timedelta,
                        owner: str | None = None) -> tuple[Claim, Cycle | None]:
         """Take the cycle's delivery lease. "claimed": deliver now, then :meth:`delivered`;
@@ -182,7 +212,8 @@ def _entity(cycle: Cycle) -> dict[str, Any]:
         "PartitionKey": cycle.tenant, "RowKey": cycle.cycle, "Now": cycle.now,
         "Deadline": cycle.deadline, "Total": len(cycle.hunts), "Chunks": len(chunks),
         "Done": format(cycle.done, "x"), "Failed": format(cycle.failed, "x"),
-        "DeliveryOwner": cycle.delivery_owner}
+        "Announced": format(cycle.announced, "x"),
+        "DeliveryAnnounced": cycle.delivery_announced, "DeliveryOwner": cycle.delivery_owner}
     entity.update({f"Hunts{i}": chunk for i, chunk in enumerate(chunks)})
     if cycle.delivery_until is not None:
         entity["DeliveryUntil"] = cycle.delivery_until
@@ -198,6 +229,8 @@ def _cycle(entity: Any) -> Cycle:
         tenant=entity["PartitionKey"], cycle=entity["RowKey"], now=_utc(entity["Now"]),
         deadline=_utc(entity["Deadline"]), hunts=tuple(h for h in text.split(",") if h),
         done=int(entity.get("Done") or "0", 16), failed=int(entity.get("Failed") or "0", 16),
+        announced=int(entity.get("Announced") or "0", 16),
+        delivery_announced=bool(entity.get("DeliveryAnnounced")),
         delivery_owner=str(entity.get("DeliveryOwner") or ""),
         delivery_until=_utc_or_none(entity.get("DeliveryUntil")),
         delivered_at=_utc_or_none(entity.get("DeliveredAt")), etag=metadata.get("etag"))

@@ -33,6 +33,7 @@ from ..outcome import HuntOutcome, RunSummary
 from ..runner import Runner, is_due
 from ..settings import Settings
 from ..sources.base import close_sources
+from ..storage import open_storage
 from ..storage.queues import Queues, open_queues
 from ..window import iso
 from .cycle import Cycle, CycleStore
@@ -250,46 +251,81 @@ class Fanout:
     # -- poison ------------------------------------------------------------------------------
 
     def poison(self, body: str | bytes, queue: str) -> None:
-        """A message the host gave up on: announce it, record the hunt's failure in health and
-        count it done, so the cycle's delivery still runs. Raises if the notice could not be
-        posted (the host logs the failed invocation and retries it)."""
-        try:
-            message: HuntMessage | DeliveryMessage | None = decode(body)
-        except MessageError as exc:
-            message, problem = None, str(exc)
-        else:
-            problem = ""
-        facts: list[tuple[str, str]] = [("Queue", queue)]
-        if message is not None:
-            facts += [("Tenant", message.tenant), ("Cycle", message.cycle)]
+        """A message the host gave up on: announce it (once per hunt or delivery of a cycle:
+        the counter records the notice, so a copy or a retry does not post it again), record
+        the hunt's failure in health and count it done, so the cycle's delivery still runs.
+        Raises if the notice could not be posted (the host logs the failed invocation and
+        retries it)."""
+        message, notice = poison_notice(body, queue)
+        if message is None or message.tenant != self.tenant:
+            self._notify(notice)  # no counter of ours to record it on
+            return
+        hunt_id = message.hunt if isinstance(message, HuntMessage) else None
+        self._announce_once(message.cycle, hunt_id, notice)
         if isinstance(message, HuntMessage):
-            facts.append(("Hunt id", message.hunt))
-            lead = (f"The hunt's queue message failed {MAX_DEQUEUE_COUNT} times and was set "
-                    "aside: the hunt did not run this cycle; it runs again next cycle from its "
-                    "last checkpoint, so no data is skipped.")
-        elif isinstance(message, DeliveryMessage):
-            lead = (f"The cycle's delivery failed {MAX_DEQUEUE_COUNT} times: its findings stay "
-                    "pending and the next cycle delivers them.")
-        else:
-            lead = f"An unreadable message was set aside ({problem[:200]})."
-        # Announced first: a retry after a failed record may repeat the notice, never skip it.
-        self._notify(Notice("health", "Queue message set aside (poison queue)", lead,
-                            severity="High", facts=tuple(facts), tag=HEALTH_TAG + "poison"))
-        if isinstance(message, HuntMessage) and message.tenant == self.tenant:
             self._record_poisoned_hunt(message)
+
+    def _announce_once(self, cycle: str, hunt_id: str | None, notice: Notice) -> None:
+        """Post *notice* unless the cycle's counter says it was posted. Never skipped: an
+        unreadable counter posts it; a notice posted but not recorded may be posted again."""
+        store: CycleStore | None = None
+        try:
+            store = CycleStore(open_storage(self.settings))
+            if store.announced(self.tenant, cycle, hunt_id):
+                log.info("huntwire.fanout poison notice for cycle %s (%s) posted before",
+                         cycle, hunt_id or "delivery")
+                return
+        except HuntwireError as exc:
+            log.warning("huntwire.fanout poison notice: %s", exc.message)
+        self._notify(notice)
+        try:
+            if store is not None:
+                store.mark_announced(self.tenant, cycle, hunt_id)
+        except HuntwireError as exc:  # posted: failing now would post it again
+            log.warning("huntwire.fanout poison notice not recorded: %s", exc.message)
 
     def _record_poisoned_hunt(self, message: HuntMessage) -> None:
         runner = self.runner(message.cycle)
         close_sources(runner.sources.values())
         assert runner.storage is not None
+        store = CycleStore(runner.storage)
+        current = store.get(self.tenant, message.cycle)
+        if current is not None and message.hunt in current.done_ids:
+            return  # counted (a copy ran, or this message came before): health has it
         hunt = next((h for h in runner.hunts if h.id == message.hunt), None)
         if hunt is not None and runner.health is not None:
             outcome = HuntOutcome(hunt.id, hunt.name, "failed", error_kind="poison",
                                   error=f"queue message failed {MAX_DEQUEUE_COUNT} times")
             runner.health.after_hunt(hunt, outcome, message.started)
-        self._count_done(CycleStore(runner.storage), message, failed=True)
+        self._count_done(store, message, failed=True)
 
     def _notify(self, notice: Notice) -> None:
         error = post_notice(health_notifier(self.settings), notice)
         if error is not None:
             raise RuntimeError(f"huntwire.fanout notice not delivered: {error}")
+
+
+def poison_notice(body: str | bytes,
+                  queue: str) -> tuple[HuntMessage | DeliveryMessage | None, Notice]:
+    """The message in a poison queue's *body* (None when unreadable) and its notice."""
+    try:
+        message: HuntMessage | DeliveryMessage | None = decode(body)
+    except MessageError as exc:
+        message, problem = None, str(exc)
+    else:
+        problem = ""
+    facts: list[tuple[str, str]] = [("Queue", queue)]
+    if message is not None:
+        facts += [("Tenant", message.tenant), ("Cycle", message.cycle)]
+    if isinstance(message, HuntMessage):
+        facts.append(("Hunt id", message.hunt))
+        lead = (f"The hunt's queue message failed {MAX_DEQUEUE_COUNT} times and was set aside: "
+                "the hunt did not run this cycle; it runs again next cycle from its last "
+                "checkpoint, so no data is skipped.")
+    elif isinstance(message, DeliveryMessage):
+        lead = (f"The cycle's delivery failed {MAX_DEQUEUE_COUNT} times: its findings stay "
+                "pending and the next cycle delivers them.")
+    else:
+        lead = f"An unreadable message was set aside ({problem[:200]})."
+    return message, Notice("health", "Queue message set aside (poison queue)", lead,
+                           severity="High", facts=tuple(facts), tag=HEALTH_TAG + "poison")
