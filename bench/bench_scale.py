@@ -23,6 +23,7 @@ wall time is when Teams is posted). Exits 1 when a tenant ever had more than 45 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import random
@@ -37,10 +38,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from scale_queue import PACINGS, PacerBook, QueueSetup, round_robin, run_queue_cycle  # noqa: E402
+
 from devtools.fake_graph import FakeGraph, hunting_results  # noqa: E402
 from devtools.identity import Reply, Request  # noqa: E402
 from devtools.service_model import Latency, ScaledClock, ServiceModel, TenantTokens  # noqa: E402
 from shared.app import QUERY_POLICY, QUERY_TIMEOUTS, WORST_CASE_HUNT  # noqa: E402
+from shared.fanout.work import CYCLE_DEADLINE  # noqa: E402
 from shared.hunt import Hunt  # noqa: E402
 from shared.ledger import Checkpoint  # noqa: E402
 from shared.schedule import Job, Pool, most_overdue_first  # noqa: E402
@@ -63,6 +67,7 @@ class Cycle:
     failed: int = 0
     done_at: list[float] = field(default_factory=list)
     max_calls_minute: int = 0
+    max_sent_minute: int = 0
     throttled: int = 0
 
 
@@ -77,10 +82,14 @@ def library(tenants: list[str], hunts: int) -> list[tuple[str, Hunt]]:
             for tenant in tenants for n in range(hunts)]
 
 
-def run_config(tenant_count: int, workers: int, args: argparse.Namespace) -> list[Cycle]:
+def run_config(tenant_count: int, workers: int, args: argparse.Namespace,
+               queue: QueueSetup | None = None) -> list[Cycle]:
+    """Cycles of one configuration: in-process (*workers* threads, one pacer per tenant) or, with
+    *queue*, queue mode (instances x concurrency message slots)."""
     clock = ScaledClock(args.scale)
+    seed = tenant_count * 100 + (queue.instances * 10 if queue else workers)
     model = ServiceModel(latency=Latency(2, 20, 5), calls=CALLS_PER_MINUTE, period=60,
-                         clock=clock, seed=tenant_count * 100 + workers)
+                         clock=clock, seed=seed)
     tenants = [f"tenant-{i:02d}" for i in range(tenant_count)]
     hunts = library(tenants, args.hunts)
     tenant_of = {hunt.id: tenant for tenant, hunt in hunts}
@@ -89,26 +98,55 @@ def run_config(tenant_count: int, workers: int, args: argparse.Namespace) -> lis
     with FakeGraph(model=model) as graph:
         graph.handler = answer
         sources: dict[str, QuerySource] = {}
-        for tenant in tenants:
-            pacer = tenant_pacer(clock)
-            sources[tenant] = DefenderSource(
-                TenantTokens(tenant), graph.url, policy=QUERY_POLICY, timeouts=QUERY_TIMEOUTS,
-                clock=clock, pacer=pacer, lanes=tenant_lanes(tenant, pacer), rng=random.Random(7))
+        if queue is None:
+            for tenant in tenants:
+                pacer = tenant_pacer(clock)
+                sources[tenant] = DefenderSource(
+                    TenantTokens(tenant), graph.url, policy=QUERY_POLICY,
+                    timeouts=QUERY_TIMEOUTS, clock=clock, pacer=pacer,
+                    lanes=tenant_lanes(tenant, pacer), rng=random.Random(7))
+        book = PacerBook(queue, clock) if queue is not None else None
         late_before: set[str] = set()
         for hour in range(args.cycles):
             refused_before, started = sum(model.refused.values()), clock.monotonic()
-            cycle = run_cycle(hour, [h for _, h in hunts], tenant_of, sources, checkpoints,
-                              workers, clock)
+            if queue is None or book is None:
+                cycle = run_cycle(hour, [h for _, h in hunts], tenant_of, sources, checkpoints,
+                                  workers, clock)
+            else:
+                cycle = run_queue(hour, hunts, checkpoints, graph, queue, book, clock)
             cycle.late_twice = len(late_before & set(cycle.late))
             late_before = set(cycle.late)
             cycle.throttled = sum(model.refused.values()) - refused_before
             cycle.max_calls_minute = max(
                 busiest_minute([t for t in model.accepted.get(tenant, []) if t >= started])
                 for tenant in tenants)
+            cycle.max_sent_minute = max(
+                busiest_minute([t for t in model.arrivals.get(tenant, []) if t >= started])
+                for tenant in tenants)
             cycles.append(cycle)
         for source in sources.values():
             source.close()
     return cycles
+
+
+def run_queue(hour: int, hunts: list[tuple[str, Hunt]],
+              checkpoints: dict[str, Checkpoint | None], graph: FakeGraph, setup: QueueSetup,
+              book: PacerBook, clock: ScaledClock) -> Cycle:
+    hour_end = HOUR0 + timedelta(hours=hour)
+
+    def window(hunt: Hunt) -> Window:
+        checkpoint = checkpoints.get(hunt.id)
+        since = checkpoint.last_success_end if checkpoint else None
+        return Window(since or hour_end - timedelta(hours=1), hour_end)
+
+    def mark_done(hunt: Hunt) -> None:
+        checkpoints[hunt.id] = Checkpoint(hunt.id, last_success_end=hour_end,
+                                          last_run_start=hour_end)
+
+    result = run_queue_cycle(window, round_robin(hunts, checkpoints), graph, setup, book, clock,
+                             mark_done)
+    return Cycle(wall=result.wall, run=len(result.done_at), late=result.late,
+                 failed=result.failed, done_at=result.done_at)
 
 
 def run_cycle(hour: int, hunts: list[Hunt], tenant_of: dict[str, str],
@@ -167,51 +205,100 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
 
 
+def host_concurrency() -> int:
+    """Hunt messages one instance runs at once: host.json's batchSize + newBatchThreshold."""
+    queues = json.loads((REPO / "host.json").read_text())["extensions"]["queues"]
+    return int(queues["batchSize"]) + int(queues["newBatchThreshold"])
+
+
+@dataclass(frozen=True)
+class Config:
+    mode: str  # "in-process" (threads of one instance) or "queue" (instances x concurrency)
+    tenants: int
+    size: int  # in-process: worker threads; queue: instances
+
+
+def configs(args: argparse.Namespace) -> list[Config]:
+    """The matrix: the flags' when given, else the issue's (one tenant on one instance, in both
+    modes; ten tenants on 1, 4 and 16 instances in queue mode)."""
+    if args.workers is not None:
+        return [Config("in-process", t, w) for t in args.tenants or [1, 10] for w in args.workers]
+    if args.instances is not None:
+        return [Config("queue", t, n) for t in args.tenants or [1, 10] for n in args.instances]
+    return [Config("in-process", 1, 4), Config("queue", 1, 1),
+            Config("queue", 10, 1), Config("queue", 10, 4), Config("queue", 10, 16)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=60.0,
                         help="simulated seconds per real second (default 60)")
     parser.add_argument("--hunts", type=int, default=300, help="hunts per tenant")
     parser.add_argument("--cycles", type=int, default=2, help="hourly cycles per configuration")
-    parser.add_argument("--tenants", type=int, nargs="*", default=[1, 10])
-    parser.add_argument("--workers", type=int, nargs="*", default=[1, 4, 16])
+    parser.add_argument("--tenants", type=int, nargs="*", default=None)
+    parser.add_argument("--workers", type=int, nargs="*", default=None,
+                        help="in-process mode: worker threads of one instance")
+    parser.add_argument("--instances", type=int, nargs="*", default=None,
+                        help="queue mode: Functions instances")
+    parser.add_argument("--concurrency", type=int, default=host_concurrency(),
+                        help="queue mode: messages one instance runs at once (default: host.json "
+                             "batchSize + newBatchThreshold)")
+    parser.add_argument("--pacing", choices=PACINGS, default="message",
+                        help="queue mode: a Graph pacer per message (the product), per instance "
+                             "and tenant, or per instance with 45/instances calls a minute")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.ERROR)  # retries are counted (429s), not logged
+    logging.basicConfig(level=logging.CRITICAL)  # retries are counted (429s), not logged
     print(f"scale bench: {args.hunts} hunts per tenant, Graph stand-in 2-20 s (mean 5 s), "
-          f"{CALLS_PER_MINUTE} calls/min/tenant, budget {BUDGET.total_seconds() / 60:.0f} min, "
-          f"no hunt started with < {WORST_CASE_HUNT.total_seconds() / 60:.1f} min left; "
-          f"time compressed x{args.scale:g} (figures in simulated time)")
-    print(f"{'tenants':>7} {'workers':>7} {'cycle':>5} {'wall min':>8} {'run':>5} {'late':>5} "
-          f"{'late2x':>6} {'failed':>6} {'max calls/min/tenant':>20} {'429s':>5} "
-          f"{'p50 min':>7} {'p95 min':>7} {'hunts/min':>9}")
-    worst = 0
-    throughput: dict[tuple[int, int], float] = {}
+          f"{CALLS_PER_MINUTE} calls/min/tenant; in-process: budget "
+          f"{BUDGET.total_seconds() / 60:.0f} min, no hunt started with < "
+          f"{WORST_CASE_HUNT.total_seconds() / 60:.1f} min left; queue: {args.concurrency} "
+          f"messages per instance, Graph pacer per {args.pacing}, delivery deadline "
+          f"{CYCLE_DEADLINE.total_seconds() / 60:.0f} min; time compressed x{args.scale:g} "
+          "(figures in simulated time)")
+    print(f"{'mode':>10} {'tenants':>7} {'size':>7} {'cycle':>5} {'wall min':>8} {'run':>5} "
+          f"{'late':>5} {'late2x':>6} {'failed':>6} {'sent/min':>8} {'accepted/min':>12} "
+          f"{'429s':>5} {'p50 min':>7} {'p95 min':>7} {'hunts/min':>9}")
+    worst_in_process = 0
+    throughput: dict[Config, float] = {}
     real_started = time.monotonic()
-    for tenant_count in args.tenants:
-        for workers in args.workers:
-            cycles = run_config(tenant_count, workers, args)
-            for number, cycle in enumerate(cycles, 1):
-                rate = cycle.run / (cycle.wall / 60) if cycle.wall else 0.0
-                print(f"{tenant_count:>7} {workers:>7} {number:>5} {cycle.wall / 60:>8.1f} "
-                      f"{cycle.run:>5} {len(cycle.late):>5} {cycle.late_twice:>6} "
-                      f"{cycle.failed:>6} {cycle.max_calls_minute:>20} {cycle.throttled:>5} "
-                      f"{percentile(cycle.done_at, 0.5) / 60:>7.1f} "
-                      f"{percentile(cycle.done_at, 0.95) / 60:>7.1f} {rate:>9.1f}")
-                worst = max(worst, cycle.max_calls_minute)
-            throughput[(tenant_count, workers)] = statistics.mean(
-                c.run / (c.wall / 60) for c in cycles if c.wall)
-    for tenant_count in args.tenants:
-        lowest, highest = min(args.workers), max(args.workers)
-        base = throughput.get((tenant_count, lowest)) or math.nan
-        ratio = throughput[(tenant_count, highest)] / base
-        print(f"{tenant_count} tenant(s): hunts/min x{ratio:.1f} from {lowest} to {highest} "
-              f"workers (x{highest / lowest:g} workers; the ceiling is "
-              f"{CALLS_PER_MINUTE * tenant_count} calls/min)")
+    for config in configs(args):
+        queue = (QueueSetup(config.size, args.concurrency, args.pacing)
+                 if config.mode == "queue" else None)
+        cycles = run_config(config.tenants, config.size, args, queue)
+        size = f"{config.size}x{args.concurrency}" if queue else f"{config.size}w"
+        for number, cycle in enumerate(cycles, 1):
+            rate = cycle.run / (cycle.wall / 60) if cycle.wall else 0.0
+            print(f"{config.mode:>10} {config.tenants:>7} {size:>7} {number:>5} "
+                  f"{cycle.wall / 60:>8.1f} {cycle.run:>5} {len(cycle.late):>5} "
+                  f"{cycle.late_twice:>6} {cycle.failed:>6} {cycle.max_sent_minute:>8} "
+                  f"{cycle.max_calls_minute:>12} {cycle.throttled:>5} "
+                  f"{percentile(cycle.done_at, 0.5) / 60:>7.1f} "
+                  f"{percentile(cycle.done_at, 0.95) / 60:>7.1f} {rate:>9.1f}")
+            if queue is None:
+                worst_in_process = max(worst_in_process, cycle.max_sent_minute)
+        throughput[config] = statistics.mean(c.run / (c.wall / 60) for c in cycles if c.wall)
+    print_ratios(throughput)
     print(f"real time {time.monotonic() - real_started:.0f} s")
-    if worst > CALLS_PER_MINUTE:
-        print(f"FAIL: a tenant had {worst} Graph calls in one minute (limit {CALLS_PER_MINUTE})")
+    if worst_in_process > CALLS_PER_MINUTE:
+        print(f"FAIL: in-process, a tenant sent {worst_in_process} Graph calls in one minute "
+              f"(limit {CALLS_PER_MINUTE})")
         return 1
     return 0
+
+
+def print_ratios(throughput: dict[Config, float]) -> None:
+    """Hunts a minute at the largest size over the smallest, per mode and tenant count."""
+    groups: dict[tuple[str, int], dict[int, float]] = {}
+    for config, rate in throughput.items():
+        groups.setdefault((config.mode, config.tenants), {})[config.size] = rate
+    for (mode, tenants), rates in groups.items():
+        if len(rates) < 2:
+            continue
+        low, high = min(rates), max(rates)
+        unit = "instances" if mode == "queue" else "workers"
+        print(f"{mode}, {tenants} tenant(s): hunts/min x{rates[high] / rates[low]:.1f} from "
+              f"{low} to {high} {unit} (x{high / low:g} {unit}; the Graph ceiling is "
+              f"{CALLS_PER_MINUTE * tenants} calls/min)")
 
 
 if __name__ == "__main__":
