@@ -243,9 +243,10 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=host_concurrency(),
                         help="queue mode: messages one instance runs at once (default: host.json "
                              "batchSize + newBatchThreshold)")
-    parser.add_argument("--pacing", choices=PACINGS, default="message",
-                        help="queue mode: a Graph pacer per message (the product), per instance "
-                             "and tenant, or per instance with 45/instances calls a minute")
+    parser.add_argument("--pacing", choices=PACINGS, default="instance",
+                        help="queue mode: a Graph pacer per instance and tenant (the product), "
+                             "per message (before process_pacer), or per instance with "
+                             "45/instances calls a minute")
     args = parser.parse_args()
     logging.basicConfig(level=logging.CRITICAL)  # retries are counted (429s), not logged
     print(f"scale bench: {args.hunts} hunts per tenant, Graph stand-in 2-20 s (mean 5 s), "

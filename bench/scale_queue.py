@@ -1,23 +1,25 @@
 """Queue mode for ``bench/bench_scale.py``: N Functions instances, each running C hunt messages.
 
-What the product does in ``HUNTWIRE_FANOUT=queue`` (``shared/fanout/work.py``): the timer sends
-one message per (tenant, due hunt); every instance of the worker function runs up to
-``batchSize + newBatchThreshold`` messages at once (host.json: 4 + 2 = 6); each message builds
-its own runner (``Fanout.runner`` -> ``build_runner``), hence its own Defender source and **its
-own Graph pacer**: nothing paces a tenant's messages against each other, on one instance or
-across instances. A 429 holds that message's pacer for its ``Retry-After`` and the query retries
-within ``QUERY_POLICY``. The cycle's delivery runs when the last hunt is counted, or at the
-20-minute deadline (``CYCLE_DEADLINE``) with what is there: a hunt finished after it is late
-(its findings go out with the next cycle). The next hour's timer sends the next cycle's messages,
-so the bench stops a cycle at 60 minutes; messages not started by then are late too.
+What the product does in ``HUNTWIRE_FANOUT=queue`` (``shared/fanout/work.py``): the timer sends one
+message per (tenant, due hunt); every instance of the worker function runs up to ``batchSize +
+newBatchThreshold`` messages at once (host.json: 4 + 2 = 6); each message builds its own runner
+(``Fanout.runner`` -> ``build_runner``) and sources; the Graph pacer is the process's, per tenant
+(see ``--pacing``). A 429 holds that pacer for its ``Retry-After`` and the query retries within
+``QUERY_POLICY``. The cycle's delivery runs when the last hunt is counted, or at the 20-minute
+deadline (``CYCLE_DEADLINE``) with what is there: a hunt finished after it is late (its findings go
+out with the next cycle). The next hour's timer sends the next cycle's messages, so the bench stops
+a cycle at 60 minutes; messages not started by then are late too.
 
-``--pacing`` chooses how the Graph pacer is shared, to show what each would do:
+``--pacing`` chooses how the Graph pacer is shared, to show what each does:
 
-* ``message`` (default, the product today): a fresh pacer per message.
-* ``instance``: one pacer per (instance, tenant), as a process-wide pacer would give.
+* ``instance`` (default, the product): one pacer per (instance, tenant). ``defender.build``
+  keeps one pacer per tenant and Graph endpoint for the whole process (``shared.retry.
+  process_pacer``), so every message of an instance shares it; instances share nothing.
+* ``message``: a fresh pacer per message, what the product did before ``process_pacer`` (each
+  message's runner built its own): one instance sent about 90 calls a minute for one tenant.
 * ``divided``: one per (instance, tenant) with the tenant's budget divided by the instance
-  count (``45 // instances`` calls per 62 s): what keeps a tenant under 45 calls a minute
-  across instances without shared state. The product does not do this (yet).
+  count (``45 // instances`` calls per 62 s): what would keep a tenant under 45 calls a minute
+  across instances without shared state. The product does not do this.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from shared.sources.defender import CALLS_PER_MINUTE, PACING_MARGIN_SECONDS, Def
 from shared.window import Window
 
 NEXT_TIMER = timedelta(hours=1)
-PACINGS = ("message", "instance", "divided")
+PACINGS = ("instance", "message", "divided")
 
 
 @dataclass(frozen=True)
