@@ -37,6 +37,7 @@ and 10 tenants on 1, 4 and 16 instances.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import math
@@ -312,11 +313,14 @@ def print_ratios(throughput: dict[Config, float]) -> None:
     for (mode, tenants), rates in groups.items():
         if len(rates) < 2:
             continue
-        low, high = min(rates), max(rates)
+        sizes = sorted(rates)
+        low, high = sizes[0], sizes[-1]
         unit = "instances" if mode == "queue" else "workers"
+        steps = ", ".join(f"{a}->{b} x{rates[b] / rates[a]:.1f}"
+                          for a, b in itertools.pairwise(sizes))
         print(f"{mode}, {tenants} tenant(s): hunts/min x{rates[high] / rates[low]:.1f} from "
-              f"{low} to {high} {unit} (x{high / low:g} {unit}; the Graph ceiling is "
-              f"{CALLS_PER_MINUTE * tenants} calls/min)")
+              f"{low} to {high} {unit} (x{high / low:g} {unit}; steps {steps}; the Graph "
+              f"ceiling is {CALLS_PER_MINUTE * tenants} calls/min)")
 
 
 if __name__ == "__main__":
