@@ -84,6 +84,9 @@ class ServiceModel:
     """Simulated time of every accepted call, per key."""
     refused: dict[str, int] = field(default_factory=dict)
     """429s answered, per key."""
+    arrivals: dict[str, list[float]] = field(default_factory=dict)
+    """Simulated time of every call that reached the service, accepted or refused, per key: what
+    the clients sent, which the service's limit does not cap."""
     _recent: dict[str, deque[float]] = field(default_factory=dict, repr=False)
     _spent: dict[str, deque[tuple[float, float]]] = field(default_factory=dict, repr=False)
     _running: dict[str, int] = field(default_factory=dict, repr=False)
@@ -97,6 +100,7 @@ class ServiceModel:
         """None: the call is accepted (and counted running); else Retry-After in seconds."""
         with self._lock:
             now = self.clock.monotonic()
+            self.arrivals.setdefault(key, []).append(now)
             recent = self._recent.setdefault(key, deque())
             while recent and now - recent[0] >= self.period:
                 recent.popleft()

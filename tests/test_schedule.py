@@ -11,10 +11,14 @@ from pathlib import Path
 import pytest
 
 from devtools.clock import ManualClock
+from devtools.service_model import TenantTokens
+from shared.app import QUERY_POLICY, QUERY_TIMEOUTS
 from shared.hunt import Hunt
 from shared.ledger import Checkpoint
 from shared.retry import CallPacer, Lane
 from shared.schedule import Job, Pool, due_since, most_overdue_first
+from shared.settings import load_settings
+from shared.sources.defender import build
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
@@ -176,3 +180,26 @@ def test_a_tenant_out_of_rate_slots_does_not_hold_workers_others_could_use() -> 
     assert results.count("late") == 2  # the slow tenant's last two: no slot within the run
     assert started.count("fast") == 20
     assert all(r in ("late", "slow:0.0", "fast:0.0") for r in results)
+
+
+
+def test_every_runner_of_a_process_shares_one_graph_pacer_per_tenant_and_endpoint() -> None:
+    """Queue mode builds a runner per message: its Defender sources must share the tenant's
+    pacer, or one instance's messages together send ~2x Graph's 45 calls a minute."""
+    tenant_a = "6f1c0c5e-0000-4000-8000-00000000000a"
+    tenant_b = "6f1c0c5e-0000-4000-8000-00000000000b"
+
+    def pacer_of(tenant: str, endpoint: str) -> CallPacer | None:
+        env = {"HUNTWIRE_TENANT_ID": tenant, "HUNTWIRE_GRAPH_ENDPOINT": endpoint}
+        settings = load_settings(env, require_storage=False)
+        source = build(settings, TenantTokens(tenant), QUERY_POLICY, QUERY_TIMEOUTS)
+        try:
+            return source.lanes[0].pacer
+        finally:
+            source.close()
+
+    first = pacer_of(tenant_a, "http://127.0.0.1:1")
+    assert first is not None
+    assert pacer_of(tenant_a, "http://127.0.0.1:1") is first
+    assert pacer_of(tenant_b, "http://127.0.0.1:1") is not first
+    assert pacer_of(tenant_a, "http://127.0.0.1:2") is not first

@@ -178,3 +178,41 @@ def test_a_tenant_over_its_cpu_quota_waits_out_retry_after_and_others_keep_runni
     assert a.count("late") >= 10  # waited out the hold, then the run's time was up
     assert set(a) <= {"ok", "late", "throttled"}
     assert model.refused["tenant-a"] <= 4  # the queries in flight then: no call after the hold
+
+
+def test_the_stand_in_counts_every_arrival_and_unshared_pacers_overrun_the_tenant() -> None:
+    """A pacer per queue message (what the product did before ``process_pacer``): 12 of one
+    tenant's hunts at once send more than 45 calls a minute; the stand-in accepts 45 and
+    refuses the rest, and its arrivals show what was sent (the scale bench's "sent/min")."""
+    clock = ScaledClock(60)  # a minute in 1 s real: HTTP overhead stays small beside it
+    model = ServiceModel(latency=Latency(1, 4, 2), calls=45, period=60, clock=clock)
+    policy = RetryPolicy(max_attempts=30, max_total_seconds=3600, base_delay=2, max_delay=60)
+    failures: list[str] = []
+
+    def message_slot(numbers: range) -> None:
+        for number in numbers:
+            source = DefenderSource(TenantTokens("tenant-a"), graph.url, audience=graph.url,
+                                    policy=policy, pacer=tenant_pacer(clock), clock=clock,
+                                    rng=random.Random(number))
+            try:
+                source.run(hunt(number), WINDOW)
+            except QueryError as exc:
+                failures.append(str(exc))
+            finally:
+                source.close()
+
+    with FakeGraph(model=model) as graph:
+        graph.handler = empty
+        threads = [threading.Thread(target=message_slot, args=(range(n, 120, 12),))
+                   for n in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    arrivals, accepted = model.arrivals["tenant-a"], model.accepted["tenant-a"]
+    assert len(accepted) == 120
+    assert model.refused.get("tenant-a", 0) > 0
+    assert len(arrivals) == len(accepted) + model.refused["tenant-a"]
+    assert max_in_window(accepted, 60.0) <= 45
+    assert max_in_window(arrivals, 60.0) > 45

@@ -36,6 +36,7 @@ from ..retry import (
     Retryable,
     RetryPolicy,
     parse_retry_after,
+    process_pacer,
 )
 from ..window import Window
 from .base import (
@@ -88,11 +89,13 @@ GRAPH_TYPES = {
 
 def build(settings: Settings, credential: TokenCredential, policy: RetryPolicy,
           timeouts: Timeouts) -> DefenderSource:
-    """The registry's factory: one pacer and one lane per tenant."""
-    pacer = tenant_pacer()
+    """The registry's factory: one pacer per tenant and Graph endpoint for the whole process
+    (every runner built here, e.g. one per queue message, shares it), one lane per tenant."""
+    tenant = settings.tenant_id or "default"
+    pacer = process_pacer(f"graph:{tenant}@{settings.graph_endpoint}", tenant_pacer)
     return DefenderSource(credential, settings.graph_endpoint, policy=policy, pacer=pacer,
                           timeouts=timeouts,
-                          lanes=tenant_lanes(settings.tenant_id or "default", pacer))
+                          lanes=tenant_lanes(tenant, pacer))
 
 
 def tenant_pacer(clock: Clock = SYSTEM_CLOCK, record: list[float] | None = None) -> CallPacer:

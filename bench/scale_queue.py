@@ -1,0 +1,151 @@
+"""Queue mode for ``bench/bench_scale.py``: N Functions instances, each running C hunt messages.
+
+What the product does in ``HUNTWIRE_FANOUT=queue`` (``shared/fanout/work.py``): the timer sends one
+message per (tenant, due hunt); every instance of the worker function runs up to ``batchSize +
+newBatchThreshold`` messages at once (host.json: 4 + 2 = 6); each message builds its own runner
+(``Fanout.runner`` -> ``build_runner``) and sources; the Graph pacer is the process's, per tenant
+(see ``--pacing``). A 429 holds that pacer for its ``Retry-After`` and the query retries within
+``QUERY_POLICY``. The cycle's delivery runs when the last hunt is counted, or at the 20-minute
+deadline (``CYCLE_DEADLINE``) with what is there: a hunt finished after it is late (its findings go
+out with the next cycle). The next hour's timer sends the next cycle's messages, so the bench stops
+a cycle at 60 minutes; messages not started by then are late too.
+
+``--pacing`` chooses how the Graph pacer is shared, to show what each does:
+
+* ``instance`` (default, the product): one pacer per (instance, tenant). ``defender.build``
+  keeps one pacer per tenant and Graph endpoint for the whole process (``shared.retry.
+  process_pacer``), so every message of an instance shares it; instances share nothing.
+* ``message``: a fresh pacer per message, what the product did before ``process_pacer`` (each
+  message's runner built its own): one instance sent about 90 calls a minute for one tenant.
+* ``divided``: one per (instance, tenant) with the tenant's budget divided by the instance
+  count (``45 // instances`` calls per 62 s): what would keep a tenant under 45 calls a minute
+  across instances without shared state. The product does not do this.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from devtools.fake_graph import FakeGraph
+from devtools.service_model import ScaledClock, TenantTokens
+from shared.app import QUERY_POLICY, QUERY_TIMEOUTS
+from shared.fanout.work import CYCLE_DEADLINE
+from shared.hunt import Hunt
+from shared.ledger import Checkpoint
+from shared.retry import CallPacer
+from shared.schedule import most_overdue_first
+from shared.sources.base import QueryError
+from shared.sources.defender import CALLS_PER_MINUTE, PACING_MARGIN_SECONDS, DefenderSource
+from shared.window import Window
+
+NEXT_TIMER = timedelta(hours=1)
+PACINGS = ("instance", "message", "divided")
+
+
+@dataclass(frozen=True)
+class QueueSetup:
+    instances: int
+    concurrency: int
+    pacing: str
+
+
+def round_robin(hunts: list[tuple[str, Hunt]],
+                checkpoints: dict[str, Checkpoint | None]) -> list[tuple[str, Hunt]]:
+    """Each tenant's hunts most overdue first, the tenants interleaved (docs/fanout.md: send
+    round-robin so more instances spread over tenants rather than pile onto one)."""
+    per_tenant: dict[str, list[Hunt]] = {}
+    for tenant, hunt in hunts:
+        per_tenant.setdefault(tenant, []).append(hunt)
+    ordered = {tenant: most_overdue_first(own, checkpoints) for tenant, own in per_tenant.items()}
+    longest = max((len(own) for own in ordered.values()), default=0)
+    return [(tenant, own[n]) for n in range(longest)
+            for tenant, own in ordered.items() if n < len(own)]
+
+
+class PacerBook:
+    """The Graph pacer a message's source gets, per the --pacing choice."""
+
+    def __init__(self, setup: QueueSetup, clock: ScaledClock) -> None:
+        self.setup, self.clock = setup, clock
+        self._kept: dict[tuple[int, str], CallPacer] = {}
+        self._lock = threading.Lock()
+        calls = CALLS_PER_MINUTE
+        if setup.pacing == "divided":
+            calls = max(1, CALLS_PER_MINUTE // setup.instances)
+        self.calls = calls
+
+    def pacer(self, instance: int, tenant: str) -> CallPacer:
+        if self.setup.pacing == "message":
+            return self._new()
+        with self._lock:
+            return self._kept.setdefault((instance, tenant), self._new())
+
+    def _new(self) -> CallPacer:
+        return CallPacer(calls=self.calls, period_seconds=60 + PACING_MARGIN_SECONDS,
+                         clock=self.clock)
+
+
+@dataclass
+class QueueCycle:
+    done_at: list[float]
+    late: list[str]
+    failed: int
+    wall: float
+
+
+def run_queue_cycle(hour_end_of: Callable[[Hunt], Window], messages: list[tuple[str, Hunt]],
+                    graph: FakeGraph, setup: QueueSetup, book: PacerBook, clock: ScaledClock,
+                    mark_done: Callable[[Hunt], None]) -> QueueCycle:
+    """One cycle: the timer's messages consumed by instances x concurrency threads."""
+    queue = deque(messages)
+    lock = threading.Lock()
+    start = clock.monotonic()
+    stop = start + NEXT_TIMER.total_seconds()
+    deadline = CYCLE_DEADLINE.total_seconds()
+    done_at: list[float] = []
+    late: list[str] = []
+    failed = [0]
+
+    def slot(instance: int) -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                if clock.monotonic() >= stop:  # the next timer: what is left is late
+                    late.extend(hunt.id for _, hunt in queue)
+                    queue.clear()
+                    return
+                tenant, hunt = queue.popleft()
+            source = DefenderSource(TenantTokens(tenant), graph.url, policy=QUERY_POLICY,
+                                    timeouts=QUERY_TIMEOUTS, clock=clock,
+                                    pacer=book.pacer(instance, tenant), rng=random.Random(7))
+            try:
+                source.run(hunt, hour_end_of(hunt))
+                ok = True
+            except QueryError:
+                ok = False
+            finally:
+                source.close()
+            finished = clock.monotonic() - start
+            with lock:
+                if not ok:
+                    failed[0] += 1
+                    continue
+                done_at.append(finished)
+                mark_done(hunt)
+                if finished > deadline:
+                    late.append(hunt.id)
+
+    threads = [threading.Thread(target=slot, args=(instance,), daemon=True,
+                                name=f"instance-{instance}-{n}")
+               for instance in range(setup.instances) for n in range(setup.concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return QueueCycle(done_at, late, failed[0], clock.monotonic() - start)
