@@ -113,13 +113,7 @@ class Azurite:
                            f"{self.startup_timeout} s")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
         if self._tls_dir is not None:
             self._tls_dir.cleanup()
@@ -166,13 +160,7 @@ class AzuriteQueues:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     def __enter__(self) -> AzuriteQueues:
@@ -193,3 +181,15 @@ def launch(service: str, *options: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [command, *options, "--inMemoryPersistence", "--disableTelemetry", "--silent"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """Terminate an Azurite service started by :func:`launch` (killed after 10 s)."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
