@@ -31,7 +31,9 @@ and 10 tenants on 1, 4 and 16 instances.
 
     .venv/bin/python bench/bench_scale.py [--scale 15] [--hunts 300] [--cycles 2]
         [--tenants 1 10] [--workers 1 4 16 | --instances 1 4 16] [--concurrency 6]
-        [--pacing instance|message|divided]
+        [--pacing shared|instance|message|divided]
+
+``shared`` pacing (the default) starts Azurite for the pacing table.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ sys.path.insert(0, str(REPO))
 
 from scale_queue import PACINGS, PacerBook, QueueSetup, round_robin, run_queue_cycle  # noqa: E402
 
+from devtools.azurite import Azurite  # noqa: E402
 from devtools.fake_graph import FakeGraph, hunting_results  # noqa: E402
 from devtools.identity import Reply, Request  # noqa: E402
 from devtools.service_model import Latency, ScaledClock, ServiceModel, TenantTokens  # noqa: E402
@@ -84,6 +87,10 @@ class Cycle:
     max_calls_minute: int = 0
     max_sent_minute: int = 0
     throttled: int = 0
+    max_booked_minute: int = 0
+    """Queue mode: the most call slots the pacers booked for one tenant in any minute."""
+    pacing_requests: int = 0
+    """Storage requests of the shared pacers (``--pacing shared``)."""
 
 
 def answer(request: Request) -> Reply:
@@ -138,6 +145,10 @@ def run_config(tenant_count: int, workers: int, args: argparse.Namespace,
             cycle.max_sent_minute = max(
                 busiest_minute([t for t in model.arrivals.get(tenant, []) if t >= started])
                 for tenant in tenants)
+            if book is not None:
+                cycle.max_booked_minute = max(
+                    busiest_minute([t for t in book.booked.get(tenant, []) if t >= started])
+                    for tenant in tenants)
             cycles.append(cycle)
         for source in sources.values():
             source.close()
@@ -158,10 +169,12 @@ def run_queue(hour: int, hunts: list[tuple[str, Hunt]],
         checkpoints[hunt.id] = Checkpoint(hunt.id, last_success_end=hour_end,
                                           last_run_start=hour_end)
 
+    before = book.storage_requests
     result = run_queue_cycle(window, round_robin(hunts, checkpoints), graph, setup, book, clock,
                              mark_done)
     return Cycle(wall=result.wall, run=len(result.done_at), late=result.late,
-                 failed=result.failed, done_at=result.done_at)
+                 failed=result.failed, done_at=result.done_at,
+                 pacing_requests=book.storage_requests - before)
 
 
 def run_cycle(hour: int, hunts: list[Hunt], tenant_of: dict[str, str],
@@ -245,6 +258,15 @@ def configs(args: argparse.Namespace) -> list[Config]:
 
 
 def main() -> int:
+    args = arguments()
+    logging.basicConfig(level=logging.CRITICAL)  # retries are counted (429s), not logged
+    if args.pacing != "shared" or all(c.mode != "queue" for c in configs(args)):
+        return run_matrix(args, None)
+    with Azurite() as azurite:
+        return run_matrix(args, azurite.connection_string)
+
+
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=15.0,
                         help="simulated seconds per real second (default 15)")
@@ -258,12 +280,14 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=host_concurrency(),
                         help="queue mode: messages one instance runs at once (default: host.json "
                              "batchSize + newBatchThreshold)")
-    parser.add_argument("--pacing", choices=PACINGS, default="instance",
-                        help="queue mode: a Graph pacer per instance and tenant (the product), "
-                             "per message (before process_pacer), or per instance with "
-                             "45/instances calls a minute")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.CRITICAL)  # retries are counted (429s), not logged
+    parser.add_argument("--pacing", choices=PACINGS, default="shared",
+                        help="queue mode: one Graph pacer per tenant shared by every instance "
+                             "through Table Storage (the product), per instance and tenant, per "
+                             "message, or per instance with 45/instances calls a minute")
+    return parser.parse_args()
+
+
+def run_matrix(args: argparse.Namespace, storage: str | None) -> int:
     print(f"scale bench: {args.hunts} hunts per tenant, Graph stand-in 2-20 s (mean 5 s), "
           f"{CALLS_PER_MINUTE} calls/min/tenant; in-process: budget "
           f"{BUDGET.total_seconds() / 60:.0f} min, no hunt started with < "
@@ -278,7 +302,7 @@ def main() -> int:
     throughput: dict[Config, float] = {}
     real_started = time.monotonic()
     for config in configs(args):
-        queue = (QueueSetup(config.size, args.concurrency, args.pacing)
+        queue = (QueueSetup(config.size, args.concurrency, args.pacing, storage)
                  if config.mode == "queue" else None)
         cycles = run_config(config.tenants, config.size, args, queue)
         size = f"{config.size}x{args.concurrency}" if queue else f"{config.size}w"
@@ -290,6 +314,12 @@ def main() -> int:
                   f"{cycle.max_calls_minute:>12} {cycle.throttled:>5} "
                   f"{percentile(cycle.done_at, 0.5) / 60:>7.1f} "
                   f"{percentile(cycle.done_at, 0.95) / 60:>7.1f} {rate:>9.1f}")
+            if queue:
+                print(f"{'':>10} pacing: at most {cycle.max_booked_minute} call slots booked "
+                      "for one tenant in any minute" + (
+                          f"; {cycle.pacing_requests} storage requests, "
+                          f"{cycle.pacing_requests / max(cycle.run + cycle.failed, 1):.2f} "
+                          "per hunt-run" if cycle.pacing_requests else ""))
             worst_sent = max(worst_sent, cycle.max_sent_minute)
             worst_accepted = max(worst_accepted, cycle.max_calls_minute)
         throughput[config] = statistics.mean(c.run / (c.wall / 60) for c in cycles if c.wall)

@@ -12,14 +12,17 @@ a cycle at 60 minutes; messages not started by then are late too.
 
 ``--pacing`` chooses how the Graph pacer is shared, to show what each does:
 
-* ``instance`` (default, the product): one pacer per (instance, tenant). ``defender.build``
-  keeps one pacer per tenant and Graph endpoint for the whole process (``shared.retry.
-  process_pacer``), so every message of an instance shares it; instances share nothing.
-* ``message``: a fresh pacer per message, what the product did before ``process_pacer`` (each
-  message's runner built its own): one instance sent about 90 calls a minute for one tenant.
+* ``shared`` (default, the product in queue mode): every instance books the tenant's calls from
+  one sliding log in Table Storage (``shared.pacing.SharedPacer`` on Azurite, a book per
+  instance: nothing shared in memory).
+* ``instance``: one pacer per (instance, tenant), the product before ``shared.pacing`` (the
+  process's book, ``shared.pacing.PROCESS_BOOK``): every message of an instance shares it;
+  instances share nothing, so 16 instances sent one tenant 96-123 calls a minute.
+* ``message``: a fresh pacer per message (each message's runner built its own): one instance
+  sent about 90 calls a minute for one tenant.
 * ``divided``: one per (instance, tenant) with the tenant's budget divided by the instance
-  count (``45 // instances`` calls per 62 s): what would keep a tenant under 45 calls a minute
-  across instances without shared state. The product does not do this.
+  count (``45 // instances`` calls per 62 s): under the limit without shared state, but an
+  instance's share idles while others queue.
 """
 
 from __future__ import annotations
@@ -37,14 +40,17 @@ from shared.app import QUERY_POLICY, QUERY_TIMEOUTS
 from shared.fanout.work import CYCLE_DEADLINE
 from shared.hunt import Hunt
 from shared.ledger import Checkpoint
+from shared.pacing import BOUNDS, RateBook
+from shared.pacing import TABLE as PACING_TABLE
 from shared.retry import CallPacer
 from shared.schedule import most_overdue_first
 from shared.sources.base import QueryError
 from shared.sources.defender import CALLS_PER_MINUTE, PACING_MARGIN_SECONDS, DefenderSource
+from shared.storage import Storage
 from shared.window import Window
 
 NEXT_TIMER = timedelta(hours=1)
-PACINGS = ("instance", "message", "divided")
+PACINGS = ("shared", "instance", "message", "divided")
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,8 @@ class QueueSetup:
     instances: int
     concurrency: int
     pacing: str
+    storage: str | None = None
+    """``shared`` pacing: the connection string of the account holding the pacing table."""
 
 
 def round_robin(hunts: list[tuple[str, Hunt]],
@@ -78,12 +86,32 @@ class PacerBook:
         if setup.pacing == "divided":
             calls = max(1, CALLS_PER_MINUTE // setup.instances)
         self.calls = calls
+        self.booked: dict[str, list[float]] = {}
+        """Slots the pacers booked, per tenant (the pacing itself, before any arrival jitter)."""
+        self._books: list[RateBook] = []
+        if setup.pacing == "shared":
+            assert setup.storage is not None
+            Storage.from_connection_string(setup.storage).service.delete_table(PACING_TABLE)
+            self._books = [RateBook(Storage.from_connection_string(setup.storage, bounds=BOUNDS),
+                                    clock=clock) for _ in range(setup.instances)]
 
     def pacer(self, instance: int, tenant: str) -> CallPacer:
         if self.setup.pacing == "message":
             return self._new()
+        if self._books:
+            pacer = self._books[instance].pacer(f"graph:{tenant}@bench", CALLS_PER_MINUTE,
+                                                60 + PACING_MARGIN_SECONDS)
+        else:
+            with self._lock:
+                pacer = self._kept.setdefault((instance, tenant), self._new())
         with self._lock:
-            return self._kept.setdefault((instance, tenant), self._new())
+            pacer.record = self.booked.setdefault(tenant, [])
+        return pacer
+
+    @property
+    def storage_requests(self) -> int:
+        """Requests the shared pacers sent (0 for the others)."""
+        return sum(book.storage.requests for book in self._books if book.storage is not None)
 
     def _new(self) -> CallPacer:
         return CallPacer(calls=self.calls, period_seconds=60 + PACING_MARGIN_SECONDS,

@@ -23,6 +23,8 @@ from .ledger import Ledger
 from .manifest import default_manifest_path, load_manifest, manifest_identity, validated_hunts
 from .notify import Notifier
 from .notify import build_notifier as build_configured_notifier
+from .pacing import BOUNDS as PACING_BOUNDS
+from .pacing import PROCESS_BOOK, RateBook, deployment_book
 from .retry import RetryPolicy
 from .runner import Runner
 from .settings import Settings
@@ -77,13 +79,15 @@ def settle_identities(hunts: list[Hunt], manifest_path: Path) -> list[Hunt]:
 
 
 def build_sources(settings: Settings, local_events: Mapping[str, Path] | None = None,
-                  credential: TokenCredential | None = None) -> dict[str, QuerySource]:
-    """Every registered source that the settings configure (see shared/sources/catalog.py)."""
+                  credential: TokenCredential | None = None,
+                  book: RateBook = PROCESS_BOOK) -> dict[str, QuerySource]:
+    """Every registered source that the settings configure (see shared/sources/catalog.py),
+    paced by *book*'s pacers."""
     if local_events:
         local = LocalSource(local_events)
         return dict.fromkeys(source_names(), local)
     credential = credential or make_credential(settings.client_id)
-    built = {name: factory(name)(settings, credential, QUERY_POLICY, QUERY_TIMEOUTS)
+    built = {name: factory(name)(settings, credential, QUERY_POLICY, QUERY_TIMEOUTS, book)
              for name in source_names()}
     return {name: source for name, source in built.items() if source is not None}
 
@@ -98,15 +102,25 @@ def build_notifier(settings: Settings) -> Notifier | None:
     return notifier
 
 
+def rate_book(settings: Settings, credential: TokenCredential | None) -> RateBook:
+    """The deployment's rate book: pacers every instance shares through the storage account
+    (``shared.pacing``), opened once per process."""
+    account = settings.storage_connection_string or settings.table_service_uri or ""
+    return deployment_book(account, partial(open_storage, settings, credential,
+                                            bounds=PACING_BOUNDS))
+
+
 def build_runner(settings: Settings, *, dry_run: bool = False,
                  local_events: Mapping[str, Path] | None = None,
                  since: datetime | None = None,
                  time_budget: timedelta = timedelta(minutes=28),
-                 hunts: Sequence[Hunt] | None = None) -> Runner:
+                 hunts: Sequence[Hunt] | None = None,
+                 shared_pacing: bool = False) -> Runner:
     """The run: one credential (only when something needs it) and one storage layer, held to
     the run's deadline from here on (the snoozes are read while building), then by the runner
     to what is left of *time_budget*. *hunts*: already loaded from ``settings.hunts_dir`` (the
-    queue functions keep them between messages)."""
+    queue functions keep them between messages). *shared_pacing*: book the services' rate
+    limits in the storage account, shared by every instance (queue mode)."""
     started = time.monotonic()
     remote = not local_events or needs_credential(settings)
     credential = make_credential(settings.client_id) if remote else None
@@ -116,7 +130,9 @@ def build_runner(settings: Settings, *, dry_run: bool = False,
     suppressor = build_suppressor(settings, with_snoozes=not dry_run, storage=storage)
     return Runner(
         hunts=list(hunts) if hunts is not None else load_valid_hunts(settings.hunts_dir),
-        sources=build_sources(settings, local_events, credential),
+        sources=build_sources(settings, local_events, credential,
+                              rate_book(settings, credential) if shared_pacing and storage
+                              else PROCESS_BOOK),
         ledger=None if storage is None else Ledger(storage),
         notifier=None if dry_run else build_notifier(settings),
         dry_run=dry_run,

@@ -183,13 +183,10 @@ class CallPacer:
         if getattr(self._prepaid, "count", 0) > 0:
             self._prepaid.count -= 1
             return 0.0
-        with self._lock:
-            now = self._clock.monotonic()
-            wait = self._next_slot(now) - now
-            if wait > max_wait:
-                raise PacerTimeout(f"next call slot is {wait:.1f} s away; only {max_wait:.1f} s "
-                                   "left")
-            self._reserve(now + wait)
+        wait, booked = self._book(max_wait)
+        if not booked:
+            raise PacerTimeout(f"next call slot is {wait:.1f} s away; only {max_wait:.1f} s "
+                               "left")
         if wait > 0:
             self._clock.sleep(wait)
         return wait
@@ -199,18 +196,38 @@ class CallPacer:
         when none is free now, reserve nothing and return the seconds until one is. The pool
         (``shared.schedule``) starts a query only when its tenant has a slot, so no worker sits
         waiting on one tenant's rate while another tenant's hunts could run."""
-        with self._lock:
-            now = self._clock.monotonic()
-            wait = self._next_slot(now) - now
-            if wait > 0:
-                return wait
-            self._reserve(now)
+        wait, booked = self._book(0.0)
+        if not booked:
+            return wait
         self._prepaid.count = getattr(self._prepaid, "count", 0) + 1
         return 0.0
 
     def forfeit(self) -> None:
         """Drop the calling thread's unused reservation (its query never called)."""
         self._prepaid.count = 0
+
+    def hold(self, seconds: float) -> None:
+        """Start no call for *seconds* from now."""
+        with self._lock:
+            self._hold_until(self._clock.monotonic() + seconds)
+
+    # -- the seam: where the slots are kept (here: this object; shared.pacing: a table) ------
+
+    def _book(self, max_wait: float) -> tuple[float, bool]:
+        """The wait until the earliest free slot, and whether it was reserved (only when the
+        wait is at most *max_wait*)."""
+        with self._lock:
+            return self._book_locked(self._clock.monotonic(), max_wait)
+
+    def _book_locked(self, now: float, max_wait: float) -> tuple[float, bool]:
+        wait = self._next_slot(now) - now
+        if wait > max_wait:
+            return wait, False
+        self._reserve(now + wait)
+        return wait, True
+
+    def _hold_until(self, moment: float) -> None:
+        self._not_before = max(self._not_before, moment)
 
     def _next_slot(self, now: float) -> float:
         slot = max(now, self._not_before)
@@ -222,11 +239,6 @@ class CallPacer:
         self._slots.append(slot)
         if self.record is not None:
             self.record.append(slot)
-
-    def hold(self, seconds: float) -> None:
-        """Start no call for *seconds* from now."""
-        with self._lock:
-            self._not_before = max(self._not_before, self._clock.monotonic() + seconds)
 
 
 def call_with_retries(call: Callable[[Attempt], T], policy: RetryPolicy, *,
@@ -291,22 +303,3 @@ def _take_slot(pacer: CallPacer | None, remaining: float, last: Retryable, done:
         pacer.acquire(max_wait=max(remaining, 0.0))
     except PacerTimeout as exc:
         raise give_up(last, done, f"rate pacing: {exc}") from exc
-
-
-_PROCESS_PACERS: dict[str, CallPacer] = {}
-_PROCESS_PACERS_LOCK = threading.Lock()
-
-
-def process_pacer(key: str, make: Callable[[], CallPacer]) -> CallPacer:
-    """The one pacer of *key* (e.g. a tenant's Graph calls) in this process, made on first use.
-
-    A queue worker builds a runner, hence its sources, per message, and one instance runs several
-    messages at once: a pacer per source let one instance's messages of a tenant together send
-    about twice Graph's 45 calls a minute (scale bench: 91, with 429s and failed hunts). Across
-    instances nothing is shared: the instance cap bounds that (docs/fanout.md, docs/scale.md).
-    """
-    with _PROCESS_PACERS_LOCK:
-        pacer = _PROCESS_PACERS.get(key)
-        if pacer is None:
-            pacer = _PROCESS_PACERS[key] = make()
-        return pacer

@@ -18,13 +18,15 @@ from ..schemas import Flavour
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
+    from ..pacing import RateBook
     from ..retry import RetryPolicy
     from ..settings import Settings
     from .base import QuerySource, Timeouts
 
 PortalLink = Literal["advanced-hunting", "sentinel-logs"]
-Factory = Callable[["Settings", "TokenCredential", "RetryPolicy", "Timeouts"],
+Factory = Callable[["Settings", "TokenCredential", "RetryPolicy", "Timeouts", "RateBook"],
                    "QuerySource | None"]
+"""``build(settings, credential, policy, timeouts, book)``: *book* keeps the rate pacers."""
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from urllib3.exceptions import ProtocolError
 from ..credentials import https_required
 from ..hunt import Hunt
 from ..hunt_time import render_query
+from ..pacing import PROCESS_BOOK, RateBook
 from ..retry import (
     RETRYABLE_STATUSES,
     SYSTEM_CLOCK,
@@ -36,7 +37,6 @@ from ..retry import (
     Retryable,
     RetryPolicy,
     parse_retry_after,
-    process_pacer,
 )
 from ..window import Window
 from .base import (
@@ -88,14 +88,21 @@ GRAPH_TYPES = {
 
 
 def build(settings: Settings, credential: TokenCredential, policy: RetryPolicy,
-          timeouts: Timeouts) -> DefenderSource:
-    """The registry's factory: one pacer per tenant and Graph endpoint for the whole process
-    (every runner built here, e.g. one per queue message, shares it), one lane per tenant."""
+          timeouts: Timeouts, book: RateBook = PROCESS_BOOK) -> DefenderSource:
+    """The registry's factory: one pacer per tenant and Graph endpoint from *book* (the
+    process's by default: every runner built here, e.g. one per queue message, shares it; the
+    deployment's in queue mode: every instance shares it), one lane per tenant."""
     tenant = settings.tenant_id or "default"
-    pacer = process_pacer(f"graph:{tenant}@{settings.graph_endpoint}", tenant_pacer)
+    pacer = graph_pacer(book, tenant, settings.graph_endpoint)
     return DefenderSource(credential, settings.graph_endpoint, policy=policy, pacer=pacer,
                           timeouts=timeouts,
                           lanes=tenant_lanes(tenant, pacer))
+
+
+def graph_pacer(book: RateBook, tenant: str, endpoint: str) -> CallPacer:
+    """*tenant*'s Graph pacer in *book*: 45 calls per 62 s, whoever sends them."""
+    return book.pacer(f"graph:{tenant}@{endpoint}", CALLS_PER_MINUTE,
+                      60 + PACING_MARGIN_SECONDS)
 
 
 def tenant_pacer(clock: Clock = SYSTEM_CLOCK, record: list[float] | None = None) -> CallPacer:

@@ -33,6 +33,7 @@ from azure.monitor.query import LogsQueryClient, LogsQueryPartialResult, LogsQue
 from ..credentials import https_required
 from ..hunt import Hunt
 from ..hunt_time import render_query
+from ..pacing import PROCESS_BOOK, RateBook
 from ..retry import (
     RETRYABLE_STATUSES,
     SYSTEM_CLOCK,
@@ -82,17 +83,23 @@ QueryResponse = LogsQueryResult | LogsQueryPartialResult
 
 
 def build(settings: Settings, credential: TokenCredential, policy: RetryPolicy,
-          timeouts: Timeouts) -> SentinelSource | None:
+          timeouts: Timeouts, book: RateBook = PROCESS_BOOK) -> SentinelSource | None:
     """The registry's factory; None (with a warning) when no workspace is configured."""
     if not settings.sentinel_workspace_id:
         LOG.warning("HUNTWIRE_SENTINEL_WORKSPACE_ID is not set: Sentinel hunts are skipped")
         return None
-    pacer = identity_pacer()
+    pacer = logs_pacer(book, settings.client_id, settings.logs_endpoint)
     return SentinelSource(credential, settings.sentinel_workspace_id, settings.logs_endpoint,
                           server_timeout_seconds=180, policy=policy,
                           connect_timeout_seconds=timeouts.connect_seconds,
                           read_timeout_seconds=timeouts.read_seconds,
                           pacer=pacer, lanes=identity_lanes(pacer=pacer))
+
+
+def logs_pacer(book: RateBook, identity: str | None, endpoint: str) -> CallPacer:
+    """The identity's Log Analytics pacer in *book* (its limits are per user)."""
+    calls, period = CALLS_PER_PERIOD
+    return book.pacer(f"logs:{identity or 'function'}@{endpoint}", calls, period)
 
 
 def identity_pacer(clock: Clock = SYSTEM_CLOCK) -> CallPacer:

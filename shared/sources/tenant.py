@@ -9,7 +9,8 @@ delegated to the managed identity itself (Azure Lighthouse), so they use its own
 one Log Analytics query covers all of a tenant's workspaces.
 
 Each tenant gets its own Graph pacer (45 calls a minute) and lane; every tenant shares the one
-identity's Log Analytics pacer and lane (its limits are per user).
+identity's Log Analytics pacer and lane (its limits are per user). The pacers come from the
+run's :class:`shared.pacing.RateBook`: kept for the run, or shared by every instance.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from typing import TYPE_CHECKING
 from azure.core.credentials import TokenCredential
 from azure.identity import ClientAssertionCredential
 
+from ..pacing import RateBook
 from ..retry import SYSTEM_CLOCK, CallPacer, Clock, Lane, RetryPolicy
 from .base import QuerySource, Timeouts
-from .defender import DefenderSource, tenant_lanes, tenant_pacer
-from .sentinel import SentinelSource, identity_lanes, identity_pacer
+from .defender import DefenderSource, graph_pacer, tenant_lanes
+from .sentinel import SentinelSource, identity_lanes, logs_pacer
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -56,15 +58,23 @@ class ManagedIdentityAssertion:
 
 @dataclass
 class SharedLimits:
-    """The pacers and lanes shared across tenants: one per deployment and run."""
+    """The pacers and lanes shared across tenants: one per deployment and run (or process).
+    *book*: where the pacers are kept (by default a book of this object's own, on *clock*)."""
 
     clock: Clock = SYSTEM_CLOCK
+    book: RateBook | None = None
     logs_pacer: CallPacer = field(init=False)
     logs_lanes: tuple[Lane, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.logs_pacer = identity_pacer(self.clock)
+        if self.book is None:
+            self.book = RateBook(clock=self.clock)
+        self.logs_pacer = logs_pacer(self.book, None, "logs")
         self.logs_lanes = identity_lanes(pacer=self.logs_pacer)
+
+    def graph_pacer(self, tenant: Tenant, endpoint: str) -> CallPacer:
+        assert self.book is not None
+        return graph_pacer(self.book, tenant.key, endpoint)
 
 
 def tenant_sources(tenant: Tenant, settings: Settings, identity: TokenCredential,
@@ -74,7 +84,7 @@ def tenant_sources(tenant: Tenant, settings: Settings, identity: TokenCredential
     """*tenant*'s sources by source name (Sentinel only when it has workspaces).
     *graph_credential*: the tenant's Graph token source (default :func:`defender_credential`;
     local stand-ins pass their own)."""
-    pacer = tenant_pacer(shared.clock)
+    pacer = shared.graph_pacer(tenant, settings.graph_endpoint)
     graph = graph_credential or defender_credential(tenant, identity)
     sources: dict[str, QuerySource] = {
         "defender": DefenderSource(graph, settings.graph_endpoint,
