@@ -19,7 +19,8 @@ from shared.cards import build_notice
 from shared.cards.notice import MAX_FACTS
 from shared.cards.payload import MAX_PAYLOAD_BYTES
 from shared.health.deployment import TenantHealth, deployment_heartbeat
-from shared.health.model import HeartbeatTally, HuntHealth, TenantTally
+from shared.health.heartbeat import CLAIM_TTL
+from shared.health.model import DeploymentBeat, HeartbeatTally, HuntHealth, TenantTally
 from shared.health.notices import deployment_notice, health_kind
 from shared.health.records import HealthStore
 from shared.health.runner_hooks import HealthConfig, RunnerHealth
@@ -40,6 +41,8 @@ class Run:
 
     hunts: list[tuple[str, str, int, int, int]]
     opened: int = 0
+    undelivered: bool = False
+    """The tenant's findings channel refused this run's posts."""
 
 
 @dataclass
@@ -88,7 +91,8 @@ def tally_runs(store: HealthStore, tenant: Tenant, tmp: Path, notifier: TeamsNot
     """*tenant*'s runs through its own RunnerHealth, configured as a multi-tenant deployment
     configures it: tallying, no heartbeat of its own."""
     for index, run in enumerate(tenant.runs):
-        health = RunnerHealth(store, notifier, HealthConfig(heartbeat_hour=None))
+        health = RunnerHealth(store, notifier, HealthConfig(heartbeat_hour=None),
+                              findings_notifier=True)
         now = at + timedelta(hours=index)
         outcomes = []
         for name, status, rows, new, suppressed in run.hunts:
@@ -98,7 +102,9 @@ def tally_runs(store: HealthStore, tenant: Tenant, tmp: Path, notifier: TeamsNot
             assert health.before_hunt(hunt, now) is None
             outcome = HuntOutcome(hunt.id, name, status, rows=rows, new=new,  # type: ignore[arg-type]
                                   suppressed={"rule": suppressed} if suppressed else {},
-                                  error="HTTP 500" if status == "failed" else None)
+                                  error="HTTP 500" if status == "failed" else None,
+                                  delivery_failed=run.undelivered and new > 0,
+                                  pending=new if run.undelivered else 0)
             health.after_hunt(hunt, outcome, now)
             outcomes.append(outcome)
         health.after_run(RunSummary(now.isoformat(), outcomes, incidents={"opened": run.opened}),
@@ -173,15 +179,20 @@ def fact_labels(payload: dict[str, Any]) -> list[str]:
             and element["inlines"][0].get("isSubtle")]
 
 
-def test_two_instances_at_the_due_hour_post_one_heartbeat(
-        storage_connection_string: str, hook: WebhookReceiver, tmp_path: Path) -> None:
+@pytest.mark.parametrize("round_", range(4))
+def test_instances_racing_at_the_due_hour_post_one_heartbeat(
+        storage_connection_string: str, hook: WebhookReceiver, tmp_path: Path,
+        round_: int) -> None:
     setup = Storage.from_connection_string(storage_connection_string)
     tenant = Tenant("Contoso", [Run([("Encoded PowerShell", "ok", 1, 1, 0)])])
     tenant_table = "t" + uuid.uuid4().hex
     deployment_table = "t" + uuid.uuid4().hex
     tally_runs(HealthStore(setup.for_tenant(tenant_table)), tenant, tmp_path, None,
                DAY.replace(hour=HOUR))
-    start = threading.Barrier(2)
+    if round_ % 2:  # a record from yesterday exists: the claims are ETag-conditional updates
+        assert deployment_heartbeat([], None, HealthStore(setup.for_tenant(deployment_table)),
+                                    DAY.replace(hour=HOUR) - timedelta(days=1), HOUR) is False
+    start = threading.Barrier(3)
     posted: list[bool] = []
 
     def instance() -> None:
@@ -192,13 +203,28 @@ def test_two_instances_at_the_due_hour_post_one_heartbeat(
                                            HealthStore(own.for_tenant(deployment_table)),
                                            DAY.replace(hour=HOUR), HOUR))
 
-    threads = [threading.Thread(target=instance) for _ in range(2)]
+    threads = [threading.Thread(target=instance) for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    assert sorted(posted) == [False, True]
+    assert sorted(posted) == [False, False, True]
     assert len(heartbeats(hook)) == 1
+
+
+def test_a_claim_holds_off_others_until_it_expires(
+        storage: Storage, hook: WebhookReceiver) -> None:
+    deployment = fresh(storage)
+    now = DAY.replace(hour=HOUR)
+    deployment.save_deployment_beat(DeploymentBeat(claimed_day=now.date().isoformat(),
+                                                   claimed_at=now))  # an instance posting now
+    members = [TenantHealth("Contoso", fresh(storage))]
+
+    assert not deployment_heartbeat(members, channel(hook), deployment,
+                                    now + CLAIM_TTL - timedelta(seconds=1), HOUR)
+    assert hook.posts == []
+    assert deployment_heartbeat(members, channel(hook), deployment, now + CLAIM_TTL, HOUR)
+    assert "no runs recorded" in " ".join(texts(heartbeats(hook)[0]))
 
 
 def test_a_refused_post_resets_nothing_and_is_tried_again(
@@ -270,6 +296,24 @@ def test_hostile_tenant_and_hunt_names_render_inert(
     text = json.dumps(beat)
     for dangerous in ("https://evil", "<at>", "](", "javascript:"):
         assert dangerous not in text
+
+
+def test_a_tenant_whose_findings_channel_fails_is_named_first(
+        storage: Storage, hook: WebhookReceiver, tmp_path: Path) -> None:
+    tenants = [Tenant("Flaky", [Run([("Hunt A", "failed", 0, 0, 0)])]),
+               Tenant("Muted", [Run([("Hunt B", "ok", 3, 3, 0)], undelivered=True)]),
+               Tenant("Calm", [Run([("Hunt C", "ok", 0, 0, 0)])])]
+    stores = [fresh(storage) for _ in tenants]
+    for store, tenant in zip(stores, tenants, strict=True):
+        tally_runs(store, tenant, tmp_path, None, DAY.replace(hour=HOUR))
+    members = [TenantHealth(t.name, s) for t, s in zip(tenants, stores, strict=True)]
+
+    assert deployment_heartbeat(members, channel(hook), fresh(storage), DAY.replace(hour=HOUR),
+                                HOUR)
+    (beat,) = heartbeats(hook)
+    assert fact_labels(beat)[:3] == ["Muted", "Flaky", "Calm"]
+    assert "Findings channel: failing since 2026-03-02 08:00 UTC: 3 finding(s) waiting" in \
+        " ".join(texts(beat))
 
 
 def test_sixty_tenants_stay_within_the_card_and_say_how_many_more() -> None:

@@ -95,9 +95,11 @@ def _claim(deployment: HealthStore, now: datetime, hour: int | None) -> Deployme
 
 
 def _read(tenant: TenantHealth) -> TenantTally:
-    """The tenant's tally and hunts; unreadable (with why) on any storage or record error."""
+    """The tenant's tally, hunts and channel; unreadable (with why) on any storage or record
+    error."""
     try:
-        return TenantTally(tenant.name, tenant.store.heartbeat(), tenant.store.hunts())
+        store = tenant.store
+        return TenantTally(tenant.name, store.heartbeat(), store.hunts(), store.notifier())
     except HuntwireError as exc:
         error = exc.message
     except (ValueError, TypeError, KeyError) as exc:  # a record that does not decode

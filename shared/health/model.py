@@ -116,6 +116,8 @@ class TenantTally:
     name: str
     tally: HeartbeatTally | None = None
     hunts: Mapping[str, HuntHealth] = field(default_factory=dict)
+    channel: NotifierHealth | None = None
+    """The tenant's findings channel, as its last runs saw it."""
     error: str | None = None
 
 

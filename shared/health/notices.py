@@ -105,9 +105,9 @@ NAMES_LISTED = 5
 
 def deployment_notice(tenants: Sequence[TenantTally], now: datetime) -> ChannelNotice:
     """A multi-tenant deployment's one daily heartbeat: a total line, then a line per tenant,
-    worst first (unreadable, failing or disabled hunts, failures, no runs, fully suppressed
-    hunts); those past the card's facts share one line, compactly, up to "and N more".
-    Bounded: at most the card's facts, each cut to :data:`LINE_CHARS`, names to
+    worst first (unreadable, findings channel failing, failing or disabled hunts, failures, no
+    runs, fully suppressed hunts); those past the card's facts share one line, compactly, up to
+    "and N more". Bounded: at most the card's facts, each cut to :data:`LINE_CHARS`, names to
     :data:`NAME_CHARS` (tenant and hunt names are customer text: the card escapes them)."""
     ranked = sorted(tenants, key=lambda t: (tuple(-n for n in _badness(t)), t.name.casefold()))
     room = MAX_FACTS - 1  # the last fact says when it was sent
@@ -138,13 +138,15 @@ def _total_line(tenants: Sequence[TenantTally]) -> str:
     return text + " Worst tenants first."
 
 
-def _badness(tenant: TenantTally) -> tuple[int, int, int, int, int]:
-    """(unreadable, failing or disabled hunts, failures, no runs, fully suppressed hunts)."""
+def _badness(tenant: TenantTally) -> tuple[int, int, int, int, int, int]:
+    """(unreadable, findings channel failing, failing or disabled hunts, failures, no runs,
+    fully suppressed hunts): a dead channel holds back every finding of the tenant."""
     if tenant.error is not None:
-        return (1, 0, 0, 0, 0)
+        return (1, 0, 0, 0, 0, 0)
     tally = tenant.tally or HeartbeatTally()
     failing, disabled = _troubled(tenant.hunts)
-    return (0, len(failing) + len(disabled), tally.failures, int(tally.runs == 0),
+    dead = tenant.channel is not None and tenant.channel.state == "failing"
+    return (0, int(dead), len(failing) + len(disabled), tally.failures, int(tally.runs == 0),
             len(tally.fully_suppressed()))
 
 
@@ -171,6 +173,8 @@ def _tenant_line(tenant: TenantTally) -> str:
         text += f". Failing: {_names(failing)}"
     if disabled:
         text += f". Disabled: {_names(disabled)}"
+    if tenant.channel is not None and tenant.channel.state in ("failing", "unconfigured"):
+        text += f". Findings channel: {_channel_state(tenant.channel)}"
     silenced = tally.fully_suppressed()
     if silenced:
         hunts = tenant.hunts
