@@ -19,7 +19,7 @@ from shared.cards import build_notice
 from shared.cards.notice import MAX_FACTS
 from shared.cards.payload import MAX_PAYLOAD_BYTES
 from shared.health.deployment import TenantHealth, deployment_heartbeat
-from shared.health.heartbeat import CLAIM_TTL
+from shared.health.heartbeat import CLAIM_TTL, HuntRun, after_heartbeat, deduct, tally_run
 from shared.health.model import DeploymentBeat, HeartbeatTally, HuntHealth, TenantTally
 from shared.health.notices import deployment_notice, health_kind
 from shared.health.records import HealthStore
@@ -190,8 +190,9 @@ def test_instances_racing_at_the_due_hour_post_one_heartbeat(
     tally_runs(HealthStore(setup.for_tenant(tenant_table)), tenant, tmp_path, None,
                DAY.replace(hour=HOUR))
     if round_ % 2:  # a record from yesterday exists: the claims are ETag-conditional updates
-        assert deployment_heartbeat([], None, HealthStore(setup.for_tenant(deployment_table)),
-                                    DAY.replace(hour=HOUR) - timedelta(days=1), HOUR) is False
+        yesterday = (DAY - timedelta(days=1)).date().isoformat()
+        HealthStore(setup.for_tenant(deployment_table)).save_deployment_beat(
+            DeploymentBeat(last_sent_day=yesterday))
     start = threading.Barrier(3)
     posted: list[bool] = []
 
@@ -245,6 +246,8 @@ def test_a_refused_post_resets_nothing_and_is_tried_again(
     assert (record.last_sent_day, record.claimed_day) == (None, None)  # released
 
     hook.default = Reply(202)
+    assert not deployment_heartbeat(members, None, deployment, now, HOUR)  # no channel: none
+    assert store.heartbeat() == before
     assert deployment_heartbeat(members, channel(hook), deployment, now + timedelta(minutes=1),
                                 HOUR)
     text = " ".join(texts(hook.payloads[-1]))
@@ -336,3 +339,16 @@ def test_sixty_tenants_stay_within_the_card_and_say_how_many_more() -> None:
     compact = rest.count(" ran, ")
     assert rest.endswith(f"; and {60 - listed - compact} more")
     assert 0 < compact < 60 - listed
+
+
+def test_a_run_tallied_while_the_heartbeat_posts_is_kept_for_the_next() -> None:
+    runs = [HuntRun("a", "ok", new=2, rows=3), HuntRun("b", "failed")]
+    sent = tally_run(None, runs, DAY)
+    meanwhile = [HuntRun("a", "ok", new=1, suppressed=4, rows=4)]
+    current = tally_run(sent, meanwhile, DAY + timedelta(hours=1))
+    now = DAY + timedelta(hours=2)
+
+    left = deduct(current, sent, now)
+    assert left == tally_run(HeartbeatTally(since=now, last_sent_day=now.date().isoformat()),
+                             meanwhile, now)
+    assert deduct(sent, sent, now) == after_heartbeat(sent, now)

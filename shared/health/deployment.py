@@ -59,6 +59,8 @@ def deployment_heartbeat(tenants: Sequence[TenantHealth], channel: Notifier | No
     """Post the deployment's heartbeat when due and not claimed by another caller; True when
     this call posted it. Never raises for a storage or channel failure (logged; a later call
     tries again)."""
+    if channel is None:
+        return False  # nobody to tell: claim nothing, read nothing
     try:
         claim = _claim(deployment, now, hour)
     except HuntwireError as exc:
