@@ -352,3 +352,11 @@ def test_a_run_tallied_while_the_heartbeat_posts_is_kept_for_the_next() -> None:
     assert left == tally_run(HeartbeatTally(since=now, last_sent_day=now.date().isoformat()),
                              meanwhile, now)
     assert deduct(sent, sent, now) == after_heartbeat(sent, now)
+
+
+def test_tenants_equally_well_are_listed_in_natural_order() -> None:
+    tally = HeartbeatTally(since=DAY, runs=1, hunt_runs={"a": 1})
+    names = ["Tenant 10", "tenant 2", "Tenant 1"]
+    notice = deployment_notice([TenantTally(name, tally) for name in names], DAY)
+    assert [label for label, _ in notice.facts[:3]] == ["Tenant 1", "tenant 2", "Tenant 10"]
+    assert notice.severity == "Informational"

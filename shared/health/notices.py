@@ -8,6 +8,7 @@ so tools and tests can tell a health notice from an incident card (:func:`health
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -99,6 +100,7 @@ NAME_CHARS = 48
 """A tenant or hunt name is cut to this on the deployment heartbeat (with an ellipsis)."""
 LINE_CHARS = 420
 """Each fact of the deployment heartbeat is cut to this (the card's own limit is 500)."""
+_DIGITS = re.compile(r"(\d+)")
 NAMES_LISTED = 5
 """Failing, disabled or fully suppressed hunts named per tenant, then "and N more"."""
 
@@ -109,7 +111,7 @@ def deployment_notice(tenants: Sequence[TenantTally], now: datetime) -> ChannelN
     runs, fully suppressed hunts); those past the card's facts share one line, compactly, up to
     "and N more". Bounded: at most the card's facts, each cut to :data:`LINE_CHARS`, names to
     :data:`NAME_CHARS` (tenant and hunt names are customer text: the card escapes them)."""
-    ranked = sorted(tenants, key=lambda t: (tuple(-n for n in _badness(t)), t.name.casefold()))
+    ranked = sorted(tenants, key=lambda t: (tuple(-n for n in _badness(t)), _natural(t.name)))
     room = MAX_FACTS - 1  # the last fact says when it was sent
     listed = ranked if len(ranked) <= room else ranked[:room - 1]
     facts = [(_cut(t.name or "(unnamed)", NAME_CHARS), _cut(_tenant_line(t), LINE_CHARS))
@@ -202,6 +204,12 @@ def _names(names: Sequence[str]) -> str:
     shown = ", ".join(_cut(name, NAME_CHARS) for name in names[:NAMES_LISTED])
     return shown + (f" and {len(names) - NAMES_LISTED} more" if len(names) > NAMES_LISTED
                     else "")
+
+
+def _natural(name: str) -> list[str | int]:
+    """Sort key: "Tenant 2" before "Tenant 10"."""
+    return [int(part) if index % 2 else part
+            for index, part in enumerate(_DIGITS.split(name.casefold()))]
 
 
 def _cut(text: str, limit: int) -> str:
