@@ -190,9 +190,11 @@ def _compact(tenants: Sequence[TenantTally]) -> str:
     parts: list[str] = []
     for index, tenant in enumerate(tenants):
         tally = tenant.tally or HeartbeatTally()
+        counts = [f"{sum(tally.hunt_runs.values())} ran"]
+        counts += [f"{n} {what}" for n, what in ((tally.failures, "failed"),
+                                                  (tally.findings, "new")) if n]
         part = (f"{_cut(tenant.name, 32)} (unreadable)" if tenant.error is not None else
-                f"{_cut(tenant.name, 32)} ({sum(tally.hunt_runs.values())} ran, "
-                f"{tally.failures} failed, {tally.findings} new)")
+                f"{_cut(tenant.name, 32)} ({', '.join(counts)})")
         tail = f"; and {len(tenants) - index} more"
         if len("; ".join([*parts, part])) + len(tail) > LINE_CHARS:
             return "; ".join(parts) + tail
