@@ -226,7 +226,9 @@ def test_a_claim_holds_off_others_until_it_expires(
                                     now + CLAIM_TTL - timedelta(seconds=1), HOUR)
     assert hook.posts == []
     assert deployment_heartbeat(members, channel(hook), deployment, now + CLAIM_TTL, HOUR)
-    assert "no runs recorded" in " ".join(texts(heartbeats(hook)[0]))
+    (beat,) = heartbeats(hook)
+    assert fact_labels(beat)[0] == "Contoso"
+    assert "no runs recorded yet" in " ".join(texts(beat))
 
 
 def test_a_refused_post_resets_nothing_and_is_tried_again(

@@ -131,7 +131,7 @@ def _total_line(tenants: Sequence[TenantTally]) -> str:
     since = min((t.since for t in tallies if t.since), default=None)
     unreadable = sum(t.error is not None for t in tenants)
     times = sum(sum(t.hunt_runs.values()) for t in tallies)
-    text = (f"Since {when(since)}: {len(tenants)} tenant(s)"
+    text = (f"Since {when(since) if since else 'the last heartbeat'}: {len(tenants)} tenant(s)"
             + (f" ({unreadable} unreadable)" if unreadable else "")
             + f", hunts ran {times} time(s), {sum(t.failures for t in tallies)} failure(s). "
             f"{sum(t.findings for t in tallies)} new finding(s) in "
@@ -165,7 +165,8 @@ def _tenant_line(tenant: TenantTally) -> str:
         return f"UNREADABLE, not counted: {_cut(tenant.error, 200)}"
     tally = tenant.tally or HeartbeatTally()
     if tally.runs == 0:
-        text = f"no runs recorded since {when(tally.since)}"
+        text = (f"no runs recorded since {when(tally.since)}" if tally.since
+                else "no runs recorded yet")
     else:
         text = (f"hunts ran {sum(tally.hunt_runs.values())} time(s), {tally.failures} "
                 f"failure(s), {tally.findings} new finding(s), {tally.incidents} incident(s), "
