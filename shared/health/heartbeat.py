@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from .model import HeartbeatTally
+from .model import DeploymentBeat, HeartbeatTally
+
+CLAIM_TTL = timedelta(minutes=15)
+"""How long a claim on the day's deployment heartbeat holds off other instances: far longer than
+a post takes (its retries end within a minute), short enough that the next hourly run makes up
+for an instance that died while posting."""
 
 
 @dataclass(frozen=True)
@@ -48,12 +53,46 @@ def tally_run(tally: HeartbeatTally | None, runs: Iterable[HuntRun], now: dateti
 
 def heartbeat_due(tally: HeartbeatTally | None, now: datetime, hour: int | None) -> bool:
     """Once a UTC day, from the configured hour on (a missed hour is made up by the next run)."""
-    if hour is None:
-        return False
-    sent_today = tally is not None and tally.last_sent_day == now.date().isoformat()
-    return now.hour >= hour and not sent_today
+    return _due_today(tally.last_sent_day if tally else None, now, hour)
+
+
+def _due_today(last_sent_day: str | None, now: datetime, hour: int | None) -> bool:
+    return hour is not None and now.hour >= hour and last_sent_day != now.date().isoformat()
+
+
+def deployment_due(record: DeploymentBeat | None, now: datetime, hour: int | None) -> bool:
+    """:func:`heartbeat_due`'s rule for the deployment's heartbeat, unless another instance
+    claimed today's less than :data:`CLAIM_TTL` ago (it is posting it now)."""
+    if record is None:
+        return _due_today(None, now, hour)
+    claimed = (record.claimed_day == now.date().isoformat() and record.claimed_at is not None
+               and now - record.claimed_at < CLAIM_TTL)
+    return _due_today(record.last_sent_day, now, hour) and not claimed
 
 
 def after_heartbeat(tally: HeartbeatTally, now: datetime) -> HeartbeatTally:
     """Counts start again from *now*; the day is recorded so later runs do not repeat it."""
     return HeartbeatTally(since=now, last_sent_day=now.date().isoformat(), etag=tally.etag)
+
+
+def deduct(current: HeartbeatTally | None, sent: HeartbeatTally, now: datetime) -> HeartbeatTally:
+    """*current* without what *sent* counted (*sent*: the same tally, read before the heartbeat
+    reported it): counts start again from *now*, and a run tallied in between is kept for the
+    next heartbeat. Equal to :func:`after_heartbeat` when nothing came in between."""
+    if current is None:
+        return HeartbeatTally(since=now, last_sent_day=now.date().isoformat())
+    return HeartbeatTally(
+        since=now, last_sent_day=now.date().isoformat(), runs=max(current.runs - sent.runs, 0),
+        hunt_runs=_minus(current.hunt_runs, sent.hunt_runs),
+        failures=max(current.failures - sent.failures, 0),
+        findings=max(current.findings - sent.findings, 0),
+        incidents=max(current.incidents - sent.incidents, 0),
+        suppressed=max(current.suppressed - sent.suppressed, 0),
+        hunt_rows=_minus(current.hunt_rows, sent.hunt_rows),
+        hunt_suppressed=_minus(current.hunt_suppressed, sent.hunt_suppressed),
+        etag=current.etag)
+
+
+def _minus(current: Mapping[str, int], sent: Mapping[str, int]) -> dict[str, int]:
+    left = {key: count - sent.get(key, 0) for key, count in current.items()}
+    return {key: count for key, count in left.items() if count > 0}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
@@ -94,6 +95,30 @@ class HeartbeatTally:
         rule or snooze may be silencing the hunt entirely."""
         return {hunt: rows for hunt, rows in self.hunt_rows.items()
                 if rows > 0 and self.hunt_suppressed.get(hunt, 0) >= rows}
+
+
+@dataclass(frozen=True)
+class DeploymentBeat:
+    """A multi-tenant deployment's one daily heartbeat: the UTC day it was last sent, and the
+    claim of the instance posting it now (``shared.health.deployment``)."""
+
+    last_sent_day: str | None = None
+    claimed_day: str | None = None
+    claimed_at: datetime | None = None
+    etag: str | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class TenantTally:
+    """One tenant's part in the deployment heartbeat: its tally and hunts, or why they could
+    not be read (*error*: the tenant is named as unreadable)."""
+
+    name: str
+    tally: HeartbeatTally | None = None
+    hunts: Mapping[str, HuntHealth] = field(default_factory=dict)
+    channel: NotifierHealth | None = None
+    """The tenant's findings channel, as its last runs saw it."""
+    error: str | None = None
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,15 @@ so tools and tests can tell a health notice from an incident card (:func:`health
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from ..cards.notice import MAX_FACTS
 from ..notify.base import Notice as ChannelNotice
 from ..notify.base import Severity
-from .model import HeartbeatTally, HuntHealth, Notice, NotifierHealth
+from .model import HeartbeatTally, HuntHealth, Notice, NotifierHealth, TenantTally
 
 HEALTH_TAG = "health-"
 HEALTH_ID_PREFIX = "huntwire-" + HEALTH_TAG
@@ -94,10 +96,131 @@ def heartbeat_notice(tally: HeartbeatTally, now: datetime,
                          facts=tuple(facts), tag=HEALTH_TAG + "heartbeat")
 
 
-def _hunt_states(hunts: Mapping[str, HuntHealth]) -> str:
+NAME_CHARS = 48
+"""A tenant or hunt name is cut to this on the deployment heartbeat (with an ellipsis)."""
+LINE_CHARS = 420
+"""Each fact of the deployment heartbeat is cut to this (the card's own limit is 500)."""
+_DIGITS = re.compile(r"(\d+)")
+NAMES_LISTED = 5
+"""Failing, disabled or fully suppressed hunts named per tenant, then "and N more"."""
+
+
+def deployment_notice(tenants: Sequence[TenantTally], now: datetime) -> ChannelNotice:
+    """A multi-tenant deployment's one daily heartbeat: a total line, then a line per tenant,
+    worst first (unreadable, findings channel failing, failing or disabled hunts, failures, no
+    runs, fully suppressed hunts); those past the card's facts share one line, compactly, up to
+    "and N more". Bounded: at most the card's facts, each cut to :data:`LINE_CHARS`, names to
+    :data:`NAME_CHARS` (tenant and hunt names are customer text: the card escapes them)."""
+    ranked = sorted(tenants, key=lambda t: (tuple(-n for n in _badness(t)), _natural(t.name)))
+    room = MAX_FACTS - 1  # the last fact says when it was sent
+    listed = ranked if len(ranked) <= room else ranked[:room - 1]
+    facts = [(_cut(t.name or "(unnamed)", NAME_CHARS), _cut(_tenant_line(t), LINE_CHARS))
+             for t in listed]
+    rest = ranked[len(listed):]
+    if rest:
+        facts.append((f"{len(rest)} more tenant(s)", _compact(rest)))
+    facts.append(("Sent", when(now)))
+    severity: Severity = "Medium" if any(any(_badness(t)) for t in tenants) else "Informational"
+    return ChannelNotice("health", f"huntwire is running: {len(tenants)} tenant(s)",
+                         _total_line(tenants), severity=severity, facts=tuple(facts),
+                         tag=HEALTH_TAG + "heartbeat")
+
+
+def _total_line(tenants: Sequence[TenantTally]) -> str:
+    tallies = [t.tally for t in tenants if t.tally is not None]
+    since = min((t.since for t in tallies if t.since), default=None)
+    unreadable = sum(t.error is not None for t in tenants)
+    times = sum(sum(t.hunt_runs.values()) for t in tallies)
+    text = (f"Since {when(since) if since else 'the last heartbeat'}: {len(tenants)} tenant(s)"
+            + (f" ({unreadable} unreadable)" if unreadable else "")
+            + f", hunts ran {times} time(s), {sum(t.failures for t in tallies)} failure(s). "
+            f"{sum(t.findings for t in tallies)} new finding(s) in "
+            f"{sum(t.incidents for t in tallies)} incident(s); "
+            f"{sum(t.suppressed for t in tallies)} row(s) suppressed.")
+    return text + " Worst tenants first."
+
+
+def _badness(tenant: TenantTally) -> tuple[int, int, int, int, int, int]:
+    """(unreadable, findings channel failing, failing or disabled hunts, failures, no runs,
+    fully suppressed hunts): a dead channel holds back every finding of the tenant."""
+    if tenant.error is not None:
+        return (1, 0, 0, 0, 0, 0)
+    tally = tenant.tally or HeartbeatTally()
+    failing, disabled = _troubled(tenant.hunts)
+    dead = tenant.channel is not None and tenant.channel.state == "failing"
+    return (0, int(dead), len(failing) + len(disabled), tally.failures, int(tally.runs == 0),
+            len(tally.fully_suppressed()))
+
+
+def _troubled(hunts: Mapping[str, HuntHealth]) -> tuple[list[str], list[str]]:
+    """Names of the failing and of the disabled hunts."""
     disabled = sorted(h.name or h.hunt_id for h in hunts.values() if h.disabled)
     failing = sorted(h.name or h.hunt_id for h in hunts.values()
                      if not h.disabled and h.consecutive_failures)
+    return failing, disabled
+
+
+def _tenant_line(tenant: TenantTally) -> str:
+    if tenant.error is not None:
+        return f"UNREADABLE, not counted: {_cut(tenant.error, 200)}"
+    tally = tenant.tally or HeartbeatTally()
+    if tally.runs == 0:
+        text = (f"no runs recorded since {when(tally.since)}" if tally.since
+                else "no runs recorded yet")
+    else:
+        text = (f"hunts ran {sum(tally.hunt_runs.values())} time(s), {tally.failures} "
+                f"failure(s), {tally.findings} new finding(s), {tally.incidents} incident(s), "
+                f"{tally.suppressed} row(s) suppressed")
+    failing, disabled = _troubled(tenant.hunts)
+    if failing:
+        text += f". Failing: {_names(failing)}"
+    if disabled:
+        text += f". Disabled: {_names(disabled)}"
+    if tenant.channel is not None and tenant.channel.state in ("failing", "unconfigured"):
+        text += f". Findings channel: {_channel_state(tenant.channel)}"
+    silenced = tally.fully_suppressed()
+    if silenced:
+        hunts = tenant.hunts
+        text += ". Every row suppressed: " + _names(
+            [f"{_cut(hunts[h].name if h in hunts and hunts[h].name else h, NAME_CHARS)} "
+             f"({rows} row(s))" for h, rows in sorted(silenced.items())])
+    return text
+
+
+def _compact(tenants: Sequence[TenantTally]) -> str:
+    parts: list[str] = []
+    for index, tenant in enumerate(tenants):
+        tally = tenant.tally or HeartbeatTally()
+        counts = [f"{sum(tally.hunt_runs.values())} ran"]
+        counts += [f"{n} {what}" for n, what in ((tally.failures, "failed"),
+                                                  (tally.findings, "new")) if n]
+        part = (f"{_cut(tenant.name, 32)} (unreadable)" if tenant.error is not None else
+                f"{_cut(tenant.name, 32)} ({', '.join(counts)})")
+        tail = f"; and {len(tenants) - index} more"
+        if len("; ".join([*parts, part])) + len(tail) > LINE_CHARS:
+            return "; ".join(parts) + tail
+        parts.append(part)
+    return "; ".join(parts)
+
+
+def _names(names: Sequence[str]) -> str:
+    shown = ", ".join(_cut(name, NAME_CHARS) for name in names[:NAMES_LISTED])
+    return shown + (f" and {len(names) - NAMES_LISTED} more" if len(names) > NAMES_LISTED
+                    else "")
+
+
+def _natural(name: str) -> list[str | int]:
+    """Sort key: "Tenant 2" before "Tenant 10"."""
+    return [int(part) if index % 2 else part
+            for index, part in enumerate(_DIGITS.split(name.casefold()))]
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _hunt_states(hunts: Mapping[str, HuntHealth]) -> str:
+    failing, disabled = _troubled(hunts)
     ok = len(hunts) - len(disabled) - len(failing)
     text = f"{ok} ok, {len(failing)} failing, {len(disabled)} disabled"
     if failing:

@@ -1,7 +1,8 @@
 """Health records in Table Storage (table ``huntwireHealth``), updated with ETag guards.
 
 PartitionKey ``hunt`` (RowKey = hunt id), ``source`` (RowKey = ``defender`` | ``sentinel``),
-``notifier`` (RowKey ``teams``) and ``heartbeat`` (RowKey ``latest``). Every write is
+``notifier`` (RowKey ``teams``) and ``heartbeat`` (RowKey ``latest``; RowKey ``deployment``: a
+multi-tenant deployment's one heartbeat, in the unprefixed table). Every write is
 conditional on the ETag read (or insert-if-absent), so two overlapping runs never overwrite each
 other's counts: the loser re-reads, re-applies its change and writes again.
 """
@@ -28,13 +29,13 @@ from azure.data.tables import TableClient, UpdateMode
 
 from ..errors import StorageError
 from ..storage import Conflict, Storage, retry_conflicts, storage_errors
-from .model import HeartbeatTally, HuntHealth, NotifierHealth, SourceHealth
+from .model import DeploymentBeat, HeartbeatTally, HuntHealth, NotifierHealth, SourceHealth
 
 TABLE: Final = "huntwireHealth"
 ATTEMPTS: Final = 5
 MAX_TEXT: Final = 2000
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s?#]+)[^\s\"'<>]*")
-R = TypeVar("R", HuntHealth, SourceHealth, NotifierHealth, HeartbeatTally)
+R = TypeVar("R", HuntHealth, SourceHealth, NotifierHealth, HeartbeatTally, DeploymentBeat)
 
 
 class HealthStoreError(StorageError):
@@ -72,6 +73,9 @@ class HealthStore:
     def heartbeat(self) -> HeartbeatTally | None:
         return self._get(HeartbeatTally, "heartbeat", "latest")
 
+    def deployment_beat(self) -> DeploymentBeat | None:
+        return self._get(DeploymentBeat, "heartbeat", "deployment")
+
     # -- writes ---------------------------------------------------------------------------------
 
     def save_hunt(self, record: HuntHealth) -> HuntHealth:
@@ -85,6 +89,9 @@ class HealthStore:
 
     def save_heartbeat(self, record: HeartbeatTally) -> HeartbeatTally:
         return self._put(record, "heartbeat", "latest")
+
+    def save_deployment_beat(self, record: DeploymentBeat) -> DeploymentBeat:
+        return self._put(record, "heartbeat", "deployment")
 
     def modify(self, read: Callable[[], R | None], change: Callable[[R | None], R],
                save: Callable[[R], R]) -> R:
