@@ -26,8 +26,8 @@ Per configuration and cycle it prints the wall time of the cycle (simulated), hu
 by the next hour), late twice in a row, failed, the most Graph calls of one tenant in any rolling
 minute as sent and as accepted, 429s, the p50/p95 time from the hour to each hunt's completion,
 and hunts a minute; then the speed-up from the smallest to the largest size. Without size flags
-it runs the issue's matrix: 1 tenant on one instance (in-process, 4 workers; queue, 1 instance)
-and 10 tenants on 1, 4 and 16 instances.
+it runs the issue's matrix: 1 tenant in-process (4 workers), and 1 and 10 tenants on 1, 4 and 16
+instances in queue mode.
 
     .venv/bin/python bench/bench_scale.py [--scale 15] [--hunts 300] [--cycles 2]
         [--tenants 1 10] [--workers 1 4 16 | --instances 1 4 16] [--concurrency 6]
@@ -247,14 +247,14 @@ class Config:
 
 
 def configs(args: argparse.Namespace) -> list[Config]:
-    """The matrix: the flags' when given, else the issue's (one tenant on one instance, in both
-    modes; ten tenants on 1, 4 and 16 instances in queue mode)."""
+    """The matrix: the flags' when given, else the issue's (one tenant in-process with the
+    default 4 workers; one and ten tenants on 1, 4 and 16 instances in queue mode)."""
     if args.workers is not None:
         return [Config("in-process", t, w) for t in args.tenants or [1, 10] for w in args.workers]
     if args.instances is not None:
         return [Config("queue", t, n) for t in args.tenants or [1, 10] for n in args.instances]
-    return [Config("in-process", 1, 4), Config("queue", 1, 1),
-            Config("queue", 10, 1), Config("queue", 10, 4), Config("queue", 10, 16)]
+    return [Config("in-process", 1, 4),
+            *(Config("queue", tenants, n) for tenants in (1, 10) for n in (1, 4, 16))]
 
 
 def main() -> int:

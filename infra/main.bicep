@@ -142,9 +142,11 @@ param graphEndpoint string = 'https://graph.microsoft.com'
 @description('Log Analytics query endpoint (change only for sovereign clouds).')
 param logsEndpoint string = 'https://api.loganalytics.io'
 
-// The hunt timer is a singleton (the host's blob lease), so more instances never run more
-// hunts; the only thing that scales out is the anonymous snooze page. 40 is the lowest cap Flex
-// Consumption accepts, and it bounds what a flood of requests to that public URL can cost.
+// The hunt timer is a singleton (the host's blob lease). In queue mode the hunt worker scales
+// out, but every instance books a tenant's Graph calls from one shared budget (shared/pacing.py),
+// so the cap bounds cost, not the service's rate. 40 is the lowest cap Flex Consumption accepts
+// (about 0.4 instances per tenant keep every tenant busy: 100 tenants), and it bounds what a
+// flood of requests to the anonymous snooze page can cost.
 @minValue(40)
 @maxValue(1000)
 @description('Flex Consumption maximum instance count (docs/deploy.md: why 40).')
