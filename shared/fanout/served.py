@@ -76,6 +76,7 @@ def process_limits() -> SharedLimits:
 
 
 @cache
-def process_identity(client_id: str | None) -> TokenCredential:
-    """The managed identity of this process (one credential: its tokens are cached)."""
+def process_identity(client_id: str | None, endpoint: str | None) -> TokenCredential:
+    """The managed identity of this process (one credential: its tokens are cached), per
+    client id and identity endpoint (``IDENTITY_ENDPOINT``, which ``make_credential`` reads)."""
     return make_credential(client_id)

@@ -1,13 +1,15 @@
-"""Pieces of the fan-out's steps (``shared.fanout.work``) that need no queue or tenant: a
-tenant's cycle opened with its due hunts, the messages sent for the opened cycles, what each
-hunt came to for the delivery, and the late-hunts notice."""
+"""Pieces of the fan-out's steps (``shared.fanout.work``) that need no Fanout of their own:
+the mode setting, a tenant's cycle opened with its due hunts, the messages sent for the opened
+cycles, what each hunt came to for the delivery, and the late-hunts notice."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Final
 
+from ..errors import ConfigurationError
 from ..health.notices import HEALTH_TAG
 from ..notify.base import Notice
 from ..outcome import HuntOutcome
@@ -15,15 +17,34 @@ from ..runner import Runner, is_due
 from ..schedule import most_overdue_first
 from ..sources.base import close_sources
 from ..storage.queues import Queues
+from ..tenancy_notices import named
+from ..tenants import Tenant
 from ..window import iso
 from .cycle import Cycle, CycleStore
 from .messages import DELIVERY_QUEUE, HUNTS_QUEUE, DeliveryMessage, HuntMessage, encode
 
 log = logging.getLogger("huntwire.fanout")
 
+FANOUT: Final = "HUNTWIRE_FANOUT"
 CYCLE_DEADLINE: Final = timedelta(minutes=20)
 """When a cycle's delivery runs even if some hunts never finished (their findings go out with
 the next cycle's delivery once they are recorded)."""
+
+
+def queue_mode(env: Mapping[str, str]) -> bool:
+    """``HUNTWIRE_FANOUT=queue`` fans hunts out on Storage queues; unset or ``in-process`` runs
+    them in the timer's invocation (the default for small deployments)."""
+    value = (env.get(FANOUT) or "in-process").strip().lower()
+    if value in ("queue", "queues"):
+        return True
+    if value in ("in-process", "inprocess"):
+        return False
+    raise ConfigurationError(f"{FANOUT}={value[:20]!r}: use 'queue' or 'in-process'",
+                             reason="configuration")
+
+
+def lease_owner(tenant: str, cycle: str) -> str:
+    return f"cycle-{tenant}-{cycle}"
 
 
 def open_cycle(runner: Runner, key: str, cycle: str, now: datetime) -> Cycle | None:
@@ -73,13 +94,16 @@ def hunt_outcome(cycle: Cycle, hunt_id: str, name: str) -> HuntOutcome:
     return HuntOutcome(hunt_id, name, "skipped", error="did not finish by the cycle's deadline")
 
 
-def late_notice(runner: Runner, cycle: Cycle) -> Notice:
+def late_notice(runner: Runner, cycle: Cycle, tenant: Tenant | None = None) -> Notice:
+    """The notice naming *cycle*'s hunts not done by its deadline; with *tenant* (a
+    multi-tenant deployment's), it names the tenant."""
     names = {h.id: h.name for h in runner.hunts}
     late = [names.get(h, h) for h in cycle.missing]
-    return Notice("health", "Hunts did not finish by the cycle's deadline",
-                  f"{len(late)} hunt(s) of cycle {cycle.cycle} had not finished "
-                  f"{int(CYCLE_DEADLINE.total_seconds() // 60)} minutes after it started; "
-                  "the findings of the others were delivered, theirs go out with the "
-                  "next cycle once recorded.", severity="Medium",
-                  facts=(("Tenant", cycle.tenant), ("Hunts", ", ".join(late[:20]))),
-                  tag=HEALTH_TAG + "late")
+    notice = Notice("health", "Hunts did not finish by the cycle's deadline",
+                    f"{len(late)} hunt(s) of cycle {cycle.cycle} had not finished "
+                    f"{int(CYCLE_DEADLINE.total_seconds() // 60)} minutes after it started; "
+                    "the findings of the others were delivered, theirs go out with the "
+                    "next cycle once recorded.", severity="Medium",
+                    facts=(("Tenant id" if tenant else "Tenant", cycle.tenant),
+                           ("Hunts", ", ".join(late[:20]))), tag=HEALTH_TAG + "late")
+    return notice if tenant is None else named(notice, tenant)

@@ -31,7 +31,7 @@ from azure.core.credentials import TokenCredential
 
 from ..app import build_runner
 from ..delivery import HuntRun
-from ..errors import ConfigurationError, HuntwireError
+from ..errors import HuntwireError
 from ..health.runner_hooks import RunnerHealth, health_notifier, post_notice
 from ..ledger import Ledger, oldest_first
 from ..notify.base import Notice
@@ -50,7 +50,7 @@ from ..tenancy import (
     problems_of,
     tenant_tables,
 )
-from ..tenancy_notices import announce, named
+from ..tenancy_notices import announce
 from ..tenants import Tenant
 from ..window import iso
 from .cycle import Cycle, CycleStore
@@ -69,33 +69,25 @@ from .messages import (
 from .poison import MAX_DEQUEUE_COUNT, poison_notice
 from .results import HuntResult
 from .served import Served, process_identity, process_limits, served
-from .steps import CYCLE_DEADLINE, hunt_outcome, late_notice, open_cycle, send_cycles
+from .steps import (
+    CYCLE_DEADLINE,
+    FANOUT,
+    hunt_outcome,
+    late_notice,
+    lease_owner,
+    open_cycle,
+    queue_mode,
+    send_cycles,
+)
 
 log = logging.getLogger("huntwire.fanout")
 
-FANOUT: Final = "HUNTWIRE_FANOUT"
 DELIVERY_LEASE: Final = timedelta(minutes=10)
 """How long one delivery holds its (tenant, cycle); a crashed one is taken over after it."""
 CYCLE_LEASE: Final = CYCLE_DEADLINE + DELIVERY_LEASE
 """How long findings claimed in a cycle stay leased to that cycle (its delivery takes them)."""
 __all__ = ["CYCLE_DEADLINE", "CYCLE_LEASE", "DELIVERY_LEASE", "FANOUT", "MAX_DEQUEUE_COUNT",
            "Fanout", "lease_owner", "poison_notice", "queue_mode"]
-
-
-def queue_mode(env: Mapping[str, str]) -> bool:
-    """``HUNTWIRE_FANOUT=queue`` fans hunts out on Storage queues; unset or ``in-process`` runs
-    them in the timer's invocation (the default for small deployments)."""
-    value = (env.get(FANOUT) or "in-process").strip().lower()
-    if value in ("queue", "queues"):
-        return True
-    if value in ("in-process", "inprocess"):
-        return False
-    raise ConfigurationError(f"{FANOUT}={value[:20]!r}: use 'queue' or 'in-process'",
-                             reason="configuration")
-
-
-def lease_owner(tenant: str, cycle: str) -> str:
-    return f"cycle-{tenant}-{cycle}"
 
 
 @dataclass
@@ -145,7 +137,8 @@ class Fanout:
         return self._storage
 
     def _identity(self) -> TokenCredential:
-        return self.identity or process_identity(self.settings.client_id)
+        return self.identity or process_identity(self.settings.client_id,
+                                                 os.environ.get("IDENTITY_ENDPOINT"))
 
     def tables(self, key: str) -> Storage:
         """The tables of tenant *key* (its counter, ledger, health, problems)."""
@@ -307,16 +300,18 @@ class Fanout:
 
     def _announce(self, key: str, problems: dict[str, str], cleared: set[str],
                   now: datetime) -> None:
-        """The tenant's problems, each announced once (``shared.tenancy_notices``)."""
-        _, tenant = self._tenant(key)
-        announce(tenant, problems, cleared, health_notifier(self.settings), self.tables(key),
-                 now)
+        """The tenant's problems, each announced once (``shared.tenancy_notices``); never
+        raises (the next cycle announces what this one could not)."""
+        try:
+            _, tenant = self._tenant(key)
+            announce(tenant, problems, cleared, health_notifier(self.settings),
+                     self.tables(key), now)
+        except Exception:
+            log.exception("huntwire.fanout tenant %s: problems not announced", key)
 
     def _announce_late(self, runner: Runner, cycle: Cycle) -> None:
-        notice = late_notice(runner, cycle)
         tenants, tenant = self._tenant(cycle.tenant)
-        if tenants.multi:
-            notice = named(notice, tenant)
+        notice = late_notice(runner, cycle, tenant if tenants.multi else None)
         error = post_notice(health_notifier(self.settings), notice)
         if error is not None:  # the delivery itself went out: do not fail (and repeat) it
             log.error("huntwire.fanout late notice for cycle %s not delivered: %s",
