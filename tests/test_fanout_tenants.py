@@ -23,7 +23,7 @@ from devtools.service_model import TenantTokens
 from devtools.tenant_services import TenantGraph, TenantLogs
 from devtools.webhook import Reply, WebhookReceiver
 from shared.fanout import DELIVERY_QUEUE, HUNTS_QUEUE, POISON_SUFFIX, CycleStore, Fanout, decode
-from shared.fanout.messages import DeliveryMessage, MessageError, encode
+from shared.fanout.messages import DeliveryMessage, HuntMessage, MessageError, encode
 from shared.health.records import HealthStore
 from shared.settings import load_settings
 from shared.storage import Storage
@@ -270,3 +270,43 @@ def test_a_dead_webhook_and_a_workspace_gone_are_each_announced_once(world: Queu
     assert "contoso-ws" in " ".join(world.cards("Contoso"))
     world.cycle(world.now + timedelta(hours=1))
     assert len(world.notices()) == len(NAMES)  # none announced again
+
+
+def test_without_a_tenants_file_the_heartbeat_counts_the_queue_cycles_hunts(
+        tmp_path: Path, queue_connection_string: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.fanout_world import fanout_world, run_timer
+
+    with fanout_world(tmp_path, queue_connection_string, monkeypatch) as made:
+        host: QueueHost = made["host"]
+        monkeypatch.setenv("HUNTWIRE_HEARTBEAT_HOUR", "off")  # the tally is not sent and reset
+        run_timer()
+        sent = [decode(m.content) for m in host.client(HUNTS_QUEUE).peek_messages(32)]
+        assert {m.tenant for m in sent} == {"default"}  # as before a tenants file existed
+        host.drain()
+        assert not host.failures
+        tally = HealthStore(Storage.from_connection_string(queue_connection_string)).heartbeat()
+        assert tally is not None
+        assert tally.runs == 1
+        assert tally.hunt_runs == {m.hunt: 1 for m in sent if isinstance(m, HuntMessage)}
+        assert tally.findings >= 2  # the seed hunt's two reverse shells at least
+
+
+def test_a_tenant_that_cannot_start_is_announced_and_the_others_are_sent(
+        world: QueueWorld) -> None:
+    cycle = f"{world.now:%Y%m%dT%H%M}"
+    broken = world.tables("Fabrikam").table("huntwireFanout")  # a counter nobody can read
+    broken.create_entity({"PartitionKey": world.ids["Fabrikam"], "RowKey": cycle,
+                          "Now": "not a time"})
+    with pytest.raises(RuntimeError, match=r"not started for tenant.*Fabrikam"):
+        world.fanout.start(world.now)
+    peeked = world.host.client(HUNTS_QUEUE).peek_messages(max_messages=32)
+    assert {decode(m.content).tenant for m in peeked} == {world.ids["Contoso"],
+                                                          world.ids["Northwind"]}
+    world.host.drain()
+    assert "northwind-dev" in " ".join(world.cards("Northwind"))
+    (notice,) = world.naming("Fabrikam")
+    assert "run failed" in notice
+    broken.delete_entity(world.ids["Fabrikam"], cycle)
+    world.cycle(world.now + timedelta(hours=1))  # it starts again: one "works again"
+    assert "works again" in world.naming("Fabrikam")[-1]
+    assert "fabrikam-dev" in " ".join(world.cards("Fabrikam"))

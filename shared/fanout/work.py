@@ -190,6 +190,8 @@ class Fanout:
                 self._announce(key, {"tenant": f"{type(exc).__name__}: {exc}"}, set(), now)
                 return None
 
+        if tenants.multi:
+            self._shared_storage()  # one storage layer for the tenants opened side by side
         with ThreadPoolExecutor(max_workers=min(len(keys), TENANT_PARALLEL),
                                 thread_name_prefix="tenant") as pool:
             opened = [c for c in pool.map(one, keys) if c is not None]
