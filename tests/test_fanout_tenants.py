@@ -247,6 +247,12 @@ def test_a_copy_changes_nothing_and_a_poison_message_notices_once_naming_its_ten
     assert {name: len(world.channels[name].payloads)
             for name in (*NAMES, "health")} == before  # nothing new anywhere
     assert "fabrikam-dev" in " ".join(world.cards("Fabrikam"))
+    delivery = encode(DeliveryMessage(fabrikam, f"{world.now:%Y%m%dT%H%M}"))
+    for _ in range(2):  # a poisoned delivery, and its copy: one notice, naming the tenant
+        host.client(DELIVERY_QUEUE + POISON_SUFFIX).send_message(delivery)
+    host.drain()
+    (notice,) = [n for n in world.naming("Fabrikam") if "poison" in n]
+    assert "Fabrikam: Queue message set aside" in notice
 
 
 def test_a_message_for_a_tenant_not_in_the_file_is_refused(world: QueueWorld) -> None:
