@@ -1,6 +1,8 @@
 """Azure Functions entry point (Python v2 programming model): the hourly hunt timer, the snooze
 page, and the queue fan-out (``HUNTWIRE_FANOUT=queue``, docs/fanout.md): a worker per hunt
-message, one delivery per (tenant, cycle), and the poison queues announced."""
+message, one delivery per (tenant, cycle), and the poison queues announced. With a tenants file
+(``HUNTWIRE_TENANTS_FILE``) both modes serve every tenant of it; each queue message names its
+tenant, and the process keeps the hunts, the tenants file and its identity between messages."""
 
 from __future__ import annotations
 

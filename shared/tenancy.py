@@ -61,12 +61,24 @@ TENANT_PARALLEL = 8
 GraphCredential = Callable[[Tenant, TokenCredential], TokenCredential]
 
 
-def tenant_prefix(tenant: Tenant, *, multi: bool) -> str:
-    """The tenant's table prefix: none for a single tenant (today's tables, its data kept),
-    else ``t`` and the tenant id's hex digits (stable, letters and digits only)."""
-    if not multi:
+def tenant_prefix(tenant: Tenant, *, multi: bool, home: str | None = None) -> str:
+    """The tenant's table prefix: none for a single tenant and for the deployment's own tenant
+    (*home*: ``HUNTWIRE_TENANT_ID``; so a deployment that adds a tenants file keeps its
+    checkpoints, ledger, snoozes and incidents), else ``t`` and the tenant id's hex digits
+    (stable, letters and digits only)."""
+    if not multi or is_home(tenant, home):
         return ""
     return "t" + (tenant.tenant_id or tenant.key).replace("-", "").lower()
+
+
+def is_home(tenant: Tenant, home: str | None) -> bool:
+    """Whether *tenant* is the deployment's own tenant (tenant id *home*)."""
+    return bool(home and tenant.tenant_id and tenant.tenant_id.lower() == home.lower())
+
+
+def tenant_tables(storage: Storage, settings: Settings, tenant: Tenant) -> Storage:
+    """*tenant*'s tables on a multi-tenant deployment (the home tenant's are today's)."""
+    return storage.for_tenant(tenant_prefix(tenant, multi=True, home=settings.tenant_id))
 
 
 @dataclass
@@ -164,7 +176,7 @@ def run_tenants(settings: Settings, now: datetime, *, dry_run: bool = False,
     for result in results:
         if storage is not None:
             announce(result.tenant, result.problems, result.cleared, shared_channel,
-                     storage.for_tenant(tenant_prefix(result.tenant, multi=True)), now)
+                     tenant_tables(storage, settings, result.tenant), now)
     requests = storage.requests - before if storage is not None else 0
     return TenancyRun(results, requests, multi=True)
 
@@ -187,8 +199,7 @@ def build_tenant_runner(context: TenancyContext, tenant: Tenant, *,
                         time_budget: timedelta = timedelta(minutes=28)) -> Runner:
     """*tenant*'s Runner: its hunts, sources, stores, suppressions and channel."""
     settings = context.settings
-    view = None if context.storage is None else context.storage.for_tenant(
-        tenant_prefix(tenant, multi=True))
+    view = None if context.storage is None else tenant_tables(context.storage, settings, tenant)
     sources = tenant_sources(tenant, settings, context.identity, QUERY_POLICY, QUERY_TIMEOUTS,
                              context.limits,
                              graph_credential=context.graph_credential(tenant, context.identity))
@@ -289,7 +300,7 @@ def snooze_tenants(settings: Settings, storage: Storage,
     table (on the tables its runs read) and channel. Raises TenantsError for a bad file."""
     env = os.environ if env is None else env
     return {tenant.key: TenantSnoozes(
-        tenant.name, SnoozeStore(storage.for_tenant(tenant_prefix(tenant, multi=True))),
+        tenant.name, SnoozeStore(tenant_tables(storage, settings, tenant)),
         partial(_announce_snooze, settings, tenant, env))
         for tenant in tenants_of(settings, None, env)}
 

@@ -82,7 +82,8 @@ def tenant_stores(settings: Settings, wanted: str | None) -> list[tuple[Tenant, 
             raise ConfigurationError(f"--tenant {wanted}: no tenant of that name or id in "
                                      f"{settings.tenants_file}")
     storage = open_storage(settings)
-    return [(tenant, HealthStore(storage.for_tenant(tenant_prefix(tenant, multi=True))))
+    return [(tenant, HealthStore(storage.for_tenant(
+        tenant_prefix(tenant, multi=True, home=settings.tenant_id))))
             for tenant in tenants]
 
 

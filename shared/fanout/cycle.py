@@ -9,7 +9,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
@@ -23,6 +23,8 @@ from azure.data.tables import TableClient, UpdateMode
 
 from ..errors import StorageError
 from ..storage import Storage, retry_conflicts, storage_errors
+from . import results as results_codec
+from .results import HuntResult
 
 TABLE: Final = "huntwireFanout"
 CHUNK_CHARS: Final = 30_000
@@ -53,6 +55,11 @@ class Cycle:
     delivery_until: datetime | None = None
     delivered_at: datetime | None = None
     etag: str | None = None
+    results: dict[int, HuntResult] = field(default_factory=dict, compare=False)
+    """What hunt i came to, by its index in *hunts* (recorded when counted done)."""
+
+    def result(self, hunt_id: str) -> HuntResult | None:
+        return self.results.get(self.hunts.index(hunt_id)) if hunt_id in self.hunts else None
 
     @property
     def complete(self) -> bool:
@@ -106,16 +113,21 @@ class CycleStore:
         return _cycle(entity)
 
     def mark_done(self, tenant: str, cycle: str, hunt_id: str, *,
-                  failed: bool = False) -> Cycle | None:
-        """Count *hunt_id* done (once, however often its message comes); None: no such cycle
-        (or it does not list the hunt)."""
+                  failed: bool = False, result: HuntResult | None = None) -> Cycle | None:
+        """Count *hunt_id* done (once, however often its message comes), with what it came
+        to (*result*); None: no such cycle (or it does not list the hunt)."""
+        failed = failed or (result is not None and result.status == "failed")
+
         def change(current: Cycle) -> Cycle | None:
             if hunt_id not in current.hunts:
                 return None
-            bit = 1 << current.hunts.index(hunt_id)
+            index = current.hunts.index(hunt_id)
+            bit = 1 << index
             if current.done & bit:
                 return None
-            return replace(current, done=current.done | bit,
+            results = current.results if result is None else {**current.results,
+                                                                  index: result}
+            return replace(current, done=current.done | bit, results=results,
                            failed=current.failed | bit if failed else current.failed)
 
         return self._modify(tenant, cycle, change, f"counting hunt {hunt_id} done")
@@ -215,6 +227,7 @@ def _entity(cycle: Cycle) -> dict[str, Any]:
         "Announced": format(cycle.announced, "x"),
         "DeliveryAnnounced": cycle.delivery_announced, "DeliveryOwner": cycle.delivery_owner}
     entity.update({f"Hunts{i}": chunk for i, chunk in enumerate(chunks)})
+    entity.update(results_codec.encode(cycle.results, len(cycle.hunts)))
     if cycle.delivery_until is not None:
         entity["DeliveryUntil"] = cycle.delivery_until
     if cycle.delivered_at is not None:
@@ -233,7 +246,8 @@ def _cycle(entity: Any) -> Cycle:
         delivery_announced=bool(entity.get("DeliveryAnnounced")),
         delivery_owner=str(entity.get("DeliveryOwner") or ""),
         delivery_until=_utc_or_none(entity.get("DeliveryUntil")),
-        delivered_at=_utc_or_none(entity.get("DeliveredAt")), etag=metadata.get("etag"))
+        delivered_at=_utc_or_none(entity.get("DeliveredAt")), etag=metadata.get("etag"),
+        results=results_codec.decode(entity))
 
 
 def _utc(value: datetime) -> datetime:

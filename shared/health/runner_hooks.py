@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -118,6 +119,11 @@ class RunnerHealth:
             self._update_source(facts)
         except HuntwireError as exc:
             log.warning("huntwire.health after %s: %s", hunt.id, exc.message)
+
+    def count_runs(self, runs: Iterable[HuntRun]) -> None:
+        """Count hunt runs another process ran (the queue fan-out's workers) in the next
+        :meth:`after_run`'s heartbeat tally."""
+        self._runs.extend(runs)
 
     def after_run(self, summary: RunSummary, now: datetime) -> None:
         try:
