@@ -33,6 +33,7 @@ from .app import (
 )
 from .cards import PortalLinks
 from .credentials import make_credential
+from .health.deployment import TenantHealth, deployment_heartbeat
 from .health.policy import error_kind
 from .health.records import HealthStore
 from .health.runner_hooks import HealthConfig, RunnerHealth, health_notifier
@@ -177,8 +178,24 @@ def run_tenants(settings: Settings, now: datetime, *, dry_run: bool = False,
         if storage is not None:
             announce(result.tenant, result.problems, result.cleared, shared_channel,
                      tenant_tables(storage, settings, result.tenant), now)
+    if storage is not None:
+        deployment_beat(settings, storage, tenants, shared_channel, now)
     requests = storage.requests - before if storage is not None else 0
     return TenancyRun(results, requests, multi=True)
+
+
+def tenant_health_config(settings: Settings) -> HealthConfig:
+    """A tenant's health settings: it tallies its runs, the deployment posts the heartbeat."""
+    return replace(HealthConfig.from_settings(settings), heartbeat_hour=None)
+
+
+def deployment_beat(settings: Settings, storage: Storage, tenants: list[Tenant],
+                    channel: Notifier | None, now: datetime) -> bool:
+    """The deployment's one daily heartbeat over every tenant's tally (docs/health.md), not
+    one per tenant; True when this call posted it."""
+    return deployment_heartbeat(
+        [TenantHealth(tenant.name, HealthStore(tenant_tables(storage, settings, tenant)))
+         for tenant in tenants], channel, HealthStore(storage), now, settings.heartbeat_hour)
 
 
 def run_tenant(context: TenancyContext, tenant: Tenant, now: datetime, *,
@@ -222,7 +239,7 @@ def build_tenant_runner(context: TenancyContext, tenant: Tenant, *,
             HealthStore(view), TenantLabel.wrap(health_notifier(settings), tenant,
                                                 drop_tags=frozenset({"health-access"}),
                                                 quiet_hunts=quiet),
-            HealthConfig.from_settings(settings), findings_notifier=notifier is not None),
+            tenant_health_config(settings), findings_notifier=notifier is not None),
         incidents=None if view is None else IncidentStore(view),
         incident_settings=IncidentSettings.from_settings(settings),
         snooze=partial(snooze_url, settings, tenant=tenant.key),  # links name the tenant

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -316,3 +316,16 @@ def test_a_tenant_that_cannot_start_is_announced_and_the_others_are_sent(
     world.cycle(world.now + timedelta(hours=1))  # it starts again: one "works again"
     assert "works again" in world.naming("Fabrikam")[-1]
     assert "fabrikam-dev" in " ".join(world.cards("Fabrikam"))
+
+
+def test_the_timer_posts_one_daily_heartbeat_for_the_deployment(world: QueueWorld) -> None:
+    world.fanout.settings = replace(world.fanout.settings, heartbeat_hour=0)
+    world.cycle()  # the cycle's deliveries tally each tenant's hunts
+    world.cycle(world.now + timedelta(hours=1))  # the next timer posts what they tallied
+    beats = [n for n in world.notices() if "huntwire is running" in n]
+    assert len(beats) == 1, beats
+    assert "3 tenant(s)" in beats[0]
+    for name in NAMES:
+        assert name in beats[0]
+    world.cycle(world.now + timedelta(hours=2))
+    assert len([n for n in world.notices() if "huntwire is running" in n]) == 1

@@ -223,3 +223,15 @@ def test_run_with_a_tenants_file_refuses_events_and_a_bad_file_in_one_line(
     err = capsys.readouterr().err
     assert "tenant_id: 'not-a-guid' is not a GUID" in err
     assert "Traceback" not in err
+
+
+def test_one_daily_heartbeat_for_the_deployment_names_every_tenant(world: World) -> None:
+    world.env["HUNTWIRE_HEARTBEAT_HOUR"] = "0"
+    world.run()
+    beats = [n for n in world.notices() if "huntwire is running" in n]
+    assert len(beats) == 1, beats  # not one per tenant
+    assert "3 tenant(s)" in beats[0]
+    for name in NAMES:
+        assert name in beats[0]
+    world.run(NOW + timedelta(hours=1))
+    assert len([n for n in world.notices() if "huntwire is running" in n]) == 1

@@ -20,6 +20,7 @@ from azure.core.credentials import TokenCredential
 
 from ..credentials import make_credential
 from ..hunt import Hunt
+from ..pacing import RateBook
 from ..settings import Settings
 from ..sources.tenant import SharedLimits
 from ..tenants import Tenant, load_tenants, single_tenant
@@ -69,10 +70,14 @@ def cached_tenants(path: Path, env: Mapping[str, str], hunts: list[Hunt]) -> lis
     return list(tenants)
 
 
-@cache
-def process_limits() -> SharedLimits:
-    """The pacers and lanes every message of this process shares."""
-    return SharedLimits()
+_limits: dict[int, SharedLimits] = {}
+
+
+def process_limits(book: RateBook) -> SharedLimits:
+    """The lanes every message of this process shares, paced by *book* (the deployment's: its
+    pacers are shared by every instance through the storage account, ``shared.pacing``)."""
+    with _lock:
+        return _limits.setdefault(id(book), SharedLimits(book=book))
 
 
 @cache

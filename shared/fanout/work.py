@@ -29,7 +29,7 @@ from typing import Final
 
 from azure.core.credentials import TokenCredential
 
-from ..app import build_runner
+from ..app import build_runner, rate_book
 from ..delivery import HuntRun
 from ..errors import HuntwireError
 from ..health.runner_hooks import RunnerHealth, health_notifier, post_notice
@@ -47,6 +47,7 @@ from ..tenancy import (
     GraphCredential,
     TenancyContext,
     build_tenant_runner,
+    deployment_beat,
     problems_of,
     tenant_tables,
 )
@@ -155,12 +156,15 @@ class Fanout:
         tenants, tenant = self._tenant(key)
         hunts = cached_hunts(self.settings.hunts_dir)
         if tenants.multi:
+            identity = self._identity()
+            limits = process_limits(rate_book(self.settings, identity))
             context = TenancyContext(self.settings, hunts, self._shared_storage(),
-                                     self._identity(), process_limits(), self.env,
+                                     identity, limits, self.env,
                                      self.graph_credential, workers=1)
             runner = build_tenant_runner(context, tenant, time_budget=self.time_budget)
         else:
-            runner = build_runner(self.settings, time_budget=self.time_budget, hunts=hunts)
+            runner = build_runner(self.settings, time_budget=self.time_budget, hunts=hunts,
+                                  shared_pacing=True)
         assert runner.storage is not None
         runner.ledger = Ledger(runner.storage, lease_owner=lease_owner(key, cycle),
                                claim_lease=CYCLE_LEASE)
@@ -196,6 +200,9 @@ class Fanout:
                                 thread_name_prefix="tenant") as pool:
             opened = [c for c in pool.map(one, keys) if c is not None]
         send_cycles(self.queues, opened)
+        if tenants.multi:  # one daily heartbeat for the deployment, quiet hours included
+            deployment_beat(self.settings, self._shared_storage(), list(tenants.tenants.values()),
+                            health_notifier(self.settings), now)
         if failed:
             raise RuntimeError(f"huntwire.fanout cycle {cycle} not started for tenant(s) "
                                f"{', '.join(sorted(failed))}; the others' hunts were sent")
