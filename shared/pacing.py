@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import math
+import random
 import threading
 import time
 from collections import deque
@@ -34,14 +35,17 @@ from azure.data.tables import TableClient, UpdateMode
 
 from .errors import StorageError
 from .retry import SYSTEM_CLOCK, CallPacer, Clock
-from .storage import CONFLICTS, Bounds, Storage, retry_conflicts, storage_errors
+from .storage import CONFLICTS, Bounds, Conflict, Storage, retry_conflicts, storage_errors
 
 log = logging.getLogger("huntwire.pacing")
 
 TABLE: Final = "huntwirePacing"
 PARTITION: Final = "pacer"
-ATTEMPTS: Final = 25
-"""Instances booking the same limit at once: each lost race reads again."""
+ATTEMPTS: Final = 40
+"""Instances booking the same limit at once: each lost race reads again (about 15 s at most)."""
+_LOST_RACE: Final[tuple[type[Exception], ...]] = (*CONFLICTS, Conflict)
+CONFLICT_PAUSE: Final = 0.01
+"""Seconds: the first pause after a lost race is up to this, doubling to at most 0.5 s."""
 BOUNDS: Final = Bounds(connect_seconds=5, read_seconds=10, retries=1, backoff_max=2)
 """A booking is on the path of every query: a slow table falls back to local pacing quickly."""
 
@@ -110,11 +114,21 @@ class SharedPacer(CallPacer):
             if self._free_not_before - now > max_wait:
                 return self._free_not_before - now, False
             try:
-                return retry_conflicts(lambda: self._book_shared(max_wait), attempts=ATTEMPTS,
-                                       gave_up=f"pacer {self.key} kept changing")
+                return self._book_contended(max_wait)
             except StorageError as exc:
                 self._fall_back(exc)
                 return self._book_locked(self._clock.monotonic(), max_wait)
+
+    def _book_contended(self, max_wait: float) -> tuple[float, bool]:
+        """Book against the other instances: a lost race reads again after a short random
+        pause (real time: the table's, not the pacer's clock), so racers spread out instead
+        of colliding again; only a table that stays contended falls back."""
+        for attempt in range(ATTEMPTS):
+            try:
+                return self._book_shared(max_wait)
+            except _LOST_RACE:
+                time.sleep(random.uniform(0, min(CONFLICT_PAUSE * 2 ** attempt, 0.5)))
+        raise StorageError(f"pacer {self.key} kept changing ({ATTEMPTS} lost races)")
 
     def _book_shared(self, max_wait: float) -> tuple[float, bool]:
         shared = self._read()

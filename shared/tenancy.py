@@ -49,7 +49,7 @@ from .sources.tenant import SharedLimits, defender_credential, tenant_sources
 from .storage import Deadline, Storage, open_storage
 from .suppress.apply import Suppressor
 from .suppress.loader import load_rule_files
-from .suppress.snooze_page import TenantSnoozes
+from .suppress.snooze_page import HOME_TENANT, TenantSnoozes
 from .suppress.store import SnoozeStore
 from .suppress.wiring import load_rules, snooze_url
 from .tenancy_notices import TenantLabel, announce, announced
@@ -316,10 +316,14 @@ def snooze_tenants(settings: Settings, storage: Storage,
     """The snooze page's tenants: by the tenant key a link carries, the tenant's name, snooze
     table (on the tables its runs read) and channel. Raises TenantsError for a bad file."""
     env = os.environ if env is None else env
-    return {tenant.key: TenantSnoozes(
-        tenant.name, SnoozeStore(tenant_tables(storage, settings, tenant)),
-        partial(_announce_snooze, settings, tenant, env))
-        for tenant in tenants_of(settings, None, env)}
+    snoozes: dict[str, TenantSnoozes] = {}
+    for tenant in tenants_of(settings, None, env):
+        snoozes[tenant.key] = TenantSnoozes(
+            tenant.name, SnoozeStore(tenant_tables(storage, settings, tenant)),
+            partial(_announce_snooze, settings, tenant, env))
+        if is_home(tenant, settings.tenant_id):
+            snoozes[HOME_TENANT] = snoozes[tenant.key]  # its links from before the file
+    return snoozes
 
 
 def _announce_snooze(settings: Settings, tenant: Tenant, env: Mapping[str, str],

@@ -266,3 +266,24 @@ def test_a_tenants_file_that_cannot_be_used_turns_the_page_off_in_one_line(
                r.getMessage()]
     assert "not-a-guid" in line
     assert "\n" not in line
+
+
+def test_a_link_sent_before_the_tenants_file_snoozes_for_the_home_tenant(
+        mssp: World, page: Page, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deployment's own tenant (HUNTWIRE_TENANT_ID) keeps today's tables; its cards' links
+    from before the tenants file carry no tenant and still snooze, in those tables."""
+    import function_app
+
+    monkeypatch.setenv("HUNTWIRE_TENANT_ID", mssp.tenants["Contoso"])
+    function_app.settings.cache_clear()
+    values = {"DeviceId": "contoso-dev",
+              "ProcessCommandLine": "New-Object Net.Sockets.TCPClient('x',1)"}
+    old_link = make_token(KEY.encode(), DEFENDER_HUNT, values, datetime.now(UTC)
+                          + timedelta(days=7))
+    shown = page(get(old_link))
+    assert shown.status_code == 200, shown.get_body()
+    assert "Contoso" in shown.get_body().decode()
+    made = page(post(old_link))
+    assert made.status_code == 201, made.get_body()
+    assert len(snoozes(mssp, None)) == 1  # today's table, where the home tenant's runs read
+    assert all(snoozes(mssp, n) == [] for n in ("Fabrikam", "Northwind"))

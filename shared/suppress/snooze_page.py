@@ -39,6 +39,11 @@ HEADERS = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-stor
                                       "form-action 'self'; frame-ancestors 'none'"}
 
 
+HOME_TENANT = ""
+"""Key of the deployment's own tenant (``HUNTWIRE_TENANT_ID``) among a tenants file's: links
+sent before the file existed name no tenant, and snooze in its tables (it keeps today's)."""
+
+
 @dataclass(frozen=True)
 class PageRequest:
     method: str
@@ -116,14 +121,14 @@ def _target(claim: SnoozeClaim, context: SnoozeContext) -> TenantSnoozes | PageR
             return TenantSnoozes(None, context.store, context.announce)
         return _page(404, "Unknown tenant", f"<p>This link is for tenant <code>"
                      f"{_e(claim.tenant)}</code>; this deployment has no tenants file.</p>")
-    if claim.tenant is None:
+    if claim.tenant is None and HOME_TENANT not in context.tenants:
         return _page(404, "Unknown tenant", "<p>This link names no tenant and this deployment "
                      "serves several: use the snooze link of a newer card.</p>")
-    target = context.tenants.get(claim.tenant)
+    target = context.tenants.get(claim.tenant or HOME_TENANT)
     if target is None:
         log.warning("huntwire.snooze link refused: tenant %s is not in the tenants file",
                     claim.tenant)
-        return _page(404, "Unknown tenant", f"<p>Tenant <code>{_e(claim.tenant)}</code> of "
+        return _page(404, "Unknown tenant", f"<p>Tenant <code>{_e(claim.tenant or '')}</code> of "
                      "this link is not in this deployment's tenants file.</p>")
     return target
 
