@@ -31,31 +31,12 @@ from shared.storage.queues import open_queues
 from shared.tenancy import tenant_tables
 from shared.tenants import Tenant
 from tests.fanout_world import clear_tables
+from tests.test_tenancy import hunt_yaml, write_events
 
 HOME = "99999999-0000-0000-0000-000000000000"
 NAMES = ("Contoso", "Fabrikam", "Northwind")
 HUNTS = {"defender": ("b1000000-0000-0000-0000-000000000001", "Socket shell (Defender)"),
          "sentinel": ("b1000000-0000-0000-0000-000000000002", "Socket shell (Sentinel)")}
-
-
-def hunt_yaml(source: str) -> str:
-    hunt_id, name = HUNTS[source]
-    time = "Timestamp" if source == "defender" else "TimeGenerated"
-    return (f"id: {hunt_id}\nname: {name}\nseverity: High\nsource: {source}\n"
-            "lookback: 6h\ndedupBy: [DeviceId, ReportId]\nquery: |\n  DeviceProcessEvents\n"
-            "  | where ProcessCommandLine has \"TCPClient\"\n"
-            f"  | project {time}, DeviceId, ReportId, ProcessCommandLine\n")
-
-
-def write_events(folder: Path, device: str, times: list[datetime]) -> dict[str, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "DeviceProcessEvents.jsonl"
-    rows = [{"Timestamp": when.isoformat(), "TimeGenerated": when.isoformat(),
-             "DeviceId": device, "ReportId": i,
-             "ProcessCommandLine": "New-Object Net.Sockets.TCPClient('x',1)"}
-            for i, when in enumerate(times, start=1)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return {"DeviceProcessEvents": path}
 
 
 def is_notice(payload: Any) -> bool:
@@ -132,7 +113,7 @@ def world(tmp_path: Path, queue_connection_string: str,
     hunts = tmp_path / "hunts"
     hunts.mkdir()
     for source in HUNTS:
-        (hunts / f"{source}.yaml").write_text(hunt_yaml(source))
+        (hunts / f"{source}.yaml").write_text(hunt_yaml(source, HUNTS, lookback="6h"))
     ids = {name: str(uuid.uuid4()) for name in NAMES}
     spaces = {name: str(uuid.uuid4()) for name in NAMES}
     entries = "".join(

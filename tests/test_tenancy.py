@@ -33,24 +33,31 @@ HUNTS = {
 }
 
 
-def hunt_yaml(source: str) -> str:
-    hunt_id, name = HUNTS[source]
+def hunt_yaml(source: str, hunts: dict[str, tuple[str, str]] = HUNTS,
+              lookback: str | None = None) -> str:
+    hunt_id, name = hunts[source]
     time = "Timestamp" if source == "defender" else "TimeGenerated"
     return (f"id: {hunt_id}\nname: {name}\nseverity: High\nsource: {source}\n"
-            "dedupBy: [DeviceId, ReportId]\nquery: |\n  DeviceProcessEvents\n"
+            + (f"lookback: {lookback}\n" if lookback else "")
+            + "dedupBy: [DeviceId, ReportId]\nquery: |\n  DeviceProcessEvents\n"
             "  | where ProcessCommandLine has \"TCPClient\"\n"
             f"  | project {time}, DeviceId, ReportId, ProcessCommandLine\n")
 
 
-def events(folder: Path, device: str) -> dict[str, Path]:
-    folder.mkdir(parents=True)
+def write_events(folder: Path, device: str, times: list[datetime]) -> dict[str, Path]:
+    """One socket-shell process event per time on *device*, for both sources' stand-ins."""
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "DeviceProcessEvents.jsonl"
-    rows = [{"Timestamp": (NOW - timedelta(minutes=10 * i)).isoformat(), "DeviceId": device,
-             "TimeGenerated": (NOW - timedelta(minutes=10 * i)).isoformat(),
-             "ReportId": i, "ProcessCommandLine": "New-Object Net.Sockets.TCPClient('x',1)"}
-            for i in range(1, 3)]
+    rows = [{"Timestamp": when.isoformat(), "TimeGenerated": when.isoformat(),
+             "DeviceId": device, "ReportId": i,
+             "ProcessCommandLine": "New-Object Net.Sockets.TCPClient('x',1)"}
+            for i, when in enumerate(times, start=1)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return {"DeviceProcessEvents": path}
+
+
+def events(folder: Path, device: str) -> dict[str, Path]:
+    return write_events(folder, device, [NOW - timedelta(minutes=10 * i) for i in range(1, 3)])
 
 
 @dataclass

@@ -47,7 +47,7 @@ def test_the_home_tenant_keeps_its_tables_when_a_tenants_file_is_added(
     other = str(uuid.uuid4())
     hunts = tmp_path / "hunts"
     hunts.mkdir()
-    (hunts / "defender.yaml").write_text(hunt_yaml("defender"))
+    (hunts / "defender.yaml").write_text(hunt_yaml("defender", HUNTS, lookback="6h"))
     (tmp_path / "none").mkdir()
     earlier = [now - timedelta(minutes=10), now - timedelta(minutes=20)]
     graph_events = {HOME: write_events(tmp_path / "home", "home-dev",
