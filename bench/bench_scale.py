@@ -74,6 +74,10 @@ BUDGET = timedelta(minutes=28)
 """function_app.py: the 30-minute function timeout less a 2-minute margin."""
 HOUR0 = datetime(2026, 12, 7, 0, 0, tzinfo=UTC)
 CALLS_PER_MINUTE = 45
+INSTANCE_GB = 2.0
+"""infra: instanceMemoryMB 2048."""
+GB_SECOND_PRICE = 0.000026
+"""Flex Consumption on-demand execution time, USD per GB-s (assumed list price, docs/scale.md)."""
 
 
 @dataclass
@@ -89,6 +93,8 @@ class Cycle:
     throttled: int = 0
     max_booked_minute: int = 0
     """Queue mode: the most call slots the pacers booked for one tenant in any minute."""
+    busy: float = 0.0
+    """Queue mode: instance-seconds with a message running (Flex Consumption's billed time)."""
     pacing_requests: int = 0
     """Storage requests of the shared pacers (``--pacing shared``)."""
 
@@ -173,7 +179,7 @@ def run_queue(hour: int, hunts: list[tuple[str, Hunt]],
     result = run_queue_cycle(window, round_robin(hunts, checkpoints), graph, setup, book, clock,
                              mark_done)
     return Cycle(wall=result.wall, run=len(result.done_at), late=result.late,
-                 failed=result.failed, done_at=result.done_at,
+                 failed=result.failed, done_at=result.done_at, busy=result.busy,
                  pacing_requests=book.storage_requests - before)
 
 
@@ -315,6 +321,10 @@ def run_matrix(args: argparse.Namespace, storage: str | None) -> int:
                   f"{percentile(cycle.done_at, 0.5) / 60:>7.1f} "
                   f"{percentile(cycle.done_at, 0.95) / 60:>7.1f} {rate:>9.1f}")
             if queue:
+                gb_seconds = cycle.busy * INSTANCE_GB
+                per_thousand = gb_seconds * GB_SECOND_PRICE * 1000 / max(cycle.run, 1)
+                print(f"{'':>10} instances busy {cycle.busy / 60:.1f} instance-min = "
+                      f"{gb_seconds:,.0f} GB-s, ${per_thousand:.3f} per 1,000 hunt-runs at 2 GB")
                 print(f"{'':>10} pacing: at most {cycle.max_booked_minute} call slots booked "
                       "for one tenant in any minute" + (
                           f"; {cycle.pacing_requests} storage requests, "

@@ -124,31 +124,56 @@ class QueueCycle:
     late: list[str]
     failed: int
     wall: float
+    busy: float = 0.0
+    """Instance-seconds with at least one message running (what Flex Consumption bills)."""
+
+
+class Instance:
+    """One instance's busy time: from its first running message to its last finishing."""
+
+    def __init__(self, clock: ScaledClock) -> None:
+        self.clock, self.running, self.busy, self._since = clock, 0, 0.0, 0.0
+        self._lock = threading.Lock()
+
+    def enter(self) -> None:
+        with self._lock:
+            if self.running == 0:
+                self._since = self.clock.monotonic()
+            self.running += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self.running -= 1
+            if self.running == 0:
+                self.busy += self.clock.monotonic() - self._since
 
 
 def run_queue_cycle(hour_end_of: Callable[[Hunt], Window], messages: list[tuple[str, Hunt]],
                     graph: FakeGraph, setup: QueueSetup, book: PacerBook, clock: ScaledClock,
                     mark_done: Callable[[Hunt], None]) -> QueueCycle:
     """One cycle: the timer's messages consumed by instances x concurrency threads."""
+    start = clock.monotonic()
     queue = deque(messages)
     lock = threading.Lock()
-    start = clock.monotonic()
     stop = start + NEXT_TIMER.total_seconds()
     deadline = CYCLE_DEADLINE.total_seconds()
     done_at: list[float] = []
     late: list[str] = []
     failed = [0]
+    instances = [Instance(clock) for _ in range(setup.instances)]
+
+    def take() -> tuple[str, Hunt] | None:
+        """The next message; None when none is left (or the next timer came)."""
+        with lock:
+            if clock.monotonic() >= stop:  # the next timer: what is left is late
+                late.extend(hunt.id for _, hunt in queue)
+                queue.clear()
+            return queue.popleft() if queue else None
 
     def slot(instance: int) -> None:
-        while True:
-            with lock:
-                if not queue:
-                    return
-                if clock.monotonic() >= stop:  # the next timer: what is left is late
-                    late.extend(hunt.id for _, hunt in queue)
-                    queue.clear()
-                    return
-                tenant, hunt = queue.popleft()
+        while (taken := take()) is not None:
+            tenant, hunt = taken
+            instances[instance].enter()
             source = DefenderSource(TenantTokens(tenant), graph.url, policy=QUERY_POLICY,
                                     timeouts=QUERY_TIMEOUTS, clock=clock,
                                     pacer=book.pacer(instance, tenant), rng=random.Random(7))
@@ -159,6 +184,7 @@ def run_queue_cycle(hour_end_of: Callable[[Hunt], Window], messages: list[tuple[
                 ok = False
             finally:
                 source.close()
+                instances[instance].leave()
             finished = clock.monotonic() - start
             with lock:
                 if not ok:
@@ -176,4 +202,5 @@ def run_queue_cycle(hour_end_of: Callable[[Hunt], Window], messages: list[tuple[
         thread.start()
     for thread in threads:
         thread.join()
-    return QueueCycle(done_at, late, failed[0], clock.monotonic() - start)
+    return QueueCycle(done_at, late, failed[0], clock.monotonic() - start,
+                      sum(instance.busy for instance in instances))
