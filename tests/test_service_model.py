@@ -181,8 +181,8 @@ def test_a_tenant_over_its_cpu_quota_waits_out_retry_after_and_others_keep_runni
 
 
 def test_the_stand_in_counts_every_arrival_and_unshared_pacers_overrun_the_tenant() -> None:
-    """A pacer per queue message (what the product did before ``process_pacer``): 12 of one
-    tenant's hunts at once send more than 45 calls a minute; the stand-in accepts 45 and
+    """A pacer per queue message (what the product did before ``shared.pacing.RateBook``): 12 of
+    one tenant's hunts at once send more than 45 calls a minute; the stand-in accepts 45 and
     refuses the rest, and its arrivals show what was sent (the scale bench's "sent/min")."""
     clock = ScaledClock(60)  # a minute in 1 s real: HTTP overhead stays small beside it
     model = ServiceModel(latency=Latency(1, 4, 2), calls=45, period=60, clock=clock)
