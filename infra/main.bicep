@@ -179,6 +179,7 @@ var huntwireTableNames = [
   'huntwireHealth'
   'huntwireSuppressions'
   'huntwireFanout'
+  'huntwirePacing'
 ]
 var teamsWebhookSecretName = 'huntwire-teams-webhook-url'
 var healthWebhookSecretName = 'huntwire-health-webhook-url'
