@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
@@ -35,15 +35,15 @@ from azure.data.tables import TableClient, UpdateMode
 
 from .errors import StorageError
 from .retry import SYSTEM_CLOCK, CallPacer, Clock
-from .storage import CONFLICTS, Bounds, Conflict, Storage, retry_conflicts, storage_errors
+from .storage import CONFLICTS, Bounds, Storage, retry_conflicts, storage_errors
 
 log = logging.getLogger("huntwire.pacing")
+T = TypeVar("T")
 
 TABLE: Final = "huntwirePacing"
 PARTITION: Final = "pacer"
 ATTEMPTS: Final = 40
 """Instances booking the same limit at once: each lost race reads again (about 15 s at most)."""
-_LOST_RACE: Final[tuple[type[Exception], ...]] = (*CONFLICTS, Conflict)
 CONFLICT_PAUSE: Final = 0.01
 """Seconds: the first pause after a lost race is up to this, doubling to at most 0.5 s."""
 BOUNDS: Final = Bounds(connect_seconds=5, read_seconds=10, retries=1, backoff_max=2)
@@ -114,21 +114,18 @@ class SharedPacer(CallPacer):
             if self._free_not_before - now > max_wait:
                 return self._free_not_before - now, False
             try:
-                return self._book_contended(max_wait)
+                return self._against_others(lambda: self._book_shared(max_wait))
             except StorageError as exc:
                 self._fall_back(exc)
                 return self._book_locked(self._clock.monotonic(), max_wait)
 
-    def _book_contended(self, max_wait: float) -> tuple[float, bool]:
-        """Book against the other instances: a lost race reads again after a short random
-        pause (real time: the table's, not the pacer's clock), so racers spread out instead
-        of colliding again; only a table that stays contended falls back."""
-        for attempt in range(ATTEMPTS):
-            try:
-                return self._book_shared(max_wait)
-            except _LOST_RACE:
-                time.sleep(random.uniform(0, min(CONFLICT_PAUSE * 2 ** attempt, 0.5)))
-        raise StorageError(f"pacer {self.key} kept changing ({ATTEMPTS} lost races)")
+    def _against_others(self, attempt: Callable[[], T]) -> T:
+        """*attempt* (read, change, conditional write) until no other instance wrote between;
+        a lost race reads again after a short random pause (real time: the table's, not the
+        pacer's clock), so racers spread out instead of colliding again. Raises StorageError
+        when the table stays contended or cannot be reached."""
+        return retry_conflicts(attempt, attempts=ATTEMPTS,
+                               gave_up=f"pacer {self.key} kept changing", pause=_pause)
 
     def _book_shared(self, max_wait: float) -> tuple[float, bool]:
         shared = self._read()
@@ -156,7 +153,7 @@ class SharedPacer(CallPacer):
             self._write(shared)
 
         try:
-            retry_conflicts(attempt, attempts=ATTEMPTS, gave_up=f"pacer {self.key} kept changing")
+            self._against_others(attempt)
         except StorageError as exc:
             self._fall_back(exc)
 
@@ -191,6 +188,10 @@ class SharedPacer(CallPacer):
         self._fell_back = True
 
 
+def _pause(conflicts: int) -> None:
+    time.sleep(random.uniform(0, min(CONFLICT_PAUSE * 2 ** (conflicts - 1), 0.5)))
+
+
 def row_key(key: str) -> str:
     """A RowKey for *key* (endpoints hold characters a RowKey may not)."""
     return hashlib.sha256(key.encode()).hexdigest()[:40]
@@ -208,10 +209,6 @@ class RateBook:
     _kept: dict[str, CallPacer] = field(default_factory=dict, init=False, repr=False)
     _locks: dict[str, threading.Lock] = field(default_factory=dict, init=False, repr=False)
     _guard: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-
-    @property
-    def shared(self) -> bool:
-        return self.storage is not None
 
     def pacer(self, key: str, calls: int, period_seconds: float) -> CallPacer:
         with self._guard:

@@ -203,19 +203,16 @@ class CycleStore:
             changed = change(current)
             if changed is None:
                 return current
-            try:
-                with storage_errors(f"{action} in cycle {cycle}", CycleError,
-                                    ResourceModifiedError):
-                    self.table.update_entity(_entity(changed), mode=UpdateMode.REPLACE,
-                                             etag=current.etag,
-                                             match_condition=MatchConditions.IfNotModified)
-            except ResourceModifiedError:
-                self._sleep(random.uniform(0.01, 0.2))  # jitter: the others write too
-                raise
+            with storage_errors(f"{action} in cycle {cycle}", CycleError,
+                                ResourceModifiedError):
+                self.table.update_entity(_entity(changed), mode=UpdateMode.REPLACE,
+                                         etag=current.etag,
+                                         match_condition=MatchConditions.IfNotModified)
             return changed
 
         return retry_conflicts(attempt, attempts=ATTEMPTS, error=CycleError,
-                               gave_up=f"{action} in cycle {cycle} kept conflicting")
+                               gave_up=f"{action} in cycle {cycle} kept conflicting",
+                               pause=lambda _: self._sleep(random.uniform(0.01, 0.2)))
 
 def _entity(cycle: Cycle) -> dict[str, Any]:
     text = ",".join(cycle.hunts)

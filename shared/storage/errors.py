@@ -97,15 +97,19 @@ def _as(error: type[StorageError], text: str, cause: BaseException,
 
 
 def retry_conflicts(attempt: Callable[[], T], *, attempts: int, gave_up: str,
-                    error: type[StorageError] = StorageError, **details: Any) -> T:
+                    error: type[StorageError] = StorageError,
+                    pause: Callable[[int], None] | None = None, **details: Any) -> T:
     """Call *attempt* until it does not raise a conflict (a 412 on an ETag-conditional write,
     a 409 on an insert, or :class:`Conflict`); *attempt* reads the current state itself. After
-    *attempts* conflicts: *error* with the message *gave_up*."""
-    for _ in range(attempts):
+    *attempts* conflicts: *error* with the message *gave_up*. *pause*: called with the number
+    of conflicts so far before each new attempt (e.g. a random wait, when many writers race for
+    one entity and retrying at once would collide again)."""
+    for number in range(1, attempts + 1):
         try:
             return attempt()
         except _RETRIED:
-            continue
+            if pause is not None and number < attempts:
+                pause(number)
     made = error(f"{gave_up} (gave up after {attempts} attempts)", **details)
     made.reason = "conflict"
     raise made
