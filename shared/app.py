@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -15,12 +14,11 @@ from azure.core.credentials import TokenCredential
 
 from .cards import PortalLinks
 from .credentials import make_credential
-from .errors import ConfigurationError
 from .health.runner_hooks import build_health
 from .hunt import Hunt, load_hunts
 from .incidents import IncidentSettings, IncidentStore
 from .ledger import Ledger
-from .manifest import default_manifest_path, load_manifest, manifest_identity, validated_hunts
+from .manifest import default_manifest_path, validated_hunts
 from .notify import Notifier
 from .notify import build_notifier as build_configured_notifier
 from .pacing import BOUNDS as PACING_BOUNDS
@@ -57,25 +55,7 @@ def load_valid_hunts(hunts_dir: Path) -> list[Hunt]:
         log.error("huntwire.hunt_file %s", error)
     for warning in loaded.warnings:
         log.warning("huntwire.hunt_file %s", warning)
-    manifest_path = default_manifest_path(hunts_dir)
-    return settle_identities(validated_hunts(loaded.hunts, manifest_path), manifest_path)
-
-
-def settle_identities(hunts: list[Hunt], manifest_path: Path) -> list[Hunt]:
-    """Each hunt with the finding identity ``validate`` found for this very file (the ledger's
-    keys and the cards use it); hunts the manifest does not describe keep their own."""
-    try:
-        manifest = load_manifest(manifest_path) if manifest_path.exists() else None
-    except ConfigurationError:
-        manifest = None
-    if manifest is None:
-        return hunts
-    settled = []
-    for hunt in hunts:
-        found = None if hunt.dedup_explicit else manifest_identity(hunt, manifest)
-        settled.append(replace(hunt, identity=found.columns) if found and found.columns
-                       else hunt)
-    return settled
+    return validated_hunts(loaded.hunts, default_manifest_path(hunts_dir))
 
 
 def build_sources(settings: Settings, local_events: Mapping[str, Path] | None = None,

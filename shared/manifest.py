@@ -2,7 +2,7 @@
 
 ``huntwire validate --manifest FILE`` writes it where Node runs (CI, the ``azd`` predeploy hook);
 the deployed function, which has no Node, runs a hunt only when :func:`manifest_allows` says so,
-and takes the finding identity Kusto.Language found from :func:`manifest_identity`.
+and takes the finding identity Kusto.Language found with it (:func:`validated_hunts`, one read).
 """
 
 from __future__ import annotations
@@ -127,7 +127,9 @@ def in_azure(environ: Mapping[str, str] | None = None) -> bool:
 def validated_hunts(hunts: list[Hunt], path: Path, *, required: bool | None = None) -> list[Hunt]:
     """*hunts*, each one the manifest at *path* does not allow marked ``refused`` with the reason
     (the runner fails it without querying: a failed run and, after repeated runs, a health
-    notice; never a silent skip).
+    notice; never a silent skip), each one it allows with the finding identity ``validate``
+    found for this very file (the ledger's keys and the cards use it; a file that names its
+    ``dedupBy`` keeps it).
 
     A manifest that cannot be read refuses every hunt. Without a manifest file: locally every hunt
     runs, with one warning; in Azure (*required*, by default :func:`in_azure`) every hunt is
@@ -152,7 +154,11 @@ def validated_hunts(hunts: list[Hunt], path: Path, *, required: bool | None = No
         refusal = manifest_allows(hunt, manifest)
         if refusal is not None:
             log.warning("huntwire.hunt_refused %s", refusal)
-        checked.append(hunt if refusal is None else replace(hunt, refused=refusal))
+            checked.append(replace(hunt, refused=refusal))
+            continue
+        found = manifest.hunts[hunt.id].identity
+        checked.append(replace(hunt, identity=found) if found and not hunt.dedup_explicit
+                       else hunt)
     return checked
 
 
