@@ -135,9 +135,10 @@ def _settle(run: HuntRun, ledger: Ledger, delivered: Sequence[str], absorbed: Se
     storage failure fails the hunt: findings it could not mark stay pending (leased until the
     lease expires), and may be posted again."""
     done = list(dict.fromkeys((*delivered, *absorbed)))
-    rest = [finding.key for finding in run.held if finding.key not in set(done)]
+    done_keys, delivered_keys = set(done), set(delivered)
+    rest = [finding.key for finding in run.held if finding.key not in done_keys]
     run.outcome.posted = len(delivered)
-    run.outcome.held = len([key for key in absorbed if key not in set(delivered)])
+    run.outcome.held = len([key for key in absorbed if key not in delivered_keys])
     run.outcome.pending = len(rest)
     if done:
         try:

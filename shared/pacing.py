@@ -98,13 +98,11 @@ class SharedPacer(CallPacer):
     (``try_reserve``) reads the table only when a slot may have come free."""
 
     def __init__(self, key: str, storage: Storage, calls: int, period_seconds: float, *,
-                 clock: Clock = EPOCH_CLOCK, lock: threading.Lock | None = None,
-                 record: list[float] | None = None):
-        super().__init__(calls, period_seconds, clock=clock, record=record)
+                 clock: Clock = EPOCH_CLOCK):
+        super().__init__(calls, period_seconds, clock=clock)
         self.key = key
         self.row = row_key(key)
         self._storage = storage
-        self._lock = lock or threading.Lock()
         self._free_not_before = -math.inf
         self._fell_back = False
 
@@ -137,8 +135,7 @@ class SharedPacer(CallPacer):
             return wait, False
         shared.slots = sorted([*shared.slots, now + wait])[-self.calls:]
         self._write(shared)
-        if self.record is not None:
-            self.record.append(now + wait)
+        self._reserve(now + wait)  # the local log too: where a fallback would start from
         return wait, True
 
     def _hold_until(self, moment: float) -> None:
@@ -207,7 +204,6 @@ class RateBook:
     storage: Storage | None = None
     clock: Clock | None = None
     _kept: dict[str, CallPacer] = field(default_factory=dict, init=False, repr=False)
-    _locks: dict[str, threading.Lock] = field(default_factory=dict, init=False, repr=False)
     _guard: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def pacer(self, key: str, calls: int, period_seconds: float) -> CallPacer:
@@ -220,11 +216,10 @@ class RateBook:
     def _make(self, key: str, calls: int, period_seconds: float) -> CallPacer:
         if self.storage is None:
             return CallPacer(calls, period_seconds, clock=self.clock or SYSTEM_CLOCK)
-        # One booking of a key at a time per book (per process): an instance's messages do not
-        # race each other for the entity, only other instances.
-        lock = self._locks.setdefault(key, threading.Lock())
+        # One pacer per key per book (per process), booking under its own lock: an instance's
+        # messages do not race each other for the entity, only other instances.
         return SharedPacer(key, self.storage, calls, period_seconds,
-                           clock=self.clock or EPOCH_CLOCK, lock=lock)
+                           clock=self.clock or EPOCH_CLOCK)
 
 
 PROCESS_BOOK: Final = RateBook()

@@ -167,7 +167,6 @@ class CallPacer:
         self.period_seconds = period_seconds
         self.record = record
         """When given, every slot reserved is appended to it (benches and tests read it)."""
-        self._period = period_seconds
         self._clock = clock
         self._slots: deque[float] = deque(maxlen=calls)
         self._not_before = -math.inf
@@ -232,7 +231,7 @@ class CallPacer:
     def _next_slot(self, now: float) -> float:
         slot = max(now, self._not_before)
         if len(self._slots) == self._slots.maxlen:
-            slot = max(slot, self._slots[0] + self._period)
+            slot = max(slot, self._slots[0] + self.period_seconds)
         return slot
 
     def _reserve(self, slot: float) -> None:

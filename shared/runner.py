@@ -93,15 +93,10 @@ class Runner:
     """Hunts whose checkpoint could not be read for the order, with why."""
 
     def run_once(self, now: datetime) -> RunSummary:
-        deadline = self.monotonic() + self.time_budget.total_seconds()
-        self._run_deadline = deadline
-        if self.storage is not None:  # every storage call counts against the run's budget
-            self.storage.limit(Deadline(deadline, self.monotonic))
+        self._start_budget()
         summary = RunSummary(started=iso(now), outcomes=[])
         runs = self._run_hunts([h for h in self.hunts if h.enabled], summary, now)
-        if self.ledger is not None and not self.dry_run:
-            summary.incidents = deliver(runs, self.hunts, self.ledger, self.incidents,
-                                        self.notifier, now, self.incident_settings, self.snooze)
+        summary.incidents = self.deliver_runs(runs, now)
         for run in runs:
             self._finish_hunt(run, now)
         summary.outcomes = [run.outcome for run in runs]
@@ -168,9 +163,7 @@ class Runner:
         """One hunt on its own (a queue message): health's go-ahead, query, suppression and
         ledger, then checkpoint and health. Its findings stay pending in the ledger, leased to
         this runner's ledger, for :meth:`deliver_runs` of the same cycle."""
-        self._run_deadline = self.monotonic() + self.time_budget.total_seconds()
-        if self.storage is not None:
-            self.storage.limit(Deadline(self._run_deadline, self.monotonic))
+        self._start_budget()
         run = self._start_hunt(hunt, now)
         self._finish_hunt(run, now)
         _log_outcome(run.outcome)
@@ -183,6 +176,12 @@ class Runner:
             return {}
         return deliver(runs, self.hunts, self.ledger, self.incidents, self.notifier, now,
                        self.incident_settings, self.snooze)
+
+    def _start_budget(self) -> None:
+        """The run's deadline from now; every storage call counts against it."""
+        self._run_deadline = self.monotonic() + self.time_budget.total_seconds()
+        if self.storage is not None:
+            self.storage.limit(Deadline(self._run_deadline, self.monotonic))
 
     def _start_hunt(self, hunt: Hunt, now: datetime) -> HuntRun:
         """Health's go-ahead, then query and ledger in isolation."""

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 from .hunt import Hunt
 from .ledger import Checkpoint
@@ -28,13 +28,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _NEVER = datetime.min.replace(tzinfo=UTC)
-
-
-class Laned(Protocol):
-    """A source that says which lanes its queries occupy (optional; none: no limit)."""
-
-    @property
-    def lanes(self) -> Sequence[Lane]: ...
 
 
 def lanes_of(source: object) -> tuple[Lane, ...]:

@@ -192,8 +192,13 @@ def process_keys(scope: str, row: Mapping[str, Any]) -> set[str]:
         pid = _text(row.get(pid_column))
         created = _time_text(row.get(time_column))
         if pid and created:
-            keys.add(f"{scope}|p|{pid}|{created}")
+            keys.add(process_key(scope, pid, created))
     return keys
+
+
+def process_key(scope: str, pid: str, created: str) -> str:
+    """One process of *scope*: its id with its creation time (ids are reused)."""
+    return f"{scope}|p|{pid}|{created}"
 
 
 def event_key(scope: str, row: Mapping[str, Any], event_time: datetime) -> str | None:

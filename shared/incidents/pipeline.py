@@ -123,16 +123,17 @@ def evidence_of(findings: Mapping[str, Sequence[Finding]], hunts: Sequence[Hunt]
         hunt = by_id.get(hunt_id)
         if hunt is None:
             continue
+        process_events = reads_process_events(hunt.query)  # a fact of the hunt, not the row
         for finding in items:
             evidence.append(Evidence(
                 hunt.id, hunt.name, hunt.severity, hunt.techniques, hunt.evidence_only,
                 finding.row, finding.event_time or finding.first_seen or now, finding.key,
-                hunt.source, finding.first_seen, _key_columns(hunt, finding.row),
-                hunt.teams.columns, hunt.entity_columns, reads_process_events(hunt.query)))
+                hunt.source, finding.first_seen, key_columns(hunt, finding.row),
+                hunt.teams.columns, hunt.entity_columns, process_events))
     return sorted(evidence, key=lambda e: (e.first_seen or now, e.event_time))
 
 
-def _key_columns(hunt: Hunt, row: Mapping[str, Any]) -> tuple[str, ...]:
+def key_columns(hunt: Hunt, row: Mapping[str, Any]) -> tuple[str, ...]:
     """The hunt's identity columns present in *row* (none when they cannot be told)."""
     try:
         columns = identity_columns(hunt, list(row))

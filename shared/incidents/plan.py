@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .correlate import Evidence, Group, _time_text, correlate, device_name
+from .correlate import Evidence, Group, _time_text, correlate, device_name, process_key
 from .lineage import account
 from .model import HuntRef, Incident
 from .store import partition_of, short_hash
@@ -98,7 +98,7 @@ def launched_by(group: Group, incident: Incident) -> str:
         row = item.row
         pid = str(row.get("InitiatingProcessId") or "").strip()
         created = _time_text(row.get("InitiatingProcessCreationTime"))
-        if pid and created and short_hash(f"{group.scope}|p|{pid}|{created}") in \
+        if pid and created and short_hash(process_key(group.scope, pid, created)) in \
                 incident.process_keys:
             name = str(row.get("InitiatingProcessFileName") or "a process").strip()
             return f"launched by {name} (pid {pid}), a process of {incident.id}"

@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..hunt import Hunt
-from ..ledger.keys import event_time_of, identity_columns
+from ..ledger.keys import event_time_of
 from ..preview import SAMPLE_NOW
 from .correlate import Evidence, Group, correlate, device_name
 from .lineage import reads_process_events
 from .model import HuntRef, Incident, IncidentPost
+from .pipeline import key_columns
 from .store import partition_of
 
 
@@ -40,23 +41,16 @@ def evidence_of_rows(hunts: Sequence[Hunt], matches: Mapping[str, list[dict[str,
                      ) -> list[Evidence]:
     evidence = []
     for hunt in hunts:
+        process_events = reads_process_events(hunt.query)
         for row in matches.get(hunt.id, []):
             moment = event_time_of(hunt, row) or SAMPLE_NOW
             key = hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
             evidence.append(Evidence(hunt.id, hunt.name, hunt.severity, hunt.techniques,
                                      hunt.evidence_only, row, moment, key[:32], hunt.source,
-                                     keys=_keys(hunt, row), listed=hunt.teams.columns,
+                                     keys=key_columns(hunt, row), listed=hunt.teams.columns,
                                      entities=hunt.entity_columns,
-                                     process_events=reads_process_events(hunt.query)))
+                                     process_events=process_events))
     return evidence
-
-
-def _keys(hunt: Hunt, row: Mapping[str, Any]) -> tuple[str, ...]:
-    try:
-        columns = identity_columns(hunt, list(row))
-    except Exception:  # a card detail only
-        return ()
-    return tuple(column for column in columns if column in row)
 
 
 def incident_of(group: Group) -> Incident:

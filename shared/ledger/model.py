@@ -18,9 +18,8 @@ NOTIFIED: Final = "notified"
 class LedgerError(StorageError):
     """Table Storage could not record or read findings. Messages name the hunt, never secrets."""
 
-    def __init__(self, message: str, *, hunt_id: str | None = None, status: int | None = None):
+    def __init__(self, message: str, *, hunt_id: str | None = None):
         self.hunt_id = hunt_id
-        self.status = status
         super().__init__(message)
 
 
