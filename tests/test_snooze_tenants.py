@@ -269,7 +269,8 @@ def test_a_tenants_file_that_cannot_be_used_turns_the_page_off_in_one_line(
 
 
 def test_a_link_sent_before_the_tenants_file_snoozes_for_the_home_tenant(
-        mssp: World, page: Page, monkeypatch: pytest.MonkeyPatch) -> None:
+        mssp: World, page: Page, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     """The deployment's own tenant (HUNTWIRE_TENANT_ID) keeps today's tables; its cards' links
     from before the tenants file carry no tenant and still snooze, in those tables."""
     import function_app
@@ -287,3 +288,9 @@ def test_a_link_sent_before_the_tenants_file_snoozes_for_the_home_tenant(
     assert made.status_code == 201, made.get_body()
     assert len(snoozes(mssp, None)) == 1  # today's table, where the home tenant's runs read
     assert all(snoozes(mssp, n) == [] for n in ("Fabrikam", "Northwind"))
+    capsys.readouterr()
+    assert main(["suppressions", "list", "--format", "json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)  # the home tenant listed once
+    assert listed["tenant"] == "Contoso"
+    assert main(["suppressions", "remove", listed["id"], "--tenant", "contoso"]) == 0
+    assert snoozes(mssp, None) == []

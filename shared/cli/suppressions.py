@@ -112,11 +112,13 @@ def _tenant_stores(settings: Settings, store: SnoozeStore, wanted: str | None,
     if wanted is None and one:
         raise ConfigurationError(f"--tenant NAME is required: {TENANTS_FILE} lists the "
                                  "tenants, and each has its own snoozes")
+    from ..suppress.snooze_page import HOME_TENANT
     from ..tenancy import snooze_tenants
 
     tenants = snooze_tenants(settings, store.storage)
-    chosen = [(t.name, t.store) for key, t in tenants.items()
-              if wanted is None or wanted.casefold() in (str(t.name).casefold(), key)]
+    chosen = [(t.name, t.store) for key, t in tenants.items()  # the home tenant's alias: once
+              if key != HOME_TENANT
+              and (wanted is None or wanted.casefold() in (str(t.name).casefold(), key))]
     if not chosen:
         raise ConfigurationError(f"--tenant {wanted}: no tenant of that name or id in "
                                  f"{settings.tenants_file}")
