@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigurationError
+from .files import write_atomically
 from .hunt import Hunt
 from .identity import Identity
 
@@ -68,9 +69,7 @@ def build_manifest(hunts: list[Hunt], identities: dict[str, Identity],
 def write_manifest(path: Path, hunts: list[Hunt], identities: dict[str, Identity]) -> int:
     """Write the manifest; return how many hunts it lists."""
     document = build_manifest(hunts, identities)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    partial.replace(path)  # all or nothing: a reader never sees half a manifest
+    write_atomically(path, json.dumps(document, indent=2) + "\n")
     return len(document["hunts"])
 
 

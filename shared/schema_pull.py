@@ -15,9 +15,7 @@ echoes the request's ``Authorization`` header back.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +27,7 @@ from azure.core.exceptions import ClientAuthenticationError
 
 from .credentials import https_required
 from .errors import ConfigurationError, SourceError
+from .files import write_atomically
 from .schemas import CACHE_FORMAT, FLAVOURS, Flavour, Schema, builtin_schemas, read_cache
 from .schemas.cache_check import MAX_ANSWER_BYTES, SchemaCacheError, check_tables, shown
 
@@ -116,20 +115,8 @@ def write_cache(path: Path, pulled: dict[Flavour, Schema],
     tables = {flavour: pulled.get(flavour, kept.get(flavour, {})) for flavour in FLAVOURS}
     moment = (now or datetime.now(UTC)).astimezone(UTC).isoformat().replace("+00:00", "Z")
     document = {"format": CACHE_FORMAT, "pulled": moment, "tables": tables}
-    _write_atomically(path, json.dumps(document, indent=1) + "\n")
+    write_atomically(path, json.dumps(document, indent=1) + "\n")
     return note
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _checked(tables: dict[Any, dict[Any, Any]], where: str) -> Schema:

@@ -34,12 +34,14 @@ from typing import Any
 
 from .errors import ConfigurationError
 from .hunt_yaml import YamlProblem, decode, parse, printable
-from .settings import TEAMS_WEBHOOK_URL, Settings, _url_problems
+from .settings import (
+    _GUID,
+    _WORKSPACE_RESOURCE_ID,
+    TEAMS_WEBHOOK_URL,
+    Settings,
+    _url_problems,
+)
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-_WORKSPACE_RESOURCE_ID = re.compile(
-    r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[-\w.()]{1,90}/providers/"
-    r"Microsoft\.OperationalInsights/workspaces/[A-Za-z0-9][-A-Za-z0-9]{2,62}$", re.IGNORECASE)
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _NAME = re.compile(r"^[^\x00-\x1f\x7f<>\[\]{}|\\`]{1,64}$")
 _TENANT_KEYS = frozenset({"name", "tenant_id", "defender", "sentinel", "teams_webhook_setting",

@@ -42,9 +42,6 @@ class Limits:
 FULL = Limits(command_line=1200, script=6000, field=256, columns=16, list_items=12)
 MEDIUM = Limits(command_line=500, script=2000, field=128, columns=10, list_items=6)
 COMPACT = Limits(command_line=200, script=600, field=64, columns=6, list_items=3)
-SHOWN_BY_LINES = frozenset({r.DEVICE, r.ACCOUNT, r.PROCESS, r.PARENT, r.GRANDPARENT, r.ENDPOINT,
-                            r.TIME, r.DECODED, r.SIGNALS, r.NOISE})
-"""Roles the evidence lines above the columns already show (or that mean nothing to a reader)."""
 LINE_COLUMNS = frozenset({
     "FileName", "ProcessCommandLine", "ProcessId", "CommandLine", "NewProcessName",
     "NewProcessId", "TargetProcessName", "TargetProcessCommandLine", "TargetProcessId",

@@ -7,18 +7,15 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..hunt import Hunt
 from ..settings import TENANTS_FILE, Settings, resolve_suppressions_dir
 from ..suppress.apply import Suppressor, notices
 from ..suppress.loader import load_rule_files
 from ..suppress.store import Snooze, SnoozeRows, SnoozeStore, SnoozeStoreError
-from ..suppress.validate import RuleProblem, hunt_columns, validate_rules
 from ..suppress.wiring import snooze_store
 
 
@@ -31,20 +28,6 @@ def add_flag(parser: argparse.ArgumentParser) -> None:
 def rules_dir(args: argparse.Namespace) -> Path:
     flag = getattr(args, "suppressions", None)
     return resolve_suppressions_dir(os.environ, flag)
-
-
-def validate(args: argparse.Namespace, hunts: Sequence[Hunt]) -> list[RuleProblem]:
-    """The rule problems ``huntwire validate`` reports (a missing default folder is fine)."""
-    directory = rules_dir(args)
-    if args.suppressions is None and not directory.is_dir():
-        return []
-    columns: dict[str, set[str]] | None
-    try:
-        columns = hunt_columns(hunts) if any(directory.glob("*.y*ml")) else {}
-    except Exception as exc:  # the KQL checker's own failure is reported by the hunt check
-        columns = None
-        print(f"warning: suppression columns not checked: {exc}", file=sys.stderr)
-    return validate_rules(directory, hunts, datetime.now(UTC).date(), columns)
 
 
 def eval_suppressor(args: argparse.Namespace, today: date) -> Suppressor:

@@ -15,6 +15,7 @@ from ..notify.base import Notice
 from ..outcome import HuntOutcome
 from ..runner import Runner, is_due
 from ..schedule import most_overdue_first
+from ..settings import FANOUT
 from ..sources.base import close_sources
 from ..storage.queues import Queues
 from ..tenancy_notices import named
@@ -25,7 +26,6 @@ from .messages import DELIVERY_QUEUE, HUNTS_QUEUE, DeliveryMessage, HuntMessage,
 
 log = logging.getLogger("huntwire.fanout")
 
-FANOUT: Final = "HUNTWIRE_FANOUT"
 CYCLE_DEADLINE: Final = timedelta(minutes=20)
 """When a cycle's delivery runs even if some hunts never finished (their findings go out with
 the next cycle's delivery once they are recorded)."""

@@ -37,7 +37,7 @@ from ..ledger import Ledger, oldest_first
 from ..notify.base import Notice
 from ..outcome import HuntOutcome, RunSummary
 from ..runner import Runner
-from ..settings import Settings
+from ..settings import FANOUT, Settings
 from ..sources.base import close_sources
 from ..sources.tenant import defender_credential
 from ..storage import Storage, open_storage
@@ -72,7 +72,6 @@ from .results import HuntResult
 from .served import Served, process_identity, process_limits, served
 from .steps import (
     CYCLE_DEADLINE,
-    FANOUT,
     hunt_outcome,
     late_notice,
     lease_owner,

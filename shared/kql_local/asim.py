@@ -132,10 +132,11 @@ def _call_end(code: str, open_paren: int) -> int:
     raise ValueError("unbalanced parentheses in an ASIM parser call")
 
 
-def _arguments(text: str) -> dict[str, str]:
-    """``starttime=ago(1h), pack=true`` -> {"starttime": "ago(1h)", "pack": "true"}."""
+def _arguments(text: str, code: str) -> dict[str, str]:
+    """``starttime=ago(1h), pack=true`` -> {"starttime": "ago(1h)", "pack": "true"} (*code*: the
+    same text with strings blanked, so a comma inside a string does not split)."""
     arguments: dict[str, str] = {}
-    for part in split_top_level(text, ","):
+    for part in split_top_level(text, ",", code=code):
         if part.strip():
             name, _, value = part.partition("=")
             arguments[name.strip()] = value.strip()
@@ -153,7 +154,7 @@ def expand(query: str) -> str:
             break
         name = found.group(1)
         end = _call_end(code, found.end() - 1)
-        filters = PARSERS[name][1](_arguments(query[found.end():end]))
+        filters = PARSERS[name][1](_arguments(query[found.end():end], code[found.end():end]))
         replacement = _binding(name) + "".join(f" | where {f}" for f in filters)
         query = query[:found.start()] + replacement + query[end + 1:]
         if name not in used:

@@ -33,7 +33,7 @@ _TIMESPAN = re.compile(r"\d+(?:\.\d+)?(?:d|h|m|min|minute|minutes|s|sec|second|s
 _COUNT_COLUMN = re.compile(r"(=\s*)?(?<![\w.$])count\s*\(\s*([A-Za-z_]\w*)\s*\)")
 # mv-expand todynamic(Col): Kusto names the expansion after the one column it reads.
 _MV_EXPAND_CAST = re.compile(
-    r"(\|\s*mv-?expand\s+)((?:todynamic|parse_json|todynamic)\s*\(\s*([A-Za-z_]\w*)\s*\))")
+    r"(\|\s*mv-?expand\s+)((?:todynamic|parse_json)\s*\(\s*([A-Za-z_]\w*)\s*\))")
 # duckdb-kql's grammar has no function named next(); huntwire registers it as hw_next().
 # ... nor a bare `serialize` between pipes: here every input keeps its order, so it is dropped.
 _SERIALIZE = re.compile(r"\|\s*serialize\s*(?=\||;|$)")

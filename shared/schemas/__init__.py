@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .cache_check import MAX_CACHE_BYTES, SchemaCacheError, check_tables
+from .cache_check import Schema as Schema
 
 Flavour = Literal["defender", "sentinel"]
-Schema = dict[str, dict[str, str]]
 FLAVOURS: tuple[Flavour, ...] = ("defender", "sentinel")
 DEFAULT_CACHE = Path(__file__).resolve().parents[2] / "schemas.cache.json"
 CACHE_FORMAT = "huntwire-schema-cache/1"

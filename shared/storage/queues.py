@@ -24,13 +24,14 @@ from azure.storage.queue import (
 )
 
 from ..errors import ConfigurationError, StorageError
+from ..settings import STORAGE_QUEUE_URI
 from .errors import storage_errors
 from .layer import BOUNDS, BoundedTransport, Bounds, Meter
 
 if TYPE_CHECKING:
     from ..settings import Settings
 
-QUEUE_URI: Final = "HUNTWIRE_STORAGE__queueServiceUri"
+QUEUE_URI: Final = STORAGE_QUEUE_URI
 MAX_DELAY_SECONDS: Final = 7 * 24 * 3600
 """The service's longest initial invisibility of a message."""
 

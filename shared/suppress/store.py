@@ -24,8 +24,8 @@ from ..errors import HuntwireError, StorageError
 from ..storage import Storage, storage_errors
 from .rules import Rule, compile_condition
 from .scope import plain, too_broad
+from .token import CLOCK_SKEW, LINK_LIFETIME
 from .token import LINK_ID as _LINK_ID
-from .token import LINK_LIFETIME
 
 TABLE = "huntwireSuppressions"
 PARTITION = "snooze"
@@ -37,7 +37,6 @@ REMOVED = "removed"
 """Partition of removed snoozes: RowKey = snooze id, ``Removed`` = when; links sent before
 that are refused until they would have expired."""
 MAX_WHERE_CHARS = 32_768
-CLOCK_SKEW = timedelta(hours=1)
 REVOKE_MARGIN = timedelta(minutes=5)
 """A removal also revokes links sent this soon after it (the remover's clock may lag)."""
 _HUNT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")

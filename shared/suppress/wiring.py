@@ -4,7 +4,7 @@ the channel's one-line announcement. Each piece is a small function other module
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,6 @@ log = logging.getLogger("huntwire")
 
 SNOOZE_DAYS = 7
 """The duration a card's link offers first (the page allows 1 to 30 days)."""
-Snoozer = Callable[[Hunt, Mapping[str, Any]], tuple[str, str] | None]
 """``snooze_url`` bound to the settings: a hunt and a row -> (label, url) or None."""
 
 
