@@ -95,15 +95,18 @@ def build_runner(settings: Settings, *, dry_run: bool = False,
                  since: datetime | None = None,
                  time_budget: timedelta = timedelta(minutes=28),
                  hunts: Sequence[Hunt] | None = None,
-                 shared_pacing: bool = False) -> Runner:
+                 shared_pacing: bool = False,
+                 credential: TokenCredential | None = None) -> Runner:
     """The run: one credential (only when something needs it) and one storage layer, held to
     the run's deadline from here on (the snoozes are read while building), then by the runner
     to what is left of *time_budget*. *hunts*: already loaded from ``settings.hunts_dir`` (the
     queue functions keep them between messages). *shared_pacing*: book the services' rate
-    limits in the storage account, shared by every instance (queue mode)."""
+    limits in the storage account, shared by every instance (queue mode). *credential*: the
+    one already made (the CLI checked it; a queue worker keeps one per process)."""
     started = time.monotonic()
     remote = not local_events or needs_credential(settings)
-    credential = make_credential(settings.client_id) if remote else None
+    if credential is None and remote:
+        credential = make_credential(settings.client_id)
     storage = None if dry_run else open_storage(settings, credential)
     if storage is not None:
         storage.limit(Deadline(started + time_budget.total_seconds()))

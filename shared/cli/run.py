@@ -22,6 +22,8 @@ from . import suppressions as suppress_cli
 from .common import add_common, event_files, parse_now, to_json_value
 
 if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
     from ..runner import HuntOutcome, RunSummary
 
 
@@ -63,13 +65,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.tenants_file is not None:
         return run_tenants_once(args, settings)
     local_events = event_files(args.events, "run") if args.events else None
+    credential = None
     if local_events is None:
-        missing = credential_problem(settings)
+        from ..credentials import make_credential
+
+        credential = make_credential(settings.client_id)
+        missing = credential_problem(settings, credential)
         if missing is not None:
             print(f"error: {missing}", file=sys.stderr)
             return 2
     runner = build_runner(settings, dry_run=args.dry_run, local_events=local_events,
-                          since=args.since)
+                          since=args.since, credential=credential)
     if args.hunt:
         try:
             runner.hunts = select_hunts(runner.hunts, args.hunt)
@@ -101,17 +107,15 @@ def select_hunts(hunts: Sequence[Hunt], wanted: list[str]) -> list[Hunt]:
     return chosen
 
 
-def credential_problem(settings: Settings) -> str | None:
-    """One line when no Azure credential is available (instead of azure-identity's chain of
-    attempts, once per hunt); None when a token can be had."""
+def credential_problem(settings: Settings, credential: TokenCredential) -> str | None:
+    """One line when *credential* cannot get a token (instead of azure-identity's chain of
+    attempts, once per hunt); None when it can (the run then uses it, its token cached)."""
     from azure.core.exceptions import ClientAuthenticationError
-
-    from ..credentials import make_credential
 
     logging.getLogger("azure.identity").setLevel(logging.CRITICAL)
     scope = settings.graph_endpoint.rstrip("/") + "/.default"
     try:
-        make_credential(settings.client_id).get_token(scope)
+        credential.get_token(scope)
     except ClientAuthenticationError as exc:
         first = str(exc.message or exc).strip().splitlines()[0]
         return (f"no Azure credentials ({first}); sign in with `az login`, run inside Azure "

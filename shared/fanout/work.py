@@ -163,7 +163,7 @@ class Fanout:
             runner = build_tenant_runner(context, tenant, time_budget=self.time_budget)
         else:
             runner = build_runner(self.settings, time_budget=self.time_budget, hunts=hunts,
-                                  shared_pacing=True)
+                                  shared_pacing=True, credential=self._identity())
         assert runner.storage is not None
         runner.ledger = Ledger(runner.storage, lease_owner=lease_owner(key, cycle),
                                claim_lease=CYCLE_LEASE)
