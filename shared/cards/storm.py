@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..incidents.correlate import SEVERITY_ORDER
+from ..incidents.correlate import SEVERE, severity_rank
 from ..incidents.model import StormLine
 from .elements import Element, rich, run
 from .escape import escape_text
@@ -19,23 +19,17 @@ from .payload import MAX_PAYLOAD_BYTES, card_shell, message, payload_size
 STYLE = {"Critical": "attention", "High": "attention", "Medium": "warning", "Low": "accent",
          "Informational": "default"}
 MAX_STORM_ROWS = 60
-SEVERE = 3
-"""``SEVERITY_ORDER`` of High: High and Critical incidents are always named."""
-
-
-def rank(severity: str) -> int:
-    return SEVERITY_ORDER.get(severity, 2)
 
 
 def storm_payload(lines: Sequence[StormLine], limit: int,
                   suppressed: Sequence[tuple[str, int]] = ()) -> dict[str, Any]:
     """One summary card for a run that opened or updated more incidents than *limit*."""
-    ordered = sorted(lines, key=lambda line: -rank(line.incident.severity))
+    ordered = sorted(lines, key=lambda line: -severity_rank(line.incident.severity))
     opened = sum(1 for line in lines if line.kind == "opened")
     updated = len(lines) - opened
-    top = max((line.incident.severity for line in lines), key=rank, default="Medium")
+    top = max((line.incident.severity for line in lines), key=severity_rank, default="Medium")
     severity = top if top in STYLE else "Medium"
-    severe = [line for line in ordered if rank(line.incident.severity) >= SEVERE]
+    severe = [line for line in ordered if severity_rank(line.incident.severity) >= SEVERE]
     header = {"type": "Container", "style": STYLE[severity], "bleed": True, "items": [
         rich(run(severity.upper(), weight="Bolder", color=STYLE[severity]), run("   "),
              run(f"{opened:,} incidents opened, {updated:,} updated in one run", weight="Bolder",

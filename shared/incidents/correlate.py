@@ -31,6 +31,14 @@ from typing import Any
 
 DEFAULT_WINDOW = timedelta(hours=2)
 SEVERITY_ORDER = {"Informational": 0, "Low": 1, "Medium": 2, "High": 3, "Critical": 4}
+SEVERE = SEVERITY_ORDER["High"]
+"""High and Critical incidents are posted on their own even in a storm, and always named."""
+
+
+def severity_rank(severity: str) -> int:
+    """*severity*'s place in :data:`SEVERITY_ORDER`; an unknown one ranks as Medium."""
+    return SEVERITY_ORDER.get(severity, 2)
+
 LINEAGE_COLUMNS = (
     ("ProcessId", "ProcessCreationTime"),
     ("InitiatingProcessId", "InitiatingProcessCreationTime"),

@@ -103,10 +103,10 @@ def outbox_entities(row_key: str, payload: Mapping[str, Any], incidents: list[tu
         "Pieces": len(pieces)}
     head.update({f"Refs{n}": piece for n, piece in enumerate(pieces[:HEAD_PIECES])})
     rest = pieces[HEAD_PIECES:]
-    parts = [{"PartitionKey": OUTBOX, "RowKey": f"{row_key}{PART_MARK}{n:04d}",
+    parts = [{"PartitionKey": OUTBOX, "RowKey": key,
               **{f"Refs{HEAD_PIECES + n * PART_PIECES + k}": piece
                  for k, piece in enumerate(rest[n * PART_PIECES:(n + 1) * PART_PIECES])}}
-             for n in range(-(-len(rest) // PART_PIECES))]
+             for n, key in enumerate(part_keys(head))]
     return [*parts, head]
 
 

@@ -19,7 +19,7 @@ from ..errors import HuntwireError, NotifyError
 from ..hunt import Hunt
 from ..ledger import Finding
 from ..ledger.keys import identity_columns
-from .correlate import DEFAULT_WINDOW, SEVERITY_ORDER, Evidence, member_id
+from .correlate import DEFAULT_WINDOW, SEVERE, Evidence, member_id, severity_rank
 from .lineage import reads_process_events
 from .model import IncidentPost, PostKind, StormLine
 from .persist import save
@@ -33,14 +33,8 @@ MAX_FINDINGS_PER_RUN = 5_000
 """Findings one run turns into posts (oldest first); the rest wait for the next run. Bounds
 the outbox entity (1 MiB) that lists the findings a post delivers."""
 
-SEVERE = SEVERITY_ORDER["High"]
-"""Incidents of this severity or above are posted on their own even in a storm."""
-
 log = logging.getLogger("huntwire")
 
-
-def _rank(severity: str) -> int:
-    return SEVERITY_ORDER.get(severity, 2)
 
 SnoozeLink = tuple[str, str] | str | None
 Snoozer = Callable[[Hunt, Mapping[str, Any]], SnoozeLink]
@@ -245,8 +239,8 @@ class _Run:
             # A flood never hides a High or Critical incident: the summary names each first,
             # then each is posted on its own (this run, or the next when the run's posts are
             # used up).
-            severe = sorted((p for p in plans if _rank(p.incident.severity) >= SEVERE),
-                            key=lambda p: -_rank(p.incident.severity))
+            severe = sorted((p for p in plans if severity_rank(p.incident.severity) >= SEVERE),
+                            key=lambda p: -severity_rank(p.incident.severity))
             for plan in severe:
                 kind: PostKind = "opened" if plan.kind == "opened" else "updated"
                 self._intent([plan], self._post(kind, plan))
@@ -280,7 +274,7 @@ class _Run:
         if self.snooze is None:
             return ()
         groups: dict[tuple[str, tuple[tuple[str, str], ...]], Evidence] = {}
-        for item in sorted(evidence, key=lambda e: (e.evidence_only, -_rank(e.severity))):
+        for item in sorted(evidence, key=lambda e: (e.evidence_only, -severity_rank(e.severity))):
             identity = tuple((c, str(item.row.get(c))) for c in item.keys if c in item.row)
             groups.setdefault((item.hunt_id, identity or (("", item.finding_key),)), item)
         # Every hunt gets its first identity's link before any hunt gets a second one.
