@@ -98,10 +98,9 @@ def _header(post: IncidentPost, events: Sequence[Event], label: str) -> Element:
             "items": [rich(*title), rich(*facts, spacing="Small")]}
 
 
-def _chain_element(events: Sequence[Event], limits: Limits) -> Element | None:
-    """The process chains that rows of this post really form (joined by process id and
-    creation time); none when the rows share no process."""
-    found = chains([event.row for event in events])
+def _chain_element(found: Sequence[Sequence[str]], limits: Limits) -> Element | None:
+    """The process chains that rows of this post really form (*found*: ``lineage.chains``,
+    joined by process id and creation time); none when the rows share no process."""
     if not found:
         return None
     lines = [" → ".join(escape_text(node, limit=limits.field) for node in nodes[:24])
@@ -157,11 +156,12 @@ def _techniques_element(evidence: Sequence[Evidence]) -> Element | None:
     return rich(run("MITRE ATT&CK  ", isSubtle=True), *runs, spacing="Small") if runs else None
 
 
-def _scripts_elements(events: Sequence[Event], limits: Limits, shown: Shown) -> list[Element]:
-    """Each distinct decoded script once, whole up to *limits.script*, then cut at a line
-    boundary with how much more advanced hunting holds."""
+def _scripts_elements(scripts: Sequence[tuple[str, str]], limits: Limits,
+                      shown: Shown) -> list[Element]:
+    """Each distinct decoded script (*scripts*: ``story.decoded_scripts``) once, whole up to
+    *limits.script*, then cut at a line boundary with how much more advanced hunting holds."""
     elements = []
-    for number, (script, owner) in enumerate(decoded_scripts(events)[:3], start=1):
+    for number, (script, owner) in enumerate(scripts[:3], start=1):
         shown.scripts[script] = number
         head, more = cut_script(script, limits.script)
         title = f"Decoded script {number}" + (f" (run by {owner})" if owner else "")
@@ -235,6 +235,8 @@ def _fitted(post: IncidentPost, portal: PortalLinks, *, full: bool) -> dict[str,
     footer = [e for e in (suppressed_element(post.suppressed),) if e]
     actions = _actions(post, events, portal)
     lines: dict[int, str] = {}  # event index -> its one line, made once for every tier
+    found_chains = chains([event.row for event in events])  # the same for every tier
+    scripts = decoded_scripts(events)
     best: tuple[int, dict[str, Any]] | None = None
     for limits, max_events, with_extras in _TIERS:
         shown = events[:max_events if full else min(max_events, UPDATE_EVENTS)]
@@ -242,12 +244,12 @@ def _fitted(post: IncidentPost, portal: PortalLinks, *, full: bool) -> dict[str,
         body += _links_elements(post)
         seen = Shown()
         if with_extras:
-            body += [e for e in (_chain_element(events, limits),) if e]
+            body += [e for e in (_chain_element(found_chains, limits),) if e]
             body.append(_hunts_element(post, full=full))
         if full and with_extras:
             body += [e for e in (_techniques_element(post.evidence),) if e]
         if with_extras:
-            body += _scripts_elements(events, limits, seen)
+            body += _scripts_elements(scripts, limits, seen)
         body += [event_element(event, limits, seen, post.incident.where if post.incident
                                else "") for event in shown]
         rest = events[len(shown):]
