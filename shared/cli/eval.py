@@ -47,6 +47,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise SystemExit(f"huntwire eval: {exc}") from None
     suppressor = suppress_cli.eval_suppressor(args, now.date())
     report: list[dict[str, Any]] = []
+    spans: dict[str, tuple[str, str] | None] = {}  # per table: each file read once for its span
     for hunt in selected:
         entry: dict[str, Any] = {"id": hunt.id, "name": hunt.name, "matches": [], "error": None,
                                  "notes": []}
@@ -57,7 +58,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             entry["matches"] = [{k: to_json_value(v) for k, v in row.items()}
                                 for row in applied.kept]
             entry["suppressed"] = applied.suppressed
-            entry["notes"] = input_notes(hunt, files, source.window_counts(hunt, window), window)
+            entry["notes"] = input_notes(hunt, files, source.window_counts(hunt, window), window,
+                                         spans)
         except QueryError as exc:
             entry["error"] = exc.message
         report.append(entry)
@@ -69,10 +71,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def input_notes(hunt: Hunt, files: dict[str, Path], counts: dict[str, int],
-                window: Window) -> list[str]:
+def input_notes(hunt: Hunt, files: dict[str, Path], counts: dict[str, int], window: Window,
+                spans: dict[str, tuple[str, str] | None]) -> list[str]:
     """Why a hunt may have matched nothing: a table it reads was not supplied, or no event of
-    a supplied one fell in its window."""
+    a supplied one fell in its window (*spans*: each table's event span, kept across hunts)."""
     notes = []
     read = tables_named(hunt)
     missing = sorted(read - set(files))
@@ -82,7 +84,9 @@ def input_notes(hunt: Hunt, files: dict[str, Path], counts: dict[str, int],
     for table in sorted(read & set(counts)):
         if counts[table]:
             continue
-        span = event_span(files[table], time_columns())
+        if table not in spans:
+            spans[table] = event_span(files[table], time_columns())
+        span = spans[table]
         seen = f"; the file's events span {span[0]} .. {span[1]} (try --now {span[1]})" \
             if span else "; the file has no event with a time"
         notes.append(f"no {table} event in the window {iso(window.start)} .. "

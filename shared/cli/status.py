@@ -68,7 +68,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def tenant_stores(settings: Settings, wanted: str | None) -> list[tuple[Tenant, HealthStore]]:
     """Each tenant's health records (the one tenant's without a tenants file), or *wanted*'s."""
-    from ..tenancy import tenant_prefix, tenants_of
+    from ..tenancy import tenant_tables, tenants_of
 
     if settings.tenants_file is None:
         if wanted is not None:
@@ -82,9 +82,7 @@ def tenant_stores(settings: Settings, wanted: str | None) -> list[tuple[Tenant, 
             raise ConfigurationError(f"--tenant {wanted}: no tenant of that name or id in "
                                      f"{settings.tenants_file}")
     storage = open_storage(settings)
-    return [(tenant, HealthStore(storage.for_tenant(
-        tenant_prefix(tenant, multi=True, home=settings.tenant_id))))
-            for tenant in tenants]
+    return [(tenant, HealthStore(tenant_tables(storage, settings, tenant))) for tenant in tenants]
 
 
 def status_report(hunts: list[Hunt], store: HealthStore) -> dict[str, Any]:
