@@ -12,6 +12,7 @@ from azure.core.credentials import TokenCredential
 from devtools.azurite import Azurite, AzuriteQueues
 from devtools.identity import IdentityServer
 from shared.credentials import make_credential
+from shared.schemas import cache_path, clear_cache, use_cache_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,3 +70,14 @@ def identity(monkeypatch: pytest.MonkeyPatch) -> Iterator[IdentityServer]:
 @pytest.fixture
 def credential(identity: IdentityServer) -> TokenCredential:
     return make_credential(None)
+
+
+@pytest.fixture
+def own_cache(tmp_path: Path) -> Iterator[Path]:
+    """A cache file of the test's own; the default one is restored afterwards."""
+    before = cache_path()
+    path = tmp_path / "schemas.cache.json"
+    use_cache_file(path)
+    yield path
+    use_cache_file(before)
+    clear_cache()

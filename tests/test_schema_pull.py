@@ -18,22 +18,12 @@ from devtools.fake_graph import FakeGraph, hunting_results
 from devtools.fake_loganalytics import FakeLogAnalytics
 from devtools.identity import IdentityServer, Reply, Request
 from shared.cli import main
-from shared.schemas import CACHE_FORMAT, cache_path, clear_cache, read_cache, use_cache_file
+from shared.schemas import CACHE_FORMAT, clear_cache, read_cache
 from shared.schemas.cache_check import MAX_ANSWER_BYTES, SchemaCacheError
 
 WORKSPACE = "5e0c1b2a-0000-4000-8000-00000000beef"
 COLUMNS = [("TableName", "String"), ("ColumnName", "String"), ("ColumnType", "String"),
            ("ColumnOrdinal", "Int32")]
-
-
-@pytest.fixture
-def own_cache(tmp_path: Path) -> Iterator[Path]:
-    before = cache_path()
-    path = tmp_path / "schemas.cache.json"
-    use_cache_file(path)
-    yield path
-    use_cache_file(before)
-    clear_cache()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +14,9 @@ from devtools.identity import IdentityServer, Reply, Request
 from shared.cli import main
 from shared.schemas import (
     builtin_schemas,
-    cache_path,
     clear_cache,
     function_schemas,
     table_schemas,
-    use_cache_file,
 )
 from tools.gen_schemas import ListingError, parse_listing
 from tools.gen_schemas import main as generate
@@ -39,17 +36,6 @@ SENTINEL_ONLY = [
     "OfficeActivity", "AzureActivity", "Syslog", "CommonSecurityLog", "DnsEvents", "Event",
     "Heartbeat", "SecurityAlert", "SecurityIncident", "ThreatIntelligenceIndicator", "W3CIISLog",
     "BehaviorAnalytics", "AzureDiagnostics", "VMConnection", "Watchlist", "WindowsEvent"]
-
-
-@pytest.fixture
-def own_cache(tmp_path: Path) -> Iterator[Path]:
-    """A cache file of the test's own; the default one is restored afterwards."""
-    before = cache_path()
-    path = tmp_path / "schemas.cache.json"
-    use_cache_file(path)
-    yield path
-    use_cache_file(before)
-    clear_cache()
 
 
 def test_generated_files_are_in_step_with_the_listing() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,8 @@ import yaml
 from shared.cli import main
 from shared.hunt import load_hunts
 from shared.suppress import load_rule_files, validate_rules
+from tests.test_suppress import TODAY, rule
 
-TODAY = date(2026, 11, 30)
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="Kusto.Language in node")
 
 
@@ -29,15 +28,6 @@ def hunt(folder: Path, name: str, query: str, number: int, extra: str = "",
     path.write_text(f"id: 00000000-0000-0000-0000-{number:012d}\nname: {name}\n"
                     f"source: {source}\n{extra}query: |\n{body}\n")
     return path
-
-
-def rule(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"id": "r1", "hunts": ["*"],
-                            "where": {"ProcessCommandLine": {"equals": "agent.exe --push"}},
-                            "reason": "vendor agent", "owner": "soc@contoso.example",
-                            "expires": TODAY + timedelta(days=30)}
-    base.update(overrides)
-    return base
 
 
 @pytest.fixture(scope="module")
