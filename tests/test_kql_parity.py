@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import re
 import shutil
-from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared.hunt import Hunt
-from shared.kql_check import analyse
 from shared.sources.base import QueryError
 from shared.sources.local import LocalSource
-from shared.window import Window
+from tests.kql_cases import diagnostics, run_case
 
-NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 LOGONS = """datatable(User:string, Host:string, Port:long)[
     "ann", "h1", 445, "bob", "h2", 3389, "cat", "h3", 22]"""
 SEEN = """datatable(User:string, Seen:string, Count:long)[
@@ -121,17 +117,12 @@ def engine() -> LocalSource:
 
 
 def run_local(engine: LocalSource, query: str) -> list[dict[str, Any]]:
-    hunt = Hunt(id="00000000-0000-4000-8000-000000000023", name="parity", query=query,
-                source="defender", path=Path("parity.yaml"))
-    rows: list[dict[str, Any]] = engine.run(hunt, Window(NOW - timedelta(hours=4), NOW)).rows
-    return rows
+    return run_case(engine, query, hunt_id="00000000-0000-4000-8000-000000000023", name="parity")
 
 
 @cache
 def parser_diagnostics() -> dict[str, list[str]]:
-    checked = analyse({name: query for name, (query, _) in CASES.items()}, "defender")
-    return {name: [f"{d.code}: {d.message}" for d in result.diagnostics]
-            for name, result in checked.items()}
+    return diagnostics(CASES)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

